@@ -1,0 +1,195 @@
+"""Shared fixtures: which Kubernetes API server the integration tier talks to, and how.
+
+Back-ends (``--k8s-backend``):
+
+* ``local`` (what CI and ``make test`` use): ``hack/local-cluster`` builds kube-apiserver, the controller
+  manager, the scheduler, etcd and kwok from source and runs them on 127.0.0.1. Started once per session in
+  its own state directory and stopped at the end, unless it was already running when the session began.
+* ``kind``: on a machine with a Docker engine and pytest-kind, a throw-away kind cluster.
+* ``existing``: the cluster in ``--k8s-kubeconfig PATH``, used as it is.
+* ``auto`` (default): ``existing`` when a kubeconfig is given; else ``kind`` when Docker answers and
+  pytest-kind is installed; else ``local``.
+
+Every client is built from the kubeconfig path this fixture hands out. Nothing here reads
+``~/.kube/config``, ``$KUBECONFIG`` or in-cluster credentials, and ``--kubeconfig`` is left alone because
+pytest-kind registers it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LOCAL_CLUSTER = REPO / "hack" / "local-cluster"
+TEST_CLUSTER_DIR = REPO / ".sundial" / "test-cluster"
+
+T = TypeVar("T")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sundial", "Sundial's Kubernetes back-end")
+    group.addoption(
+        "--k8s-backend",
+        choices=("auto", "local", "kind", "existing"),
+        default="auto",
+        help="which API server the integration tests use (default: auto)",
+    )
+    group.addoption(
+        "--k8s-kubeconfig",
+        type=Path,
+        default=None,
+        help="kubeconfig of an existing cluster (implies --k8s-backend=existing under auto)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)
+
+
+def isolated_env(home: Path) -> dict[str, str]:
+    """An environment for child processes (kubectl, the operator) that cannot find ambient credentials."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+    env["HOME"] = str(home)
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    return env
+
+
+@dataclass
+class Cluster:
+    """A reachable API server and the only credentials the tests may use for it."""
+
+    backend: str
+    kubeconfig: Path
+    kubectl_path: Path
+    home: Path
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [str(self.kubectl_path), "--kubeconfig", str(self.kubeconfig), *args]
+        result = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=120,
+                                env=isolated_env(self.home))
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+        return result
+
+    def api_client(self) -> Any:
+        """A kubernetes.client.ApiClient built from this cluster's kubeconfig file and nothing else."""
+        if "api" not in self._clients:
+            from kubernetes import config
+
+            self._clients["api"] = config.new_client_from_config(config_file=str(self.kubeconfig))
+        return self._clients["api"]
+
+    def core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api_client())
+
+    def batch(self) -> Any:
+        from kubernetes import client
+
+        return client.BatchV1Api(self.api_client())
+
+    def custom(self) -> Any:
+        from kubernetes import client
+
+        return client.CustomObjectsApi(self.api_client())
+
+
+def wait_until(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.1) -> T:
+    """Poll ``probe`` until it returns something truthy; fail saying what we waited for and what we last saw."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last saw {last!r}")
+        time.sleep(interval)
+
+
+def docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def choose_backend(config: pytest.Config) -> str:
+    backend = str(config.getoption("--k8s-backend"))
+    if backend != "auto":
+        return backend
+    if config.getoption("--k8s-kubeconfig"):
+        return "existing"
+    if importlib.util.find_spec("pytest_kind") is not None and docker_answers():
+        return "kind"
+    return "local"
+
+
+def local_bin_dir() -> Path:
+    result = subprocess.run([str(LOCAL_CLUSTER), "bin-dir"], capture_output=True, text=True, check=True)
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    backend = choose_backend(request.config)
+    home = tmp_path_factory.mktemp("home")
+    if backend == "existing":
+        kubeconfig = request.config.getoption("--k8s-kubeconfig")
+        if kubeconfig is None:
+            raise pytest.UsageError("--k8s-backend=existing needs --k8s-kubeconfig PATH")
+        kubectl_path = shutil.which("kubectl")
+        yield Cluster(backend, Path(kubeconfig).resolve(),
+                      Path(kubectl_path) if kubectl_path else local_bin_dir() / "kubectl", home)
+    elif backend == "kind":
+        from pytest_kind import KindCluster  # optional: only on machines with Docker
+
+        kind = KindCluster("sundial-test")
+        kind.create()
+        try:
+            yield Cluster(backend, Path(kind.kubeconfig_path), Path(kind.kubectl_path), home)
+        finally:
+            kind.delete()
+    else:
+        state = Path(os.environ.get("SUNDIAL_TEST_CLUSTER_DIR", TEST_CLUSTER_DIR))
+        status = subprocess.run([str(LOCAL_CLUSTER), "--state-dir", str(state), "status"], capture_output=True)
+        already_up = status.returncode == 0
+        up = subprocess.run([str(LOCAL_CLUSTER), "--state-dir", str(state), "up"], capture_output=True, text=True)
+        if up.returncode != 0:
+            raise RuntimeError(f"hack/local-cluster up failed:\n{up.stderr[-4000:]}")
+        kubeconfig = Path(up.stdout.strip().splitlines()[-1])
+        try:
+            yield Cluster(backend, kubeconfig, local_bin_dir() / "kubectl", home)
+        finally:
+            if not already_up:
+                subprocess.run([str(LOCAL_CLUSTER), "--state-dir", str(state), "down"], check=False)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, named after it, deleted afterwards (without waiting for finalization)."""
+    stem = re.sub(r"[^a-z0-9-]+", "-", request.node.name.removeprefix("test_").lower())[:40].strip("-")
+    name = f"{stem}-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
