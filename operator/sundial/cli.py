@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sundial import __version__
+from sundial import __version__, crd, preview
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Deploy software at a chosen moment, in your own time zone.",
     )
     parser.add_argument("--version", action="version", version=f"sundial {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    preview.add_parser(subparsers)
+    crd.add_parser(subparsers)
     return parser
 
 

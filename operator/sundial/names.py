@@ -1,0 +1,39 @@
+"""Deterministic names for the Jobs that Sundial creates.
+
+Notes
+-----
+The Job name is the lock (as in the CronJob controller, which names a Job ``<cronjob>-<scheduled
+minute>`` and treats AlreadyExists as success): two operator replicas, a retry after a crash, or an object
+that is the dependency of two others at the same instant all compute the same name, and the API server
+lets only one Job of that name exist.
+
+Form: ``<object name, shortened>-<YYYYMMDD>-<HHMMSS>-<8 hex digits>``, the instant in UTC. The hex digits
+are the start of SHA-256 over the full object name and the instant, so names stay distinct when long
+object names are shortened or when dots are replaced. sha256, never ``hash()``: Python salts ``hash()``
+per process, and the name must be the same in every process and every release.
+
+At most 63 characters, a DNS-1123 label: the Job controller copies the name into the
+``batch.kubernetes.io/job-name`` label, whose values are limited to 63 characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+
+MAX_LENGTH = 63
+_DIGEST_LENGTH = 8
+_SUFFIX_LENGTH = len("-20270314-073000-") + _DIGEST_LENGTH
+_NOT_LABEL = re.compile(r"[^a-z0-9-]+")
+
+
+def job_name(object_name: str, instant: datetime) -> str:
+    """The name of the Job that runs ``object_name`` for the scheduled ``instant`` (timezone-aware)."""
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"job_name needs a timezone-aware instant, got {instant.isoformat()}")
+    utc = instant.astimezone(UTC)
+    canonical = f"{object_name}@{utc.isoformat(timespec='microseconds')}"
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:_DIGEST_LENGTH]
+    prefix = _NOT_LABEL.sub("-", object_name.lower())[: MAX_LENGTH - _SUFFIX_LENGTH].strip("-") or "run"
+    return f"{prefix}-{utc:%Y%m%d-%H%M%S}-{digest}"

@@ -1,0 +1,238 @@
+"""``sundial preview``: check ScheduledDeployment YAML offline and show when it would run.
+
+Uses the operator's own code (`sundial.validation`, `sundial.schedule`), so a file that previews as valid is
+one the operator will schedule the same way. ``dependsOn`` is resolved among the documents of the file (per
+namespace); the preview cannot see objects that are only in the cluster.
+
+Output for one document (``-o json``)::
+
+    {"name", "namespace", "valid", "reason", "message", "timeZone",
+     "runs": [{"scheduledTime", "localTime", "dependencyTime", "role", "skipped", "notes"}]}
+
+and for several documents, a list in file order. Exit status: 0 when every document is valid, 1 when any
+is not (or the YAML does not parse), 2 when the file cannot be read.
+
+Notes
+-----
+The YAML loader leaves date-like scalars as strings (``runAt: 2027-03-14T02:30:00`` stays text), as the
+Kubernetes YAML decoder does; PyYAML's default would turn it into a datetime that the API never sees.
+
+The clock is read in one place, `_system_clock`, only when ``--now`` is not given; everything below it
+takes ``now`` as an argument.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from sundial.reasons import Invalid, Reason
+from sundial.schedule import Run, describe_run, due, format_duration, upcoming
+from sundial.validation import DEFAULT_NAMESPACE, Valid, Verdict, plans, validate_namespace
+
+DEFAULT_COUNT = 5
+MAX_COUNT = 1000
+
+
+class _KubernetesLoader(yaml.SafeLoader):
+    """A safe loader without YAML 1.1 timestamps, like the Kubernetes decoder."""
+
+
+_KubernetesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The preview of one document."""
+
+    name: str | None
+    namespace: str | None
+    verdict: Verdict
+    time_zone: str | None
+    runs: list[Run] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented JSON shape."""
+        invalid = self.verdict if isinstance(self.verdict, Invalid) else None
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "valid": invalid is None,
+            "reason": invalid.reason.value if invalid else None,
+            "message": invalid.message if invalid else None,
+            "timeZone": self.time_zone,
+            "runs": [describe_run(run) for run in self.runs],
+        }
+
+
+def load_documents(text: str) -> list[Any]:
+    """The documents of a YAML stream, with ``kind: List`` (as from ``kubectl get -o yaml``) flattened."""
+    documents: list[Any] = []
+    for document in yaml.load_all(text, Loader=_KubernetesLoader):  # noqa: S506 - a SafeLoader subclass
+        if document is None:
+            continue
+        if isinstance(document, Mapping) and str(document.get("kind", "")).endswith("List"):
+            documents.extend(document.get("items") or [])
+        else:
+            documents.append(document)
+    return documents
+
+
+def _metadata(document: Any, key: str) -> str | None:
+    metadata = document.get("metadata") if isinstance(document, Mapping) else None
+    value = metadata.get(key) if isinstance(metadata, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def _time_zone(document: Any) -> str | None:
+    spec = document.get("spec") if isinstance(document, Mapping) else None
+    value = spec.get("timeZone", "UTC") if isinstance(spec, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def preview_documents(documents: Sequence[Any], now: datetime, count: int = DEFAULT_COUNT) -> list[Preview]:
+    """Validate ``documents`` against each other (per namespace) and list the next runs of the valid ones.
+
+    A runAt that is past but still within its startingDeadlineSeconds is listed first, as due now.
+    """
+    verdicts: dict[int, Verdict] = {}
+    namespaces: dict[str, list[int]] = {}
+    for index, document in enumerate(documents):
+        if not isinstance(document, Mapping):
+            verdicts[index] = Invalid(Reason.INVALID_SPEC, f"document {index + 1} is not a mapping")
+            continue
+        namespace = _metadata(document, "namespace") or DEFAULT_NAMESPACE
+        namespaces.setdefault(namespace, []).append(index)
+    for indexes in namespaces.values():
+        results = validate_namespace([documents[index] for index in indexes], now)
+        for index, (_, verdict) in zip(indexes, results, strict=True):
+            verdicts[index] = verdict
+
+    by_namespace = {
+        namespace: plans(verdicts[index] for index in indexes) for namespace, indexes in namespaces.items()
+    }
+    previews = []
+    for index, document in enumerate(documents):
+        verdict = verdicts[index]
+        runs: list[Run] = []
+        if isinstance(verdict, Valid):
+            namespace_plans = by_namespace[verdict.namespace]
+            late = due(verdict.name, namespace_plans, None, now).due
+            if late is not None:
+                waited = format_duration(now - late.instant)
+                late = replace(late, notes=(*late.notes, f"due now: {waited} late, within startingDeadlineSeconds"))
+            runs = ([late] if late is not None else []) + upcoming(verdict.name, namespace_plans, now, count)
+            runs = runs[:count]
+        previews.append(
+            Preview(
+                name=_metadata(document, "name"),
+                namespace=_metadata(document, "namespace") or (DEFAULT_NAMESPACE if verdict else None),
+                verdict=verdict,
+                time_zone=_time_zone(document),
+                runs=runs,
+            )
+        )
+    return previews
+
+
+def render_json(previews: Sequence[Preview]) -> str:
+    """One object for one document, a list for several."""
+    body: Any = previews[0].to_json() if len(previews) == 1 else [preview.to_json() for preview in previews]
+    return json.dumps(body, indent=2) + "\n"
+
+
+def render_table(previews: Iterable[Preview]) -> str:
+    """A compact report for people: a line per document, then its runs and their notes."""
+    lines: list[str] = []
+    for preview in previews:
+        title = f"{preview.namespace or '-'}/{preview.name or '-'}"
+        if isinstance(preview.verdict, Invalid):
+            lines.append(f"{title}  INVALID  {preview.verdict.reason.value}")
+            lines.append(f"    {preview.verdict.message}")
+            continue
+        lines.append(f"{title}  valid  {preview.time_zone}")
+        if not preview.runs:
+            lines.append("    no runs ahead (a runAt that has passed, or a dependency nothing in this file needs)")
+            continue
+        lines.append(f"    {'SCHEDULED (UTC)':<22}{'LOCAL':<27}{'DEPENDENCY (UTC)':<22}ROLE")
+        for run in preview.runs:
+            row = describe_run(run)
+            role = f"{row['role']} (skipped)" if run.skipped else str(row["role"])
+            lines.append(f"    {row['scheduledTime']:<22}{row['localTime']:<27}{row['dependencyTime'] or '-':<22}{role}")
+            lines.extend(f"      note: {note}" for note in run.notes)
+    return "\n".join(lines) + "\n"
+
+
+def _system_clock() -> datetime:
+    """The only clock read in Sundial's offline tooling: the default for ``--now``."""
+    return datetime.now(UTC)
+
+
+def _instant(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 instant such as 2027-03-14T00:00:00Z") from exc
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no offset; add Z or an offset such as +01:00")
+    return moment
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_COUNT}")
+    return int(text)
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``sundial preview``."""
+    parser = subparsers.add_parser(
+        "preview",
+        help="check ScheduledDeployment YAML offline and show its next runs",
+        description="Validate ScheduledDeployments with the operator's own rules and list their next runs.",
+    )
+    parser.add_argument("-f", "--filename", required=True, help="a YAML file of one or more documents; - for stdin")
+    parser.add_argument("--now", type=_instant, help="preview as of this RFC 3339 instant (default: now)")
+    parser.add_argument("--count", type=_count, default=DEFAULT_COUNT, help="runs to list per object (default 5)")
+    parser.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format")
+    parser.set_defaults(handler=run)
+
+
+def run(
+    args: argparse.Namespace,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    clock: Callable[[], datetime] = _system_clock,
+) -> int:
+    """The ``preview`` command; the keyword arguments are for tests."""
+    stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    try:
+        text = stdin.read() if args.filename == "-" else Path(args.filename).read_text(encoding="utf-8")
+    except OSError as exc:
+        stderr.write(f"sundial preview: cannot read {args.filename}: {exc.strerror or exc}\n")
+        return 2
+    now = args.now if args.now is not None else clock()
+    try:
+        documents = load_documents(text)
+    except yaml.YAMLError as exc:
+        problem = Invalid(Reason.INVALID_SPEC, f"{args.filename} is not valid YAML: {exc}")
+        previews = [Preview(None, None, problem, None)]
+    else:
+        previews = preview_documents(documents, now, args.count) if documents else [
+            Preview(None, None, Invalid(Reason.INVALID_SPEC, f"{args.filename} contains no documents"), None)
+        ]
+    stdout.write(render_json(previews) if args.output == "json" else render_table(previews))
+    return 0 if all(isinstance(preview.verdict, Valid) for preview in previews) else 1
