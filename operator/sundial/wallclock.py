@@ -83,7 +83,33 @@ def load_zone(name: str) -> zoneinfo.ZoneInfo:
         raise SpecError(Reason.INVALID_TIME_ZONE, f"{_unknown_zone_message(name)} ({exc})") from exc
 
 
+_ABBREVIATIONS = {
+    "PST": "America/Los_Angeles",
+    "PDT": "America/Los_Angeles",
+    "PT": "America/Los_Angeles",
+    "MDT": "America/Denver",
+    "CST": "America/Chicago",
+    "CDT": "America/Chicago",
+    "EDT": "America/New_York",
+    "ET": "America/New_York",
+    "BST": "Europe/London",
+    "CEST": "Europe/Berlin",
+    "IST": "Asia/Kolkata",
+    "JST": "Asia/Tokyo",
+    "AEST": "Australia/Sydney",
+    "AEDT": "Australia/Sydney",
+}
+"""Common abbreviations that are not zone names, with the zone people usually mean by them."""
+
+
 def _unknown_zone_message(name: str) -> str:
+    if name.upper() in _ABBREVIATIONS or (name.isalpha() and name.isupper() and len(name) <= 5):
+        suggestion = _ABBREVIATIONS.get(name.upper(), "Europe/Berlin")
+        return (
+            f"timeZone {name!r} is an abbreviation, not an IANA time zone name (abbreviations do not say when "
+            f"daylight saving time applies); use a location such as {suggestion!r} "
+            "(see `timedatectl list-timezones`)"
+        )
     by_folded = {zone.casefold(): zone for zone in _zone_names()}
     close = difflib.get_close_matches(name.casefold(), list(by_folded), n=1, cutoff=0.6)
     suggestion = by_folded[close[0]] if close else "America/New_York"
