@@ -56,8 +56,18 @@ HEADER = (
 _READY = '.status.conditions[?(@.type=="Ready")]'
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Ready", "type": "string", "jsonPath": f"{_READY}.status", "description": "Whether the object is fine."},
-    {"name": "Reason", "type": "string", "jsonPath": f"{_READY}.reason", "description": "Why it is (not) ready."},
+    {
+        "name": "Ready",
+        "type": "string",
+        "jsonPath": f"{_READY}.status",
+        "description": "Whether the object is fine.",
+    },
+    {
+        "name": "Reason",
+        "type": "string",
+        "jsonPath": f"{_READY}.reason",
+        "description": "Why it is (not) ready.",
+    },
     {
         # A string column: a date column prints "<invalid>" for instants in the future.
         "name": "Next Run",
@@ -108,22 +118,31 @@ def _ordered(node: dict[str, Any]) -> dict[str, Any]:
     return {key: node[key] for key in [*known, *rest]}
 
 
+def _inline(node: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]:
+    """Resolve ``$ref`` and drop the ``null`` branch of ``anyOf``, merging the field's own keywords in."""
+    node = dict(node)
+    while True:
+        if "$ref" in node:
+            target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
+            node = {**target, **node}  # the field's own description and default win over the model's
+            continue
+        combinator = next((key for key in ("anyOf", "allOf", "oneOf") if key in node), None)
+        if combinator is None:
+            return node
+        branches = [branch for branch in node.pop(combinator) if branch.get("type") != "null"]
+        if len(branches) != 1:
+            raise ValueError(f"cannot express {combinator} with {len(branches)} branches structurally")
+        node = {**branches[0], **node}
+
+
 def structural(node: Mapping[str, Any], defs: Mapping[str, Any], *, keep_defaults: bool) -> dict[str, Any]:
     """Turn a pydantic JSON Schema node into a structural OpenAPI v3 schema node (see the module notes)."""
-    node = dict(node)
-    if "$ref" in node:
-        target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
-        node = {**target, **node}  # the field's own description and default win over the model's
-    for combinator in ("anyOf", "allOf", "oneOf"):
-        if combinator in node:
-            branches = [branch for branch in node.pop(combinator) if branch.get("type") != "null"]
-            if len(branches) != 1:
-                raise ValueError(f"cannot express {combinator} with {len(branches)} branches structurally")
-            node = {**branches[0], **node}
-            return structural(node, defs, keep_defaults=keep_defaults)
+
+    def convert(child: Mapping[str, Any]) -> dict[str, Any]:
+        return structural(child, defs, keep_defaults=keep_defaults)
 
     out: dict[str, Any] = {}
-    for key, value in node.items():
+    for key, value in _inline(node, defs).items():
         if key in _DROPPED or (key == "default" and (value is None or not keep_defaults)):
             continue
         if key == "description":
@@ -131,14 +150,14 @@ def structural(node: Mapping[str, Any], defs: Mapping[str, Any], *, keep_default
         elif key == "const":
             out["enum"] = [value]
         elif key == "properties":
-            out[key] = {name: structural(sub, defs, keep_defaults=keep_defaults) for name, sub in value.items()}
+            out[key] = {name: convert(child) for name, child in value.items()}
         elif key == "items":
-            out[key] = structural(value, defs, keep_defaults=keep_defaults)
+            out[key] = convert(value)
         elif key == "additionalProperties":
             if value is True:
                 out["x-kubernetes-preserve-unknown-fields"] = True
             elif isinstance(value, Mapping):
-                out[key] = structural(value, defs, keep_defaults=keep_defaults)
+                out[key] = convert(value)
         else:
             out[key] = value
     if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
@@ -155,8 +174,8 @@ def open_api_schema() -> dict[str, Any]:
     """The ``openAPIV3Schema`` of the ScheduledDeployment resource."""
     return {
         "description": (
-            "A ScheduledDeployment deploys an image at a chosen moment (runAt) or on a cron schedule, read in "
-            "an IANA time zone, optionally after another ScheduledDeployment it depends on."
+            "A ScheduledDeployment deploys an image at a chosen moment (runAt) or on a cron schedule, "
+            "read in an IANA time zone, optionally after another ScheduledDeployment it depends on."
         ),
         "type": "object",
         "required": ["spec"],

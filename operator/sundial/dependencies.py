@@ -49,7 +49,9 @@ def parse_duration(text: str, *, field: str = "leadTime") -> timedelta:
     hours, minutes, seconds = (int(group[:-1]) if group else 0 for group in match.groups())
     total_seconds = hours * 3600 + minutes * 60 + seconds  # int arithmetic: no overflow on silly input
     if total_seconds > MAX_LEAD_TIME // timedelta(seconds=1):
-        raise SpecError(Reason.INVALID_SPEC, f"{field} {text!r} is longer than 31 days; use a shorter lead time")
+        raise SpecError(
+            Reason.INVALID_SPEC, f"{field} {text!r} is longer than 31 days; use a shorter lead time"
+        )
     return timedelta(seconds=total_seconds)
 
 
@@ -122,4 +124,3 @@ def _not_found_message(graph: DependencyGraph, path: list[str], missing: str) ->
         f"dependsOn names {missing!r}{where}, but there is no ScheduledDeployment of that name in this "
         f"namespace{hint}; create it or correct spec.dependsOn.name of {path[-1]!r}"
     )
-

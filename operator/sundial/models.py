@@ -1,4 +1,4 @@
-"""The ScheduledDeployment API (``sundial.dev/v1alpha1``): what users write in Git, and what the operator reports.
+"""The ScheduledDeployment API (``sundial.dev/v1alpha1``): what users write, and what the operator reports.
 
 The CRD in ``crds/`` is generated from these models by ``python -m sundial.crd``: every field's docstring
 becomes its schema ``description`` (``kubectl explain`` shows it), so the docstrings are user documentation.
@@ -27,6 +27,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     PlainSerializer,
     model_validator,
 )
@@ -53,7 +54,7 @@ LEAD_TIME_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
 """The lexical form of ``leadTime``: a Go-style duration restricted to h, m and s, in that order."""
 
 
-def _cel(rule: str, message: str) -> dict[str, Any]:
+def _cel(rule: str, message: str) -> dict[str, JsonValue]:
     return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
 
 
@@ -229,14 +230,15 @@ class JobTemplate(OpenModel):
     """The Job spec; spec.template.spec.containers is required."""
 
 
-_WHEN_RULE = _cel(
-    "!(has(self.runAt) && has(self.schedule))",
-    "set at most one of runAt and schedule (with neither, the object runs only as a dependency)",
-)
-_WHAT_RULE = {
-    "rule": "[has(self.deployment), has(self.ecsService), has(self.jobTemplate)].exists_one(x, x)",
-    "message": "set exactly one of deployment, ecsService or jobTemplate",
-}
+WHEN_MESSAGE = "set at most one of runAt and schedule (with neither, the object runs only as a dependency)"
+WHAT_MESSAGE = "set exactly one of deployment, ecsService or jobTemplate"
+_SPEC_RULES: list[JsonValue] = [
+    {"rule": "!(has(self.runAt) && has(self.schedule))", "message": WHEN_MESSAGE},
+    {
+        "rule": "[has(self.deployment), has(self.ecsService), has(self.jobTemplate)].exists_one(x, x)",
+        "message": WHAT_MESSAGE,
+    },
+]
 
 
 class ScheduledDeploymentSpec(ApiModel):
@@ -246,11 +248,7 @@ class ScheduledDeploymentSpec(ApiModel):
     dependency. What: exactly one of deployment, ecsService and jobTemplate.
     """
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [*_WHEN_RULE["x-kubernetes-validations"], _WHAT_RULE],
-        },
-    )
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _SPEC_RULES})
 
     run_at: Annotated[
         str | None,
@@ -273,9 +271,7 @@ class ScheduledDeploymentSpec(ApiModel):
     time_zone: str = Field("UTC", min_length=1, max_length=64)
     """The IANA time zone that runAt and schedule are read in, e.g. Europe/Berlin."""
 
-    dst_policy: DstPolicy = Field(
-        default_factory=DstPolicy, json_schema_extra={"default": {}}
-    )
+    dst_policy: DstPolicy = Field(default_factory=DstPolicy, json_schema_extra={"default": {}})
     """How local times skipped or repeated by a daylight-saving change are handled."""
 
     depends_on: DependsOn | None = None
@@ -315,10 +311,10 @@ class ScheduledDeploymentSpec(ApiModel):
     def _check_exactly_one(self) -> Self:
         """The same rules as the CRD's CEL validations, so that preview and the API server agree."""
         if self.run_at is not None and self.schedule is not None:
-            raise ValueError(_WHEN_RULE["x-kubernetes-validations"][0]["message"])
+            raise ValueError(WHEN_MESSAGE)
         targets = [self.deployment, self.ecs_service, self.job_template]
         if sum(target is not None for target in targets) != 1:
-            raise ValueError(_WHAT_RULE["message"])
+            raise ValueError(WHAT_MESSAGE)
         return self
 
 

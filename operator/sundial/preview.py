@@ -79,7 +79,7 @@ class Preview:
 def load_documents(text: str) -> list[Any]:
     """The documents of a YAML stream, with ``kind: List`` (as from ``kubectl get -o yaml``) flattened."""
     documents: list[Any] = []
-    for document in yaml.load_all(text, Loader=_KubernetesLoader):  # noqa: S506 - a SafeLoader subclass
+    for document in yaml.load_all(text, Loader=_KubernetesLoader):  # a SafeLoader subclass
         if document is None:
             continue
         if isinstance(document, Mapping) and str(document.get("kind", "")).endswith("List"):
@@ -131,13 +131,16 @@ def preview_documents(documents: Sequence[Any], now: datetime, count: int = DEFA
             late = due(verdict.name, namespace_plans, None, now).due
             if late is not None:
                 waited = format_duration(now - late.instant)
-                late = replace(late, notes=(*late.notes, f"due now: {waited} late, within startingDeadlineSeconds"))
+                late = replace(
+                    late, notes=(*late.notes, f"due now: {waited} late, within startingDeadlineSeconds")
+                )
             runs = ([late] if late is not None else []) + upcoming(verdict.name, namespace_plans, now, count)
             runs = runs[:count]
         previews.append(
             Preview(
                 name=_metadata(document, "name"),
-                namespace=_metadata(document, "namespace") or (DEFAULT_NAMESPACE if verdict else None),
+                namespace=_metadata(document, "namespace")
+                or (DEFAULT_NAMESPACE if isinstance(document, Mapping) else None),
                 verdict=verdict,
                 time_zone=_time_zone(document),
                 runs=runs,
@@ -163,13 +166,16 @@ def render_table(previews: Iterable[Preview]) -> str:
             continue
         lines.append(f"{title}  valid  {preview.time_zone}")
         if not preview.runs:
-            lines.append("    no runs ahead (a runAt that has passed, or a dependency nothing in this file needs)")
+            lines.append(
+                "    no runs ahead (a runAt that has passed, or a dependency nothing in this file needs)"
+            )
             continue
         lines.append(f"    {'SCHEDULED (UTC)':<22}{'LOCAL':<27}{'DEPENDENCY (UTC)':<22}ROLE")
         for run in preview.runs:
             row = describe_run(run)
             role = f"{row['role']} (skipped)" if run.skipped else str(row["role"])
-            lines.append(f"    {row['scheduledTime']:<22}{row['localTime']:<27}{row['dependencyTime'] or '-':<22}{role}")
+            dependency = row["dependencyTime"] or "-"
+            lines.append(f"    {row['scheduledTime']:<22}{row['localTime']:<27}{dependency:<22}{role}")
             lines.extend(f"      note: {note}" for note in run.notes)
     return "\n".join(lines) + "\n"
 
@@ -183,7 +189,9 @@ def _instant(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 instant such as 2027-03-14T00:00:00Z") from exc
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an RFC 3339 instant such as 2027-03-14T00:00:00Z"
+        ) from exc
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no offset; add Z or an offset such as +01:00")
     return moment
@@ -202,9 +210,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="check ScheduledDeployment YAML offline and show its next runs",
         description="Validate ScheduledDeployments with the operator's own rules and list their next runs.",
     )
-    parser.add_argument("-f", "--filename", required=True, help="a YAML file of one or more documents; - for stdin")
+    parser.add_argument(
+        "-f", "--filename", required=True, help="a YAML file of one or more documents; - for stdin"
+    )
     parser.add_argument("--now", type=_instant, help="preview as of this RFC 3339 instant (default: now)")
-    parser.add_argument("--count", type=_count, default=DEFAULT_COUNT, help="runs to list per object (default 5)")
+    parser.add_argument(
+        "--count", type=_count, default=DEFAULT_COUNT, help="runs to list per object (default 5)"
+    )
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format")
     parser.set_defaults(handler=run)
 
@@ -231,8 +243,14 @@ def run(
         problem = Invalid(Reason.INVALID_SPEC, f"{args.filename} is not valid YAML: {exc}")
         previews = [Preview(None, None, problem, None)]
     else:
-        previews = preview_documents(documents, now, args.count) if documents else [
-            Preview(None, None, Invalid(Reason.INVALID_SPEC, f"{args.filename} contains no documents"), None)
-        ]
+        previews = (
+            preview_documents(documents, now, args.count)
+            if documents
+            else [
+                Preview(
+                    None, None, Invalid(Reason.INVALID_SPEC, f"{args.filename} contains no documents"), None
+                )
+            ]
+        )
     stdout.write(render_json(previews) if args.output == "json" else render_table(previews))
     return 0 if all(isinstance(preview.verdict, Valid) for preview in previews) else 1

@@ -106,7 +106,9 @@ def parse_schedule(expression: str) -> str:
     if text.startswith("@"):
         if text.lower() in CRON_MACROS:
             return CRON_MACROS[text.lower()]
-        raise SpecError(Reason.INVALID_SCHEDULE, f"schedule {expression!r} is not a known descriptor; {_SCHEDULE_HELP}")
+        raise SpecError(
+            Reason.INVALID_SCHEDULE, f"schedule {expression!r} is not a known descriptor; {_SCHEDULE_HELP}"
+        )
     fields = text.split()
     if len(fields) != len(_FIELDS):
         raise SpecError(
@@ -126,13 +128,16 @@ def parse_schedule(expression: str) -> str:
         iterator = croniter(normalized, datetime(2000, 1, 1), day_or=True)
     except (CroniterError, ValueError, KeyError) as exc:
         detail = str(exc).replace(f"[{normalized.lower()}] ", "").replace(f"[{normalized}] ", "")
-        raise SpecError(Reason.INVALID_SCHEDULE, f"schedule {expression!r} is not valid ({detail}); {_SCHEDULE_HELP}") from exc
+        raise SpecError(
+            Reason.INVALID_SCHEDULE, f"schedule {expression!r} is not valid ({detail}); {_SCHEDULE_HELP}"
+        ) from exc
     try:
         iterator.get_next(datetime)
     except CroniterBadDateError as exc:
         raise SpecError(
             Reason.INVALID_SCHEDULE,
-            f"schedule {expression!r} never fires: no date matches it; check the day of the month and the month",
+            f"schedule {expression!r} never fires: no date matches it; check the day of the month and "
+            "the month",
         ) from exc
     return normalized
 
@@ -155,7 +160,9 @@ def _field_problem(index: int, field: str) -> str | None:
             return f"has the step {step!r}; a step must be a whole number from 1"
     for word in re.findall(r"[A-Za-z]+", field):
         if word.upper() not in names:
-            allowed = "month names (JAN-DEC)" if index == 3 else "day names (SUN-SAT)" if index == 4 else "no names"
+            allowed = (
+                "month names (JAN-DEC)" if index == 3 else "day names (SUN-SAT)" if index == 4 else "no names"
+            )
             return f"contains {word!r}; this field allows {allowed}"
     for start, end in _RANGE.findall(field):
         low = names.get(start.upper()) if start.isalpha() else int(start)
@@ -257,7 +264,9 @@ def build_plan(name: str, spec: ScheduledDeploymentSpec, chain: tuple[Link, ...]
     elif spec.schedule is not None:
         when = CronSchedule(spec.schedule, parse_schedule(spec.schedule))
         _check_reject(when, zone, nonexistent, ambiguous, now)
-    return Plan(name, zone, when, nonexistent, ambiguous, timedelta(seconds=spec.starting_deadline_seconds), chain)
+    return Plan(
+        name, zone, when, nonexistent, ambiguous, timedelta(seconds=spec.starting_deadline_seconds), chain
+    )
 
 
 def _one_shot(
@@ -315,7 +324,9 @@ def _check_reject(
         wall = next(_walls(cron.expression, low - timedelta(seconds=1), forward=True), None)
         if wall is not None and wall < high:
             resolution = apply_policy(resolve_local(wall, zone), nonexistent, ambiguous)
-            reason, message = _reject_problem(f"schedule {cron.text!r} fires at {wall:%Y-%m-%d %H:%M}, which", resolution)
+            reason, message = _reject_problem(
+                f"schedule {cron.text!r} fires at {wall:%Y-%m-%d %H:%M}, which", resolution
+            )
             raise SpecError(reason, message)
 
 
@@ -398,7 +409,9 @@ def _clock_of(instant: datetime, zone: tzinfo) -> str:
     return f"{local:%H:%M} {local.tzname()}"
 
 
-def _dependency_runs(chain: tuple[Link, ...], instant: datetime, *, offset: timedelta) -> tuple[DependencyRun, ...]:
+def _dependency_runs(
+    chain: tuple[Link, ...], instant: datetime, *, offset: timedelta
+) -> tuple[DependencyRun, ...]:
     return tuple(
         DependencyRun(link.name, instant - (link.lead - offset), link.lead - offset, link.must_succeed)
         for link in chain
@@ -645,8 +658,8 @@ def check_run_at_not_past(plan: Plan, now: datetime) -> None:
     if run.instant < oldest_allowed:
         raise SpecError(
             Reason.RUN_AT_IN_PAST,
-            f"runAt {plan.when.text!r} ({format_utc(run.instant)}) is {format_duration(now - run.instant)} in "
-            f"the past, more than startingDeadlineSeconds ({seconds}) ago; set a runAt in the future",
+            f"runAt {plan.when.text!r} ({format_utc(run.instant)}) is {format_duration(now - run.instant)} "
+            f"in the past, more than startingDeadlineSeconds ({seconds}) ago; set a runAt in the future",
         )
     for dependency in run.dependencies:
         if dependency.instant < oldest_allowed:
@@ -654,8 +667,9 @@ def check_run_at_not_past(plan: Plan, now: datetime) -> None:
             raise SpecError(
                 Reason.RUN_AT_IN_PAST,
                 f"dependency {dependency.name!r} would have to run at {format_utc(dependency.instant)}, "
-                f"{format_duration(dependency.lead)} before runAt, which is more than startingDeadlineSeconds "
-                f"({seconds}) ago; move runAt at least {format_duration(late_by)} later",
+                f"{format_duration(dependency.lead)} before runAt, which is more than "
+                f"startingDeadlineSeconds ({seconds}) ago; "
+                f"move runAt at least {format_duration(late_by)} later",
             )
 
 

@@ -27,7 +27,11 @@ from sundial.schedule import Plan, build_plan, check_run_at_not_past
 
 DEFAULT_NAMESPACE = "default"
 _MAX_ERRORS = 3
-_FIELD_REASONS = {"runAt": Reason.INVALID_RUN_AT, "schedule": Reason.INVALID_SCHEDULE, "timeZone": Reason.INVALID_TIME_ZONE}
+_FIELD_REASONS = {
+    "runAt": Reason.INVALID_RUN_AT,
+    "schedule": Reason.INVALID_SCHEDULE,
+    "timeZone": Reason.INVALID_TIME_ZONE,
+}
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,9 @@ def _sentence(error: ErrorDetails, prefix: str) -> str:
     if kind == "extra_forbidden":
         field = str(error["loc"][-1])
         close = difflib.get_close_matches(field, _KNOWN_FIELDS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else "; fields are camelCase, such as runAt and timeZone"
+        hint = (
+            f"; did you mean {close[0]!r}?" if close else "; fields are camelCase, such as runAt and timeZone"
+        )
         return f"{path} is not a field of a ScheduledDeployment{hint}"
     if kind == "value_error":
         return str(error.get("ctx", {}).get("error", error["msg"]))
@@ -125,7 +131,8 @@ def identity(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def dependency_graph(objects: Mapping[str, Mapping[str, Any]]) -> dict[str, DependsOn | Invalid | None]:
-    """What each raw object depends on, read leniently: a broken sibling only matters if a chain reaches it."""
+    """What each raw object depends on, read leniently: a broken sibling matters only if a chain reaches
+    it."""
     graph: dict[str, DependsOn | Invalid | None] = {}
     for name, obj in objects.items():
         spec = obj.get("spec")

@@ -106,8 +106,8 @@ def _unknown_zone_message(name: str) -> str:
     if name.upper() in _ABBREVIATIONS or (name.isalpha() and name.isupper() and len(name) <= 5):
         suggestion = _ABBREVIATIONS.get(name.upper(), "Europe/Berlin")
         return (
-            f"timeZone {name!r} is an abbreviation, not an IANA time zone name (abbreviations do not say when "
-            f"daylight saving time applies); use a location such as {suggestion!r} "
+            f"timeZone {name!r} is an abbreviation, not an IANA time zone name (abbreviations do not say "
+            f"when daylight saving time applies); use a location such as {suggestion!r} "
             "(see `timedatectl list-timezones`)"
         )
     by_folded = {zone.casefold(): zone for zone in _zone_names()}
@@ -224,12 +224,17 @@ def transitions(zone: tzinfo, start: datetime, end: datetime) -> list[Transition
     return found
 
 
-def offset_bounds(zone: tzinfo, instant: datetime, span: timedelta = timedelta(days=2)) -> tuple[timedelta, timedelta]:
+def offset_bounds(
+    zone: tzinfo, instant: datetime, span: timedelta = timedelta(days=2)
+) -> tuple[timedelta, timedelta]:
     """The smallest and largest offsets in force within ``span`` of ``instant``.
 
     Used to bound which wall times can map to instants near ``instant`` when scanning a cron schedule.
     """
-    offsets = {offset_at(instant + k * _PROBE_STEP, zone) for k in range(-(span // _PROBE_STEP), span // _PROBE_STEP + 1)}
+    offsets = {
+        offset_at(instant + k * _PROBE_STEP, zone)
+        for k in range(-(span // _PROBE_STEP), span // _PROBE_STEP + 1)
+    }
     return min(offsets), max(offsets)
 
 
@@ -310,7 +315,9 @@ class Resolution:
     @property
     def skipped(self) -> bool:
         """True when nothing should run: the time was skipped by ``Skip`` or refused by ``Reject``."""
-        gap_skip = self.local.kind is LocalTimeKind.NONEXISTENT and self.nonexistent is NonexistentTimePolicy.SKIP
+        gap_skip = (
+            self.local.kind is LocalTimeKind.NONEXISTENT and self.nonexistent is NonexistentTimePolicy.SKIP
+        )
         return gap_skip or self.rejected
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,87 +45,138 @@ def instants(runs: list[Any]) -> list[str]:
 # schedule, zone, policies, now, expected UTC instants (to the minute), skipped ones marked with "!"
 CRON_CASES = [
     pytest.param(
-        "30 2 * * *", "America/New_York", {}, "2027-03-13T00:00",
+        "30 2 * * *",
+        "America/New_York",
+        {},
+        "2027-03-13T00:00",
         ["2027-03-13T07:30", "2027-03-14T07:30", "2027-03-15T06:30"],
         id="spring gap shifts forward to the pre-change instant",
     ),
     pytest.param(
-        "30 2 * * *", "America/New_York", {"nonexistentTime": "Skip"}, "2027-03-13T00:00",
+        "30 2 * * *",
+        "America/New_York",
+        {"nonexistentTime": "Skip"},
+        "2027-03-13T00:00",
         ["2027-03-13T07:30", "!2027-03-14T07:30", "2027-03-15T06:30"],
         id="spring gap is recorded as skipped",
     ),
     pytest.param(
-        "30 1 * * *", "America/New_York", {}, "2027-11-06T00:00",
+        "30 1 * * *",
+        "America/New_York",
+        {},
+        "2027-11-06T00:00",
         ["2027-11-06T05:30", "2027-11-07T05:30", "2027-11-08T06:30"],
         id="autumn fold runs once, at the earlier time",
     ),
     pytest.param(
-        "30 1 * * *", "America/New_York", {"ambiguousTime": "Later"}, "2027-11-06T00:00",
+        "30 1 * * *",
+        "America/New_York",
+        {"ambiguousTime": "Later"},
+        "2027-11-06T00:00",
         ["2027-11-06T05:30", "2027-11-07T06:30", "2027-11-08T06:30"],
         id="autumn fold runs once, at the later time",
     ),
     pytest.param(
-        "30 * * * *", "America/New_York", {}, "2027-11-07T04:00",
+        "30 * * * *",
+        "America/New_York",
+        {},
+        "2027-11-07T04:00",
         ["2027-11-07T04:30", "2027-11-07T05:30", "2027-11-07T07:30", "2027-11-07T08:30"],
         id="hourly in the fold: 01:30 happens once, so no run at 01:30 EST",
     ),
     pytest.param(
-        "30 * * * *", "America/New_York", {"ambiguousTime": "Later"}, "2027-11-07T04:00",
+        "30 * * * *",
+        "America/New_York",
+        {"ambiguousTime": "Later"},
+        "2027-11-07T04:00",
         ["2027-11-07T04:30", "2027-11-07T06:30", "2027-11-07T07:30"],
         id="hourly in the fold with Later: no run at 01:30 EDT",
     ),
     pytest.param(
-        "*/30 * * * *", "America/New_York", {}, "2027-03-14T06:00",
+        "*/30 * * * *",
+        "America/New_York",
+        {},
+        "2027-03-14T06:00",
         ["2027-03-14T06:30", "2027-03-14T07:00", "2027-03-14T07:30", "2027-03-14T08:00"],
         id="shifted wall times that land on a later wall time's instant run once",
     ),
     pytest.param(
-        "30 2 * * *", "Europe/Berlin", {}, "2027-10-30T00:00",
+        "30 2 * * *",
+        "Europe/Berlin",
+        {},
+        "2027-10-30T00:00",
         ["2027-10-30T00:30", "2027-10-31T00:30", "2027-11-01T01:30"],
         id="Berlin autumn fold, earlier",
     ),
     pytest.param(
-        "0 9 * * MON", "Australia/Sydney", {}, "2027-03-27T00:00",
+        "0 9 * * MON",
+        "Australia/Sydney",
+        {},
+        "2027-03-27T00:00",
         ["2027-03-28T22:00", "2027-04-04T23:00", "2027-04-11T23:00"],
         id="Sydney weekly across the April change keeps 09:00 local",
     ),
     pytest.param(
-        "15 2 * * *", "Australia/Lord_Howe", {}, "2027-10-01T00:00",
+        "15 2 * * *",
+        "Australia/Lord_Howe",
+        {},
+        "2027-10-01T00:00",
         ["2027-10-01T15:45", "2027-10-02T15:45", "2027-10-03T15:15"],
         id="Lord Howe half-hour gap",
     ),
     pytest.param(
-        "30 1 * * *", "Europe/Moscow", {"ambiguousTime": "Later"}, "2014-10-25T00:00",
+        "30 1 * * *",
+        "Europe/Moscow",
+        {"ambiguousTime": "Later"},
+        "2014-10-25T00:00",
         ["2014-10-25T22:30", "2014-10-26T22:30"],
         id="Moscow 2014 return to +03 with Later",
     ),
     pytest.param(
-        "0 12 * * *", "Pacific/Apia", {}, "2011-12-29T00:00",
+        "0 12 * * *",
+        "Pacific/Apia",
+        {},
+        "2011-12-29T00:00",
         ["2011-12-29T22:00", "2011-12-30T22:00", "2011-12-31T22:00"],
         id="Samoa's missing day merges with the next day's run",
     ),
     pytest.param(
-        "0 12 29 2 *", "Europe/Berlin", {}, "2027-03-01T00:00",
+        "0 12 29 2 *",
+        "Europe/Berlin",
+        {},
+        "2027-03-01T00:00",
         ["2028-02-29T11:00", "2032-02-29T11:00"],
         id="leap day only in leap years",
     ),
     pytest.param(
-        "0 0 31 * *", "UTC", {}, "2027-01-31T00:00",
+        "0 0 31 * *",
+        "UTC",
+        {},
+        "2027-01-31T00:00",
         ["2027-03-31T00:00", "2027-05-31T00:00", "2027-07-31T00:00", "2027-08-31T00:00"],
         id="the 31st skips short months",
     ),
     pytest.param(
-        "59 23 31 12 *", "Pacific/Kiritimati", {}, "2027-06-01T00:00",
+        "59 23 31 12 *",
+        "Pacific/Kiritimati",
+        {},
+        "2027-06-01T00:00",
         ["2027-12-31T09:59", "2028-12-31T09:59"],
         id="year end at +14",
     ),
     pytest.param(
-        "@yearly", "America/New_York", {}, "2027-06-01T00:00",
+        "@yearly",
+        "America/New_York",
+        {},
+        "2027-06-01T00:00",
         ["2028-01-01T05:00", "2029-01-01T05:00"],
         id="@yearly is local midnight on 1 January",
     ),
     pytest.param(
-        "@hourly", "UTC", {}, "2027-01-01T00:00",
+        "@hourly",
+        "UTC",
+        {},
+        "2027-01-01T00:00",
         ["2027-01-01T01:00", "2027-01-01T02:00"],
         id="now itself is not upcoming",
     ),
@@ -145,8 +197,9 @@ def test_shifted_and_merged_runs_explain_themselves() -> None:
     merged = next_runs(subject, utc("2027-03-14T06:00"), 2)[1]
     assert merged.wall == datetime(2027, 3, 14, 3, 0)
     assert merged.notes == (
-        "02:00 does not exist in America/New_York on 2027-03-14 (clocks go forward from 02:00 EST to 03:00 EDT); "
-        "runs at 03:00 EDT, when 02:00 EST would have been (dstPolicy.nonexistentTime: ShiftForward)",
+        "02:00 does not exist in America/New_York on 2027-03-14 (clocks go forward from 02:00 EST to "
+        "03:00 EDT); runs at 03:00 EDT, when 02:00 EST would have been "
+        "(dstPolicy.nonexistentTime: ShiftForward)",
         "02:00 and 03:00 fall on the same instant, 2027-03-14T07:00:00Z; it runs once",
     )
 
@@ -158,7 +211,7 @@ def test_a_cron_never_repeats_a_wall_time_and_its_instants_only_increase() -> No
     walls = [run.wall for run in runs]
     assert len(runs) == 300
     assert len(set(walls)) == len(walls)
-    assert all(a.instant < b.instant for a, b in zip(runs, runs[1:], strict=False))
+    assert all(a.instant < b.instant for a, b in itertools.pairwise(runs))
     assert datetime(2027, 11, 7, 1, 15) in walls  # in the fold, present once
 
 
@@ -166,7 +219,9 @@ def test_reject_beyond_the_checked_horizon_lists_the_run_as_not_run() -> None:
     # 14 March falls on New York's spring-forward Sunday in 2027 and 2032; from mid-2027, 2032 is too far
     # ahead to make the object invalid, so the run is listed as not run instead.
     now = utc("2027-06-01T00:00")
-    subject = plan(schedule="30 2 14 3 *", timeZone="America/New_York", dstPolicy={"nonexistentTime": "Reject"}, now=now)
+    subject = plan(
+        schedule="30 2 14 3 *", timeZone="America/New_York", dstPolicy={"nonexistentTime": "Reject"}, now=now
+    )
     runs = next_runs(subject, now, 6)
     assert [run.skipped for run in runs] == [False, False, False, False, True, False]
     assert runs[4].instant == utc("2032-03-14T07:30")
@@ -176,10 +231,34 @@ def test_reject_beyond_the_checked_horizon_lists_the_run_as_not_run() -> None:
 @pytest.mark.parametrize(
     ("schedule", "zone", "policy", "reason", "first_hit"),
     [
-        ("30 2 * * *", "Europe/Berlin", {"nonexistentTime": "Reject"}, Reason.NONEXISTENT_LOCAL_TIME, "2027-03-28 02:30"),
-        ("30 2 * * *", "Europe/Berlin", {"ambiguousTime": "Reject"}, Reason.AMBIGUOUS_LOCAL_TIME, "2027-10-31 02:30"),
-        ("*/5 * * * *", "America/New_York", {"ambiguousTime": "Reject"}, Reason.AMBIGUOUS_LOCAL_TIME, "2027-11-07 01:00"),
-        ("0 2 * * *", "Australia/Sydney", {"nonexistentTime": "Reject"}, Reason.NONEXISTENT_LOCAL_TIME, "2027-10-03 02:00"),
+        (
+            "30 2 * * *",
+            "Europe/Berlin",
+            {"nonexistentTime": "Reject"},
+            Reason.NONEXISTENT_LOCAL_TIME,
+            "2027-03-28 02:30",
+        ),
+        (
+            "30 2 * * *",
+            "Europe/Berlin",
+            {"ambiguousTime": "Reject"},
+            Reason.AMBIGUOUS_LOCAL_TIME,
+            "2027-10-31 02:30",
+        ),
+        (
+            "*/5 * * * *",
+            "America/New_York",
+            {"ambiguousTime": "Reject"},
+            Reason.AMBIGUOUS_LOCAL_TIME,
+            "2027-11-07 01:00",
+        ),
+        (
+            "0 2 * * *",
+            "Australia/Sydney",
+            {"nonexistentTime": "Reject"},
+            Reason.NONEXISTENT_LOCAL_TIME,
+            "2027-10-03 02:00",
+        ),
     ],
 )
 def test_reject_makes_a_schedule_invalid_at_its_first_hit_within_two_years(
@@ -210,7 +289,13 @@ def test_reject_accepts_a_schedule_that_never_hits_a_transition(
 RUN_AT_CASES = [
     ("2027-03-14T02:30", "America/New_York", {}, "2027-03-14T07:30:00Z", True),
     ("2027-03-14T02:30:00+01:00", "America/New_York", {}, "2027-03-14T01:30:00Z", False),
-    ("2027-03-14T02:30:00Z", "America/New_York", {"nonexistentTime": "Reject"}, "2027-03-14T02:30:00Z", False),
+    (
+        "2027-03-14T02:30:00Z",
+        "America/New_York",
+        {"nonexistentTime": "Reject"},
+        "2027-03-14T02:30:00Z",
+        False,
+    ),
     ("2027-06-01T12:00:30", "Europe/Berlin", {}, "2027-06-01T10:00:30Z", False),
     ("2028-02-29T00:00", "Australia/Sydney", {}, "2028-02-28T13:00:00Z", False),
     ("2027-12-31T23:59:59", "America/Sao_Paulo", {}, "2028-01-01T02:59:59Z", False),
@@ -344,7 +429,9 @@ def test_without_a_handled_run_the_window_reaches_back_one_deadline() -> None:
 
 
 def test_skipped_runs_are_neither_due_nor_missed() -> None:
-    plans = {"sd": plan(schedule="30 2 * * *", timeZone="Europe/Berlin", dstPolicy={"nonexistentTime": "Skip"})}
+    plans = {
+        "sd": plan(schedule="30 2 * * *", timeZone="Europe/Berlin", dstPolicy={"nonexistentTime": "Skip"})
+    }
     result = due("sd", plans, utc("2027-03-27T12:00"), utc("2027-03-28T01:35"))
     assert (result.due, result.missed) == (None, ())
     assert instants(list(result.skipped)) == ["2027-03-28T01:30"]
@@ -394,7 +481,9 @@ def test_a_dependency_runs_its_lead_time_before_each_dependent_run() -> None:
 
 def test_chains_add_up() -> None:
     runs = upcoming("schema", chain_plans(), NOW, 5)
-    assert [(format_utc(run.instant), run.for_object) for run in runs] == [("2027-05-05T06:15:00Z", "frontend")]
+    assert [(format_utc(run.instant), run.for_object) for run in runs] == [
+        ("2027-05-05T06:15:00Z", "frontend")
+    ]
     assert runs[0].dependencies == ()
 
 

@@ -112,7 +112,8 @@ def test_zoneinfo_and_pytz_list_the_same_zones() -> None:
     zoneinfo_names = {
         str(path).split("zoneinfo/", 1)[1]
         for path in _walk(importlib.resources.files(tzdata).joinpath("zoneinfo"))
-        if path.name not in {"__init__.py", "tzdata.zi", "zones", "leapseconds", "iso3166.tab", "zone1970.tab"}
+        if path.name
+        not in {"__init__.py", "tzdata.zi", "zones", "leapseconds", "iso3166.tab", "zone1970.tab"}
     }
     missing = set(pytz.all_timezones) - zoneinfo_names
     assert not missing, f"zones pytz has but the tzdata package lacks: {sorted(missing)}"
@@ -132,10 +133,10 @@ def test_every_transition_of_every_zone_resolves_like_pytz() -> None:
     # Links (US/Eastern -> America/New_York) carry byte-identical data on both sides: check each once.
     groups: dict[tuple[Any, ...], list[str]] = {}
     for name in pytz.all_timezones:
-        zone = pytz.timezone(name)
+        reference = pytz.timezone(name)
         key = (
-            tuple(getattr(zone, "_utc_transition_times", ())),
-            tuple(getattr(zone, "_transition_info", ())),
+            tuple(getattr(reference, "_utc_transition_times", ())),
+            tuple(getattr(reference, "_transition_info", ())),
             hashlib.sha256(tzdata_bytes(name)).hexdigest(),
         )
         groups.setdefault(key, []).append(name)
@@ -170,7 +171,9 @@ def test_every_transition_of_every_zone_resolves_like_pytz() -> None:
         )
     if pytz.OLSON_VERSION == tzdata.IANA_VERSION:
         assert not differing, "same tz release, yet the data differ"
-    assert len(differing) < len(pytz.all_timezones) // 20, "most zones were not compared; align pytz and tzdata"
+    assert len(differing) < len(pytz.all_timezones) // 20, (
+        "most zones were not compared; align pytz and tzdata"
+    )
     # Not vacuous: hundreds of zones, thousands of gaps and folds.
     assert zones_checked > 550
     assert transitions_checked > 25_000

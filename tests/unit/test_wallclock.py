@@ -72,7 +72,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("zone", "wall", "kind", "first", "later"), CASES, ids=[f"{c[0]}@{c[1]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("zone", "wall", "kind", "first", "later"), CASES, ids=[f"{c[0]}@{c[1]}" for c in CASES]
+)
 def test_a_wall_time_resolves_to_the_instants_the_policies_promise(
     zone: str, wall: str, kind: LocalTimeKind, first: str, later: str
 ) -> None:
@@ -92,7 +94,8 @@ def test_shift_forward_runs_a_skipped_time_when_it_would_have_been_before_the_ch
     assert not resolution.skipped
     assert resolution.note == (
         "02:30 does not exist in America/New_York on 2027-03-14 (clocks go forward from 02:00 EST to "
-        "03:00 EDT); runs at 03:30 EDT, when 02:30 EST would have been (dstPolicy.nonexistentTime: ShiftForward)"
+        "03:00 EDT); runs at 03:30 EDT, when 02:30 EST would have been "
+        "(dstPolicy.nonexistentTime: ShiftForward)"
     )
 
 
@@ -103,19 +106,26 @@ def test_shift_forward_runs_a_skipped_time_when_it_would_have_been_before_the_ch
 def test_skip_and_reject_do_not_run_a_nonexistent_time(
     policy: NonexistentTimePolicy, skipped: bool, rejected: bool, verdict: str
 ) -> None:
-    resolution = apply_policy(resolve_local(datetime(2027, 3, 28, 2, 30), ZoneInfo("Europe/Berlin")), policy, EARLIER)
+    resolution = apply_policy(
+        resolve_local(datetime(2027, 3, 28, 2, 30), ZoneInfo("Europe/Berlin")), policy, EARLIER
+    )
     assert (resolution.skipped, resolution.rejected) == (skipped, rejected)
     assert resolution.note is not None
     assert resolution.note.endswith(f"; {verdict} (dstPolicy.nonexistentTime: {policy.value})")
 
 
-@pytest.mark.parametrize(("policy", "which", "abbreviation"), [(EARLIER, "earlier", "AEDT"), (LATER, "later", "AEST")])
+@pytest.mark.parametrize(
+    ("policy", "which", "abbreviation"), [(EARLIER, "earlier", "AEDT"), (LATER, "later", "AEST")]
+)
 def test_an_ambiguous_time_runs_once_at_the_chosen_occurrence(
     policy: AmbiguousTimePolicy, which: str, abbreviation: str
 ) -> None:
-    resolution = apply_policy(resolve_local(datetime(2027, 4, 4, 2, 30), ZoneInfo("Australia/Sydney")), SHIFT, policy)
+    resolution = apply_policy(
+        resolve_local(datetime(2027, 4, 4, 2, 30), ZoneInfo("Australia/Sydney")), SHIFT, policy
+    )
     assert resolution.note == (
-        "02:30 happens twice in Australia/Sydney on 2027-04-04 (clocks go back from 03:00 AEDT to 02:00 AEST); "
+        "02:30 happens twice in Australia/Sydney on 2027-04-04 "
+        "(clocks go back from 03:00 AEDT to 02:00 AEST); "
         f"runs once, at the {which} 02:30 {abbreviation} (dstPolicy.ambiguousTime: {policy.value})"
     )
 
@@ -129,7 +139,9 @@ def test_reject_refuses_an_ambiguous_time() -> None:
 
 
 def test_a_normal_time_carries_no_note_whatever_the_policy() -> None:
-    resolution = apply_policy(resolve_local(datetime(2027, 6, 1, 12), ZoneInfo("Europe/Berlin")), SKIP, REJECT_FOLD)
+    resolution = apply_policy(
+        resolve_local(datetime(2027, 6, 1, 12), ZoneInfo("Europe/Berlin")), SKIP, REJECT_FOLD
+    )
     assert (resolution.note, resolution.skipped, resolution.rejected) == (None, False, False)
 
 
@@ -171,7 +183,9 @@ def test_an_unknown_time_zone_is_refused_with_a_suggestion(name: str, suggestion
     assert "timedatectl list-timezones" in caught.value.invalid.message
 
 
-@pytest.mark.parametrize("name", ["UTC", "Europe/Berlin", "America/Argentina/ComodRivadavia", "EST", "Etc/GMT+5"])
+@pytest.mark.parametrize(
+    "name", ["UTC", "Europe/Berlin", "America/Argentina/ComodRivadavia", "EST", "Etc/GMT+5"]
+)
 def test_iana_names_including_links_and_fixed_zones_are_accepted(name: str) -> None:
     assert str(load_zone(name)) == name
 
