@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -193,3 +194,92 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+# ---------------------------------------------------------------------------------------------- operator
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: Cluster) -> Cluster:
+    """The ScheduledDeployment CRD and kopf's peering CRDs, installed and established."""
+    cluster.kubectl("apply", "-f", str(REPO / "crds"))
+    for name in ("scheduleddeployments.sundial.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    return cluster
+
+
+@dataclass
+class OperatorProcess:
+    """A ``sundial run`` process that this test session started, known by its PID alone."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful hand-over, as when a node dies."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def start_operator(crds: Cluster, tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start ``sundial run`` scoped to one namespace; every process started is stopped after the test."""
+    started: list[OperatorProcess] = []
+    sundial = Path(sys.executable).parent / "sundial"
+
+    def start(namespace: str, *extra: str, wait_active: bool = True, identity: str | None = None) -> OperatorProcess:
+        index = len(started)
+        log_path = tmp_path / f"operator-{index}.log"
+        argv = [str(sundial), "run", "--kubeconfig", str(crds.kubeconfig), "--namespace", namespace,
+                "--lease-namespace", namespace, *extra]
+        if "--peering" not in extra:
+            argv.append("--standalone")
+        env = isolated_env(crds.home)
+        env["POD_NAME"] = identity or f"test-operator-{index}"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        operator = OperatorProcess(process, log_path)
+        started.append(operator)
+        if wait_active:
+            wait_for_active_replica(crds, namespace, env["POD_NAME"], operator)
+        return operator
+
+    yield start
+    for operator in started:
+        operator.stop()
+
+
+def lease_holder(cluster: Cluster, namespace: str) -> str | None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        lease = client.CoordinationV1Api(cluster.api_client()).read_namespaced_lease("sundial-scheduler", namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return str(lease.spec.holder_identity) if lease.spec and lease.spec.holder_identity else None
+
+
+def wait_for_active_replica(cluster: Cluster, namespace: str, identity: str, operator: OperatorProcess,
+                            timeout: float = 60) -> None:
+    def active() -> bool:
+        if operator.process.poll() is not None:
+            raise AssertionError(f"the operator exited with {operator.process.returncode}:\n{operator.log()[-3000:]}")
+        return lease_holder(cluster, namespace) == identity
+
+    wait_until(f"operator {identity} to become the active scheduler in {namespace}", active, timeout)

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sundial import __version__, crd, preview
+from sundial import __version__, crd, preview, runner
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     preview.add_parser(subparsers)
     crd.add_parser(subparsers)
+    runner.add_parser(subparsers)
     return parser
 
 

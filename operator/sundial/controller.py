@@ -1,0 +1,310 @@
+"""The operator's I/O: caches fed by watch events, one wake-up queue, and the API calls a plan asks for.
+
+Every decision is made by the pure `sundial.reconcile.reconcile`; this module only gathers its inputs and
+carries out its output, in this order, which is what makes a crash at any point safe:
+
+1. Plan from the cached object. If the plan creates no Job, write status and stop.
+2. Otherwise read the object fresh (it may have been deleted or changed since the watch told us) and plan
+   again from that. Create each Job under its deterministic name; AlreadyExists on a Job we own is success.
+3. Plan once more with the Jobs just created (or the API's refusal), write that status (with the object's
+   resourceVersion as a precondition, so a concurrent writer makes us re-plan rather than overwrite), post
+   Events for the transitions, and ask to be woken at the plan's next instant.
+
+A crash between 2 and 3 leaves a Job without a status record; the next reconcile finds the Job (by label,
+through the watch) and records it from the Job's own annotations. A second replica that acts at the same
+moment gets AlreadyExists. So a run is never created twice and never left unrecorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from sundial import jobs as jobmeta
+from sundial.reconcile import CreateFailure, Event, JobState, Plan, World, job_state_from_body, reconcile
+
+logger = logging.getLogger("sundial.controller")
+
+Key = tuple[str, str]  # (namespace, name)
+T = TypeVar("T")
+
+PLURAL = "scheduleddeployments"
+
+
+@dataclass
+class ControllerSettings:
+    deployer_image: str = jobmeta.DEFAULT_DEPLOYER_IMAGE
+    api_threads: int = 32
+    """Threads for blocking API calls; the client's connection pool is sized to match."""
+
+
+class Controller:
+    def __init__(
+        self,
+        api_client: Any,
+        settings: ControllerSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        from sundial.wakeups import WakeupQueue
+
+        self._api = api_client
+        self._custom = client.CustomObjectsApi(api_client)
+        self._batch = client.BatchV1Api(api_client)
+        self._core = client.CoreV1Api(api_client)
+        self._settings = settings
+        self._clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=settings.api_threads, thread_name_prefix="sundial-api")
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.jobs: dict[Key, JobState] = {}
+        self._jobs_by_owner: dict[Key, set[str]] = defaultdict(set)
+        self.wakeups: WakeupQueue[Key] = WakeupQueue(self.reconcile_key, clock=clock)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    # ------------------------------------------------------------------------------------------ watch side
+
+    def object_seen(self, body: Mapping[str, Any], deleted: bool) -> None:
+        """A ScheduledDeployment event: refresh the cache and wake every object whose plan it can change."""
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        previous = self.objects.get(key)
+        if deleted:
+            self.objects.pop(key, None)
+            self.wakeups.forget(key)
+        else:
+            self.objects[key] = dict(body)
+        spec_changed = previous is None or deleted or previous.get("spec") != body.get("spec")
+        self.wakeups.request(key) if not deleted else None
+        if spec_changed:
+            # Dependencies add up along chains, so a change anywhere in a chain can move instants on
+            # both sides of it, and a deletion can invalidate a dependent.
+            for other in self._connected(key, previous, body):
+                if other != key:
+                    self.wakeups.request(other)
+
+    def _connected(self, key: Key, *bodies: Mapping[str, Any] | None) -> set[Key]:
+        namespace = key[0]
+        siblings = {name: obj for (ns, name), obj in self.objects.items() if ns == namespace}
+        edges: dict[str, set[str]] = defaultdict(set)
+        for name, obj in siblings.items():
+            target = ((obj.get("spec") or {}).get("dependsOn") or {}).get("name")
+            if target:
+                edges[name].add(target)
+                edges[target].add(name)
+        for body in bodies:
+            target = (((body or {}).get("spec") or {}).get("dependsOn") or {}).get("name")
+            if target:
+                edges[key[1]].add(target)
+                edges[target].add(key[1])
+        seen, stack = {key[1]}, [key[1]]
+        while stack:
+            for neighbour in edges[stack.pop()]:
+                if neighbour not in seen:
+                    seen.add(neighbour)
+                    stack.append(neighbour)
+        return {(namespace, name) for name in seen if (namespace, name) in self.objects}
+
+    def job_seen(self, body: Mapping[str, Any], deleted: bool) -> None:
+        state = job_state_from_body(body)
+        if state is None:
+            return
+        key = (state.namespace, state.name)
+        owner = (state.namespace, state.owner)
+        if deleted:
+            self.jobs.pop(key, None)
+            self._jobs_by_owner[owner].discard(state.name)
+        else:
+            previous = self.jobs.get(key)
+            self.jobs[key] = state
+            self._jobs_by_owner[owner].add(state.name)
+            if previous is not None and previous.phase == state.phase:
+                return  # nothing the plan looks at has changed
+        # The owner records the outcome; its dependents may be waiting for exactly this outcome.
+        self.wakeups.request(owner)
+        for (namespace, name), obj in list(self.objects.items()):
+            if namespace == state.namespace and ((obj.get("spec") or {}).get("dependsOn") or {}).get(
+                "name"
+            ) == state.owner:
+                self.wakeups.request((namespace, name))
+
+    # ------------------------------------------------------------------------------------------ reconcile
+
+    def _world(self, body: Mapping[str, Any], now: datetime, extra_jobs: Iterable[JobState] = (),
+               failures: Iterable[CreateFailure] = ()) -> World:
+        namespace = body["metadata"]["namespace"]
+        siblings = {name: obj for (ns, name), obj in self.objects.items() if ns == namespace}
+        siblings[body["metadata"]["name"]] = dict(body)
+        jobs = {name: state for (ns, name), state in self.jobs.items() if ns == namespace}
+        for state in extra_jobs:
+            jobs[state.name] = state
+        return World(now=now, body=body, siblings=siblings, jobs=jobs, create_failures=tuple(failures))
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    async def reconcile_key(self, key: Key) -> float | None:
+        body = self.objects.get(key)
+        if body is None:
+            return None
+        plan = reconcile(self._world(body, self._now()))
+        if plan.create or plan.delete:
+            fresh = await self._read(key)
+            if fresh is None:
+                return None
+            body = fresh
+            plan = reconcile(self._world(body, self._now()))
+            created, failures = await self._create_jobs(body, plan)
+            await self._delete_jobs(body["metadata"]["namespace"], plan.delete)
+            plan = reconcile(self._world(body, self._now(), created, failures))
+        if not await self._write_status(key, body, plan):
+            return self._clock()  # somebody else wrote first: plan again from what they wrote
+        await self._post_events(body, plan.events)
+        return None if plan.wake_at is None else plan.wake_at.timestamp()
+
+    async def _read(self, key: Key) -> dict[str, Any] | None:
+        try:
+            body = await self._call(
+                self._custom.get_namespaced_custom_object, jobmeta.GROUP, jobmeta.VERSION, key[0], PLURAL, key[1]
+            )
+        except ApiException as error:
+            if error.status == 404:
+                self.objects.pop(key, None)
+                return None
+            raise
+        self.objects[key] = body
+        return dict(body)
+
+    async def _create_jobs(self, body: Mapping[str, Any], plan: Plan) -> tuple[list[JobState], list[CreateFailure]]:
+        created: list[JobState] = []
+        failures: list[CreateFailure] = []
+        namespace = body["metadata"]["namespace"]
+        for run in plan.create:
+            manifest = jobmeta.build_job(body, run, self._settings.deployer_image)
+            try:
+                result = await self._call(self._batch.create_namespaced_job, namespace, manifest)
+                state = job_state_from_body(self._api.sanitize_for_serialization(result))
+                logger.info("fired %s/%s for %s (%s)", namespace, run.job_name, jobmeta.rfc3339(run.scheduled_time),
+                            run.role)
+            except ApiException as error:
+                state = await self._existing_job_if_ours(body, run.job_name) if error.status == 409 else None
+                if state is None:
+                    failures.append(CreateFailure(run=run, reason=_api_reason(error),
+                                                  message=_api_message(error)))
+                    logger.warning("could not create %s/%s: %s", namespace, run.job_name, _api_message(error))
+                    continue
+            if state is not None:
+                created.append(state)
+                self.jobs[(namespace, state.name)] = state
+                self._jobs_by_owner[(namespace, state.owner)].add(state.name)
+        return created, failures
+
+    async def _existing_job_if_ours(self, body: Mapping[str, Any], name: str) -> JobState | None:
+        """AlreadyExists is the lock working: success if the Job is ours, a conflict otherwise."""
+        namespace = body["metadata"]["namespace"]
+        existing = await self._call(self._batch.read_namespaced_job, name, namespace)
+        raw = self._api.sanitize_for_serialization(existing)
+        owners = raw.get("metadata", {}).get("ownerReferences") or []
+        if any(o.get("uid") == body["metadata"]["uid"] for o in owners):
+            return job_state_from_body(raw)
+        return None
+
+    async def _delete_jobs(self, namespace: str, names: Iterable[str]) -> None:
+        for name in names:
+            try:
+                await self._call(self._batch.delete_namespaced_job, name, namespace,
+                                 propagation_policy="Background")
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+
+    async def _write_status(self, key: Key, body: Mapping[str, Any], plan: Plan) -> bool:
+        if plan.status == (body.get("status") or {}):
+            return True
+        patch = {
+            # The precondition: if the object changed since we read it, the API answers 409 and we re-plan.
+            "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
+            # A merge patch replaces lists whole (conditions, runs) and we always send them whole; keys
+            # that the new status drops are sent as null so that they are removed.
+            "status": {**{k: None for k in (body.get("status") or {}) if k not in plan.status}, **plan.status},
+        }
+        try:
+            result = await self._call(
+                self._custom.patch_namespaced_custom_object_status,
+                jobmeta.GROUP, jobmeta.VERSION, key[0], PLURAL, key[1], patch,
+            )
+        except ApiException as error:
+            if error.status == 409:
+                self.objects.pop(key, None)
+                await self._read(key)
+                return False
+            if error.status == 404:
+                return True
+            raise
+        self.objects[key] = result
+        return True
+
+    async def _post_events(self, body: Mapping[str, Any], events: Iterable[Event]) -> None:
+        for event in events:
+            await self.post_event(body, event)
+
+    async def post_event(self, body: Mapping[str, Any], event: Event) -> None:
+        metadata = body["metadata"]
+        now = self._now()
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{metadata['name'][:200]}.{secrets.token_hex(8)}", "namespace": metadata["namespace"]},
+            "involvedObject": {
+                "apiVersion": f"{jobmeta.GROUP}/{jobmeta.VERSION}",
+                "kind": jobmeta.KIND,
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "uid": metadata["uid"],
+                "resourceVersion": metadata.get("resourceVersion"),
+            },
+            "type": event.type,
+            "reason": event.reason,
+            "message": event.message[:1024],
+            "source": {"component": "sundial"},
+            "reportingComponent": "sundial.dev/operator",
+            "reportingInstance": "sundial",
+            "firstTimestamp": jobmeta.rfc3339(now),
+            "lastTimestamp": jobmeta.rfc3339(now),
+            "count": 1,
+        }
+        try:
+            await self._call(self._core.create_namespaced_event, metadata["namespace"], manifest)
+        except ApiException as error:
+            # An Event is a courtesy; failing to post one must not stop the run it describes.
+            logger.warning("could not post event %s on %s/%s: %s", event.reason, metadata["namespace"],
+                           metadata["name"], _api_message(error))
+
+
+def _api_reason(error: ApiException) -> str:
+    return {403: "Forbidden", 404: "NotFound", 409: "AlreadyExists", 422: "Invalid"}.get(
+        error.status, "ApiError"
+    )
+
+
+def _api_message(error: ApiException) -> str:
+    import json
+
+    try:
+        return str(json.loads(error.body).get("message") or error.reason)
+    except (TypeError, ValueError):
+        return f"{error.status} {error.reason}"

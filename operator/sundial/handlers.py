@@ -1,0 +1,165 @@
+"""kopf wiring: thin adapters from kopf's events to the controller. No decisions are made here.
+
+The one piece of kopf machinery worth explaining is the gate. Peering pauses watch streams, daemons and
+timers on a standby replica, but not tasks started from ``@kopf.on.startup``. Sundial's single timer must
+run only on the active replica, so it runs inside a ``@kopf.daemon`` on one singleton object, a Lease named
+``sundial-scheduler``: kopf stops that daemon exactly when the replica pauses and starts it again when the
+replica resumes. While it runs, the daemon also writes the Lease's holder and renew time, so
+``kubectl get lease sundial-scheduler`` shows which replica is firing. The daemon's kopf finalizer lands on
+that Lease only; ScheduledDeployments never get one (deleting them never waits for the operator).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from sundial import jobs as jobmeta
+from sundial.controller import PLURAL, Controller, ControllerSettings
+from sundial.kubeclient import Credentials, api_client, kopf_connection_info
+
+logger = logging.getLogger("sundial.operator")
+
+LEASE_NAME = "sundial-scheduler"
+LEASE_RENEW_SECONDS = 10
+FINALIZER = "sundial.dev/scheduler-lease"
+
+
+@dataclass(frozen=True)
+class OperatorOptions:
+    credentials: Credentials
+    namespaces: tuple[str, ...] | None
+    """None: every namespace."""
+    peering_name: str | None
+    """None: standalone, no peering."""
+    priority: int
+    peering_lifetime: int
+    liveness_endpoint: str | None
+    lease_namespace: str
+    identity: str
+
+
+def ensure_lease(core_client: Any, namespace: str) -> None:
+    """Create the singleton Lease the scheduler daemon hangs on, if no replica has yet."""
+    coordination = client.CoordinationV1Api(core_client)
+    body = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": LEASE_NAME, "namespace": namespace,
+                     "labels": {jobmeta.MANAGED_BY: jobmeta.MANAGER}},
+        "spec": {},
+    }
+    try:
+        coordination.create_namespaced_lease(namespace, body)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+
+
+def build_registry(options: OperatorOptions, controller: Controller) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    coordination = client.CoordinationV1Api(controller._api)
+    state = {"heartbeat": time.monotonic(), "active": False}
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> Any:
+        # Registering a login handler switches off kopf's own credential discovery.
+        return kopf_connection_info(options.credentials)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.peering.lifetime = options.peering_lifetime
+        settings.persistence.finalizer = FINALIZER
+        settings.networking.request_timeout = 60
+        settings.networking.connect_timeout = 10
+        settings.watching.server_timeout = 300
+        # Server-side filters: only Sundial's Jobs, only the scheduler's Lease.
+        settings.watching.label_selectors["batch/v1", "jobs"] = f"{jobmeta.MANAGED_BY}={jobmeta.MANAGER}"
+        settings.watching.field_selectors["coordination.k8s.io/v1", "leases"] = f"metadata.name={LEASE_NAME}"
+        # kopf's own Events for handler errors are noise next to ours; errors are logged anyway.
+        settings.posting.enabled = False
+
+    @kopf.on.event(jobmeta.GROUP, jobmeta.VERSION, PLURAL, registry=registry)
+    def scheduled_deployment_event(event: Any, body: Any, namespace: str, **_: Any) -> None:
+        if options.namespaces is not None and namespace not in options.namespaces:
+            return  # seen only because the Lease's namespace is watched too
+        controller.object_seen(dict(body), deleted=event.get("type") == "DELETED")
+
+    @kopf.on.event("batch/v1", "jobs", labels={jobmeta.MANAGED_BY: jobmeta.MANAGER}, registry=registry)
+    def job_event(event: Any, body: Any, **_: Any) -> None:
+        controller.job_seen(dict(body), deleted=event.get("type") == "DELETED")
+
+    def is_scheduler_lease(name: str, namespace: str, **_: Any) -> bool:
+        return name == LEASE_NAME and namespace == options.lease_namespace
+
+    @kopf.daemon("coordination.k8s.io/v1", "leases", when=is_scheduler_lease, registry=registry,
+                 cancellation_timeout=1.0)
+    async def scheduler(stopped: kopf.DaemonStopped, **_: Any) -> None:
+        logger.info("this replica (%s) is active: serving %d armed objects", options.identity,
+                    len(controller.wakeups))
+        state["active"] = True
+        loop_task = asyncio.create_task(controller.wakeups.run(), name="sundial wake-ups")
+        try:
+            while not stopped:
+                state["heartbeat"] = time.monotonic()
+                if loop_task.done():
+                    loop_task.result()  # re-raise whatever killed the loop
+                await renew_lease()
+                await stopped.wait(LEASE_RENEW_SECONDS)
+        finally:
+            state["active"] = False
+            loop_task.cancel()
+            await asyncio.gather(loop_task, return_exceptions=True)
+            logger.info("this replica (%s) stopped serving (%s)", options.identity, stopped.reason)
+
+    async def renew_lease() -> None:
+        now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        patch = {"spec": {"holderIdentity": options.identity, "renewTime": now,
+                          "leaseDurationSeconds": options.peering_lifetime}}
+        try:
+            await asyncio.to_thread(coordination.patch_namespaced_lease, LEASE_NAME, options.lease_namespace, patch)
+        except ApiException as error:
+            logger.warning("could not renew Lease %s/%s: %s", options.lease_namespace, LEASE_NAME, error.reason)
+
+    @kopf.on.probe(id="scheduler", registry=registry)
+    def scheduler_probe(**_: Any) -> dict[str, Any]:
+        age = time.monotonic() - float(state["heartbeat"])
+        if state["active"] and age > 6 * LEASE_RENEW_SECONDS:
+            raise RuntimeError(f"the scheduler loop has not reported for {age:.0f}s")
+        return {"active": bool(state["active"]), "armed": len(controller.wakeups)}
+
+    return registry
+
+
+async def run_operator(options: OperatorOptions) -> None:
+    settings = ControllerSettings(
+        deployer_image=os.environ.get("SUNDIAL_DEPLOYER_IMAGE", jobmeta.DEFAULT_DEPLOYER_IMAGE)
+    )
+    api = api_client(options.credentials, pool_size=settings.api_threads + 4)
+    controller = Controller(api, settings)
+    await asyncio.to_thread(ensure_lease, api, options.lease_namespace)
+    registry = build_registry(options, controller)
+    namespaces: list[str] = []
+    if options.namespaces is not None:
+        namespaces = sorted({*options.namespaces, options.lease_namespace})
+    try:
+        await kopf.operator(
+            registry=registry,
+            clusterwide=options.namespaces is None,
+            namespaces=namespaces,
+            peering_name=options.peering_name,
+            standalone=options.peering_name is None,
+            priority=options.priority,
+            liveness_endpoint=options.liveness_endpoint,
+        )
+    finally:
+        controller.close()

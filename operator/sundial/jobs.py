@@ -1,0 +1,170 @@
+"""Build the Job that carries out one run of a ScheduledDeployment. Pure: build here, create elsewhere.
+
+The Job's name is derived from the object and the scheduled UTC instant, so it doubles as a lock: a retry,
+a restarted operator or a second replica that tries to create the same run gets AlreadyExists and treats it
+as done. Everything a script might want to know about the run travels with the Job twice: as annotations
+(for people and for the operator's own bookkeeping after a restart) and as environment variables.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+GROUP = "sundial.dev"
+VERSION = "v1alpha1"
+KIND = "ScheduledDeployment"
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "sundial"
+LABEL_OWNER = "sundial.dev/scheduled-deployment"
+LABEL_ROLE = "sundial.dev/role"
+ANNOTATION_SCHEDULED = "sundial.dev/scheduled-time"
+ANNOTATION_LOCAL = "sundial.dev/local-time"
+ANNOTATION_TIME_ZONE = "sundial.dev/time-zone"
+ANNOTATION_FIRED = "sundial.dev/fired-time"
+ANNOTATION_TRIGGER = "sundial.dev/trigger"
+
+DEPLOY_CONTAINER = "deploy"
+DEFAULT_DEPLOYER_IMAGE = "ghcr.io/sundial-dev/sundial:latest"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run to carry out: which instant, in which role, and when we actually fired it."""
+
+    job_name: str
+    role: str
+    """``Deploy`` (the object's own deploy) or ``Dependency`` (run ahead of a dependent's deploy)."""
+    scheduled_time: datetime
+    """The nominal UTC instant of this run."""
+    local_time: datetime
+    """The same instant in the object's time zone (aware, with its offset)."""
+    time_zone: str
+    fired_time: datetime
+    """When the operator created the Job (UTC); lateness is ``fired_time - scheduled_time``."""
+
+
+def rfc3339(instant: datetime, millis: bool = False) -> str:
+    """UTC with a ``Z``; with milliseconds for measured times, without for nominal ones."""
+    text = instant.isoformat(timespec="milliseconds" if millis else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def run_environment(sd_name: str, run: Run) -> list[dict[str, str]]:
+    return [
+        {"name": "SUNDIAL_SCHEDULED_DEPLOYMENT", "value": sd_name},
+        {"name": "SUNDIAL_ROLE", "value": run.role},
+        {"name": "SUNDIAL_JOB_NAME", "value": run.job_name},
+        {"name": "SUNDIAL_SCHEDULED_TIME", "value": rfc3339(run.scheduled_time)},
+        {"name": "SUNDIAL_LOCAL_TIME", "value": run.local_time.isoformat(timespec="seconds")},
+        {"name": "SUNDIAL_TIME_ZONE", "value": run.time_zone},
+        {"name": "SUNDIAL_FIRED_TIME", "value": rfc3339(run.fired_time, millis=True)},
+    ]
+
+
+def restricted_security_context() -> dict[str, Any]:
+    """The built-in deployers need no privileges at all: the Pod Security "restricted" profile."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def deployer_pod_spec(spec: Mapping[str, Any], namespace: str, deployer_image: str) -> dict[str, Any]:
+    """The pod for a built-in target: ``sundial deploy …`` from the Sundial image."""
+    if "deployment" in spec and spec["deployment"] is not None:
+        target = spec["deployment"]
+        args = ["deploy", "kubernetes", "--namespace", namespace, "--deployment", target["name"],
+                "--container", target["container"], "--image", target["image"]]
+        env_from: list[dict[str, Any]] = []
+    else:
+        target = spec["ecsService"]
+        args = ["deploy", "ecs", "--cluster", target["cluster"], "--service", target["service"],
+                "--container", target["container"], "--image", target["image"], "--region", target["region"]]
+        secret = target.get("credentialsSecret")
+        # Credentials stay in the Secret: the pod reads them as environment, nothing copies them anywhere.
+        env_from = [{"secretRef": {"name": secret}}] if secret else []
+    container: dict[str, Any] = {
+        "name": DEPLOY_CONTAINER,
+        "image": deployer_image,
+        "args": args,
+        "securityContext": restricted_security_context(),
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+    }
+    if env_from:
+        container["envFrom"] = env_from
+    return {
+        "restartPolicy": "Never",
+        "serviceAccountName": spec.get("serviceAccountName") or "sundial-deployer",
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+    }
+
+
+def build_job(sd: Mapping[str, Any], run: Run, deployer_image: str = DEFAULT_DEPLOYER_IMAGE) -> dict[str, Any]:
+    """The Job for ``run`` of the ScheduledDeployment ``sd`` (the object as the API server returned it)."""
+    metadata = sd["metadata"]
+    spec = sd["spec"]
+    labels = {MANAGED_BY: MANAGER, LABEL_OWNER: metadata["name"], LABEL_ROLE: run.role.lower()}
+    annotations = {
+        ANNOTATION_SCHEDULED: rfc3339(run.scheduled_time),
+        ANNOTATION_LOCAL: run.local_time.isoformat(timespec="seconds"),
+        ANNOTATION_TIME_ZONE: run.time_zone,
+        ANNOTATION_FIRED: rfc3339(run.fired_time, millis=True),
+    }
+    environment = run_environment(metadata["name"], run)
+
+    template = spec.get("jobTemplate")
+    if template:
+        job_spec = copy.deepcopy(template.get("spec") or {})
+        user_labels = dict((template.get("metadata") or {}).get("labels") or {})
+        user_annotations = dict((template.get("metadata") or {}).get("annotations") or {})
+        pod_template = job_spec.setdefault("template", {})
+        pod_metadata = pod_template.setdefault("metadata", {})
+        pod_metadata["labels"] = {**(pod_metadata.get("labels") or {}), **labels}
+        pod_spec = pod_template.setdefault("spec", {})
+        pod_spec.setdefault("restartPolicy", "Never")
+        pod_spec.setdefault("serviceAccountName", spec.get("serviceAccountName") or "sundial-deployer")
+        for container in pod_spec.get("containers") or []:
+            # Sundial's variables come last so they win over a same-named one in the template.
+            names = {entry["name"] for entry in environment}
+            container["env"] = [e for e in container.get("env") or [] if e.get("name") not in names] + environment
+    else:
+        user_labels, user_annotations = {}, {}
+        pod_spec = deployer_pod_spec(spec, metadata["namespace"], deployer_image)
+        pod_spec["containers"][0]["env"] = environment
+        job_spec = {
+            # A deploy is not blindly retried: the built-in deployers are idempotent, but a failed deploy is
+            # a fact the user must see, not something to paper over with a second attempt.
+            "backoffLimit": 0,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        }
+
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": run.job_name,
+            "namespace": metadata["namespace"],
+            "labels": {**user_labels, **labels},
+            "annotations": {**user_annotations, **annotations},
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": KIND,
+                    "name": metadata["name"],
+                    "uid": metadata["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": job_spec,
+    }

@@ -1,0 +1,630 @@
+"""What a ScheduledDeployment should look like now: the whole decision, as a pure function.
+
+``reconcile(world)`` takes the object, its siblings in the namespace, the Jobs Sundial made there and the
+current instant, and returns a `Plan`: the complete status to write, the Jobs to create and delete, the
+Events to post and when to look again. It reads no clock and calls no API, so every branch is a table
+test; `sundial.controller` gathers the inputs and carries out the plan.
+
+Notes
+-----
+The run history in ``status.runs`` plus the Jobs themselves are the memory. A run counts as handled once
+it has a record (or a Job, whose deterministic name is derived from the object and the instant); the
+latest handled instant bounds the window in which new runs fall due, so a restarted operator, or one that
+re-lists after a pause, neither fires a handled run again nor forgets an unhandled one. Runs that fell due
+while nobody was watching are fired late if still within ``startingDeadlineSeconds`` and otherwise
+recorded as missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
+
+from sundial import jobs as jobmeta
+from sundial.conditions import ConditionType, find_condition, mark_invalid, set_condition
+from sundial.models import (
+    MAX_RUN_RECORDS,
+    ActiveJob,
+    Condition,
+    ConditionStatus,
+    ConcurrencyPolicy,
+    RunRecord,
+    RunResult,
+    RunRole,
+    ScheduledDeploymentStatus,
+)
+from sundial.names import job_name
+from sundial.reasons import Invalid
+from sundial.schedule import Plan as TimingPlan
+from sundial.schedule import Run as TimedRun
+from sundial.reasons import SpecError
+from sundial.schedule import CronSchedule, check_run_at_not_past, due, upcoming
+from sundial.validation import Valid, validate
+from sundial.wallclock import format_local, format_utc
+
+TERMINAL = frozenset({RunResult.SUCCEEDED, RunResult.FAILED, RunResult.MISSED, RunResult.HELD})
+
+
+class JobPhase(StrEnum):
+    ACTIVE = "Active"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What the plan needs to know about one of Sundial's Jobs."""
+
+    namespace: str
+    name: str
+    owner: str
+    """The ScheduledDeployment that owns it (label ``sundial.dev/scheduled-deployment``)."""
+    owner_uid: str | None
+    role: RunRole
+    scheduled_time: datetime
+    fired_time: datetime | None
+    phase: JobPhase
+    reason: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class CreateFailure:
+    """The API refused to create the Job for ``run``."""
+
+    run: jobmeta.Run
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    """Normal or Warning."""
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class World:
+    now: datetime
+    body: Mapping[str, Any]
+    """The ScheduledDeployment as the API server returned it."""
+    siblings: Mapping[str, Mapping[str, Any]]
+    """ScheduledDeployments of the namespace by name, at least those connected by dependsOn."""
+    jobs: Mapping[str, JobState]
+    """Sundial's Jobs in the namespace by name."""
+    create_failures: tuple[CreateFailure, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    status: dict[str, Any]
+    create: tuple[jobmeta.Run, ...] = ()
+    delete: tuple[str, ...] = ()
+    events: tuple[Event, ...] = ()
+    wake_at: datetime | None = None
+
+
+# ---------------------------------------------------------------------------------------------- jobs
+
+
+def _parse_time(text: object) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
+    """Read one of Sundial's Jobs; None for a Job that lacks Sundial's labels and annotations."""
+    metadata = body.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    annotations = metadata.get("annotations") or {}
+    owner = labels.get(jobmeta.LABEL_OWNER)
+    scheduled = _parse_time(annotations.get(jobmeta.ANNOTATION_SCHEDULED))
+    if not owner or scheduled is None:
+        return None
+    owner_uid = next(
+        (ref.get("uid") for ref in metadata.get("ownerReferences") or [] if ref.get("kind") == jobmeta.KIND), None
+    )
+    role = RunRole.DEPENDENCY if labels.get(jobmeta.LABEL_ROLE) == "dependency" else RunRole.DEPLOY
+    phase, reason, message = JobPhase.ACTIVE, None, None
+    for condition in (body.get("status") or {}).get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            phase, reason, message = JobPhase.SUCCEEDED, "JobSucceeded", "the Job completed"
+        elif condition.get("type") == "Failed":
+            phase = JobPhase.FAILED
+            reason = "JobFailed"
+            detail = condition.get("message") or condition.get("reason") or "the Job failed"
+            message = f"the Job failed: {detail}"
+    return JobState(
+        namespace=metadata.get("namespace", ""),
+        name=metadata.get("name", ""),
+        owner=owner,
+        owner_uid=owner_uid,
+        role=role,
+        scheduled_time=scheduled,
+        fired_time=_parse_time(annotations.get(jobmeta.ANNOTATION_FIRED)),
+        phase=phase,
+        reason=reason,
+        message=message,
+    )
+
+
+_RESULT_OF_PHASE = {
+    JobPhase.ACTIVE: RunResult.RUNNING,
+    JobPhase.SUCCEEDED: RunResult.SUCCEEDED,
+    JobPhase.FAILED: RunResult.FAILED,
+}
+
+
+# ---------------------------------------------------------------------------------------------- status
+
+
+def _parse_status(raw: object) -> ScheduledDeploymentStatus:
+    if not isinstance(raw, Mapping):
+        return ScheduledDeploymentStatus()
+    try:
+        return ScheduledDeploymentStatus.model_validate(raw)
+    except ValidationError:
+        # Status is ours alone; if it was mangled, start afresh rather than crash-loop. The Jobs, which
+        # carry their own instants, rebuild the run history below.
+        return ScheduledDeploymentStatus()
+
+
+def _records_with_jobs(records: Iterable[RunRecord], own_jobs: Iterable[JobState]) -> dict[datetime, RunRecord]:
+    """Run records by instant, brought up to date from the Jobs (and created for Jobs without one)."""
+    by_instant = {record.scheduled_time: record for record in records}
+    for job in own_jobs:
+        record = by_instant.get(job.scheduled_time)
+        result = _RESULT_OF_PHASE[job.phase]
+        update = {
+            "job_name": job.name,
+            "result": result,
+            "role": job.role,
+            "fired_time": job.fired_time if record is None or record.fired_time is None else record.fired_time,
+            "reason": job.reason if job.phase is not JobPhase.ACTIVE else "JobRunning",
+            "message": job.message if job.phase is not JobPhase.ACTIVE else "the Job is running",
+        }
+        if record is None:
+            by_instant[job.scheduled_time] = RunRecord(scheduled_time=job.scheduled_time, **update)
+        elif record.result in (RunResult.PENDING, RunResult.RUNNING) or record.job_name == job.name:
+            by_instant[job.scheduled_time] = record.model_copy(update=update)
+    return by_instant
+
+
+def _describe(instant: datetime, zone: Any) -> str:
+    return f"{format_utc(instant)} ({format_local(instant, zone)})"
+
+
+# ---------------------------------------------------------------------------------------------- gates
+
+
+@dataclass(frozen=True)
+class _Gate:
+    go: bool
+    wait: bool = False
+    reason: str = ""
+    message: str = ""
+
+
+def _dependency_gate(run: TimedRun, world: World) -> _Gate:
+    """May ``run`` start? Only once its nearest dependency's run for it has succeeded, if it must."""
+    if not run.dependencies or not run.dependencies[0].must_succeed:
+        return _Gate(go=True)
+    dependency = run.dependencies[0]
+    name = job_name(dependency.name, dependency.instant)
+    job = world.jobs.get(name)
+    when = format_utc(dependency.instant)
+    if job is not None and job.phase is JobPhase.SUCCEEDED:
+        return _Gate(go=True)
+    if job is not None and job.phase is JobPhase.FAILED:
+        return _Gate(False, reason="DependencyFailed",
+                     message=f"dependency {dependency.name!r} failed its run for {when} (Job {name}): "
+                     f"{job.message or 'no details'}; nothing was deployed")
+    if job is None:
+        record = _dependency_record(world, dependency.name, dependency.instant)
+        if record is not None and record.result in (RunResult.MISSED, RunResult.HELD, RunResult.SKIPPED,
+                                                     RunResult.FAILED):
+            return _Gate(False, reason="DependencyDidNotRun",
+                         message=f"dependency {dependency.name!r} did not run for {when} "
+                         f"({record.result.value}: {record.message or record.reason}); nothing was deployed")
+    deadline = run.instant + run.deadline
+    if world.now > deadline:
+        state = "still running" if job is not None else "not started"
+        return _Gate(False, reason="DependencyNotFinished",
+                     message=f"dependency {dependency.name!r} was {state} for its run at {when} when this run's "
+                     f"startingDeadlineSeconds ran out at {format_utc(deadline)}; nothing was deployed")
+    return _Gate(False, wait=True, reason="WaitingForDependency",
+                 message=f"waiting for dependency {dependency.name!r} (its run at {when}"
+                 f"{', Job ' + name if job is not None else ''}) to succeed")
+
+
+def _dependency_record(world: World, name: str, instant: datetime) -> RunRecord | None:
+    sibling = world.siblings.get(name)
+    if sibling is None:
+        return None
+    for record in _parse_status(sibling.get("status")).runs:
+        if record.scheduled_time == instant:
+            return record
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- plan
+
+
+def _component(world: World, name: str) -> dict[str, Mapping[str, Any]]:
+    """The siblings reachable from ``name`` along dependsOn in either direction: all a plan can depend on."""
+    edges: dict[str, set[str]] = {}
+    for sibling_name, sibling in world.siblings.items():
+        target = ((sibling.get("spec") or {}).get("dependsOn") or {}).get("name")
+        if isinstance(target, str):
+            edges.setdefault(sibling_name, set()).add(target)
+            edges.setdefault(target, set()).add(sibling_name)
+    seen, stack = {name}, [name]
+    while stack:
+        for neighbour in edges.get(stack.pop(), ()):
+            if neighbour not in seen:
+                seen.add(neighbour)
+                stack.append(neighbour)
+    return {n: world.siblings[n] for n in seen if n in world.siblings}
+
+
+def _validate(world: World, draft: _Draft) -> Valid | Invalid:
+    """Validate the object; ``RunAtInPast`` is judged against its creation, not against now.
+
+    A runAt that was already older than its deadline when the object was created is a mistake in the
+    spec. One that passed while the operator was down is a missed run, recorded as such; calling it
+    invalid would hide that a deploy did not happen.
+    """
+    body = world.body
+    verdict = validate(body, world.now, _component(world, body["metadata"]["name"]), has_run=True)
+    created = _parse_time(body["metadata"].get("creationTimestamp"))
+    if isinstance(verdict, Valid) and not draft.records and created is not None:
+        try:
+            check_run_at_not_past(verdict.plan, created)
+        except SpecError as error:
+            return error.invalid
+    return verdict
+
+
+def _timing_plans(world: World, me: Valid) -> dict[str, TimingPlan]:
+    component = _component(world, me.name)
+    plans = {me.name: me.plan}
+    for sibling_name, sibling in component.items():
+        if sibling_name == me.name:
+            continue
+        ran = bool(_parse_status(sibling.get("status")).runs)
+        verdict = validate(sibling, world.now, component, has_run=ran)
+        if isinstance(verdict, Valid):
+            plans[sibling_name] = verdict.plan
+    return plans
+
+
+@dataclass
+class _Draft:
+    """The status being assembled, and what it implies."""
+
+    records: dict[datetime, RunRecord]
+    creates: list[jobmeta.Run] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    wake: list[datetime] = field(default_factory=list)
+    waiting: _Gate | None = None
+
+    def record(self, run: TimedRun, result: RunResult, reason: str, message: str) -> None:
+        self.records[run.instant] = RunRecord(scheduled_time=run.instant, role=run.role, result=result,
+                                              reason=reason, message=message)
+
+
+def reconcile(world: World) -> Plan:
+    body = world.body
+    metadata = body["metadata"]
+    name = metadata["name"]
+    generation = metadata.get("generation")
+    old = _parse_status(body.get("status"))
+    own_jobs = [
+        job for job in world.jobs.values()
+        if job.owner == name and (job.owner_uid is None or job.owner_uid == metadata.get("uid"))
+    ]
+    draft = _Draft(_records_with_jobs(old.runs, own_jobs))
+    verdict = _validate(world, draft)
+
+    if isinstance(verdict, Invalid):
+        return _invalid_plan(world, old, draft, own_jobs, verdict, generation)
+
+    plans = _timing_plans(world, verdict)
+    spec = verdict.spec
+    since = max(draft.records) if draft.records else _creation_floor(metadata, verdict.plan)
+    window = due(name, plans, since, world.now)
+    for run in window.skipped:
+        if run.instant not in draft.records:
+            draft.record(run, RunResult.SKIPPED, "DstSkipped", "; ".join(run.notes) or "skipped by dstPolicy")
+    for run in window.missed:
+        if run.instant not in draft.records:
+            late = run.instant < world.now - run.deadline
+            draft.record(
+                run, RunResult.MISSED,
+                "MissedDeadline" if late else "Superseded",
+                f"not started within startingDeadlineSeconds ({int(run.deadline.total_seconds())}) of "
+                f"{format_utc(run.instant)}" if late else
+                f"a later run ({format_utc(window.due.instant) if window.due else 'newer'}) was due at the same time",
+            )
+    if window.truncated:
+        draft.events.append(Event("Warning", "Missed", "more than 100 runs fell due while nobody was watching; "
+                                  "only the latest 100 are recorded"))
+    if window.due is not None:
+        _start_run(world, window.due, verdict, own_jobs, draft)
+
+    _prune_history(own_jobs, spec.successful_jobs_history_limit, spec.failed_jobs_history_limit, draft)
+    coming = upcoming(name, plans, world.now, 3)
+    status = _valid_status(world, old, draft, own_jobs, verdict, coming, generation)
+    events = _transition_events(old, status, draft.events, verdict.plan.zone)
+    for run in coming[:1]:
+        draft.wake.append(run.instant)
+    wake = min(draft.wake) if draft.wake else None
+    return Plan(
+        status=status.model_dump(mode="json", by_alias=True, exclude_none=True),
+        create=tuple(draft.creates),
+        delete=tuple(dict.fromkeys(draft.deletes)),
+        events=tuple(events),
+        wake_at=wake,
+    )
+
+
+def _creation_floor(metadata: Mapping[str, Any], plan: TimingPlan) -> datetime | None:
+    """Where a never-run object's window starts: a schedule's past before the object existed never runs.
+
+    A runAt is different: one created a little after its instant (within the deadline) still runs, so its
+    window reaches back the deadline from the creation.
+    """
+    created = _parse_time(metadata.get("creationTimestamp"))
+    if created is None:
+        return None
+    return created if isinstance(plan.when, CronSchedule) else created - plan.deadline
+
+
+def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobState], draft: _Draft) -> None:
+    name = me.name
+    if run.instant in draft.records:
+        return  # handled already: a Job exists for it or it was recorded held, skipped or missed
+    if me.spec.suspend:
+        draft.record(run, RunResult.SKIPPED, "Suspended",
+                     "spec.suspend was true when this run fell due; it is not run later")
+        return
+    gate = _dependency_gate(run, world)
+    if gate.wait:
+        draft.waiting = gate
+        draft.wake.append(run.instant + run.deadline)
+        return
+    if not gate.go:
+        draft.record(run, RunResult.HELD, gate.reason, gate.message)
+        return
+    active = [job for job in own_jobs if job.phase is JobPhase.ACTIVE]
+    if active and me.spec.schedule is not None:
+        policy = me.spec.concurrency_policy
+        if policy is ConcurrencyPolicy.FORBID:
+            names = ", ".join(job.name for job in active)
+            draft.record(run, RunResult.SKIPPED, "ConcurrencyForbidden",
+                         f"concurrencyPolicy is Forbid and {names} was still running")
+            return
+        if policy is ConcurrencyPolicy.REPLACE:
+            draft.deletes.extend(job.name for job in active)
+    run_job = job_name(name, run.instant)
+    failure = next((f for f in world.create_failures if f.run.job_name == run_job), None)
+    if failure is not None:
+        draft.records[run.instant] = RunRecord(
+            scheduled_time=run.instant, role=run.role, result=RunResult.FAILED, job_name=run_job,
+            reason=failure.reason, message=f"the API server refused to create Job {run_job}: {failure.message}",
+        )
+        return
+    draft.creates.append(jobmeta.Run(
+        job_name=run_job,
+        role=run.role.value,
+        scheduled_time=run.instant,
+        local_time=run.local,
+        time_zone=me.spec.time_zone,
+        fired_time=world.now,
+    ))
+
+
+def _prune_history(own_jobs: Sequence[JobState], keep_succeeded: int, keep_failed: int, draft: _Draft) -> None:
+    newest_first = sorted(own_jobs, key=lambda job: job.scheduled_time, reverse=True)
+    for phase, keep in ((JobPhase.SUCCEEDED, keep_succeeded), (JobPhase.FAILED, keep_failed)):
+        finished = [job for job in newest_first if job.phase is phase]
+        draft.deletes.extend(job.name for job in finished[keep:])
+
+
+# ---------------------------------------------------------------------------------------------- status
+
+
+def _runs_and_active(draft: _Draft, own_jobs: Sequence[JobState]) -> tuple[list[RunRecord], list[ActiveJob]]:
+    runs = [draft.records[instant] for instant in sorted(draft.records)][-MAX_RUN_RECORDS:]
+    active = [
+        ActiveJob(name=job.name, role=job.role, scheduled_time=job.scheduled_time)
+        for job in sorted(own_jobs, key=lambda job: job.scheduled_time)
+        if job.phase is JobPhase.ACTIVE
+    ]
+    return runs, active
+
+
+def _last_fields(runs: Sequence[RunRecord]) -> dict[str, Any]:
+    started = [run for run in runs if run.fired_time is not None]
+    succeeded = [run for run in runs if run.result is RunResult.SUCCEEDED]
+    return {
+        "last_run_time": started[-1].scheduled_time if started else None,
+        "last_successful_time": succeeded[-1].scheduled_time if succeeded else None,
+        "last_job_name": started[-1].job_name if started else None,
+    }
+
+
+def _invalid_plan(world: World, old: ScheduledDeploymentStatus, draft: _Draft, own_jobs: Sequence[JobState],
+                  invalid: Invalid, generation: int | None) -> Plan:
+    runs, active = _runs_and_active(draft, own_jobs)
+    conditions, _ = mark_invalid(old.conditions, invalid, now=world.now, observed_generation=generation)
+    conditions = _set(conditions, ConditionType.PROGRESSING, *_progressing(active, None), world.now, generation)
+    status = ScheduledDeploymentStatus(
+        observed_generation=generation,
+        conditions=_ordered(conditions),
+        active=active,
+        runs=runs,
+        **_last_fields(runs),
+    )
+    previous = find_condition(old.conditions, ConditionType.READY)
+    events: list[Event] = []
+    if previous is None or previous.reason != invalid.reason.value or previous.message != invalid.message:
+        events.append(Event("Warning", invalid.reason.value, invalid.message))
+    return Plan(status=status.model_dump(mode="json", by_alias=True, exclude_none=True), events=tuple(events))
+
+
+def _set(conditions: list[Condition], kind: ConditionType, status: ConditionStatus, reason: str, message: str,
+         now: datetime, generation: int | None) -> list[Condition]:
+    updated, _ = set_condition(conditions, kind, status, reason, message, now=now, observed_generation=generation)
+    return updated
+
+
+_ORDER = [ConditionType.READY, ConditionType.SCHEDULED, ConditionType.DEPENDENCY_READY, ConditionType.PROGRESSING,
+          ConditionType.SUCCEEDED]
+
+
+def _ordered(conditions: list[Condition]) -> list[Condition]:
+    rank = {kind.value: index for index, kind in enumerate(_ORDER)}
+    return sorted(conditions, key=lambda condition: rank.get(condition.type, len(rank)))
+
+
+def _progressing(active: Sequence[ActiveJob], waiting: _Gate | None) -> tuple[ConditionStatus, str, str]:
+    if active:
+        names = ", ".join(job.name for job in active)
+        return ConditionStatus.TRUE, "JobRunning", f"Job {names} is running"
+    if waiting is not None:
+        return ConditionStatus.TRUE, waiting.reason, waiting.message
+    return ConditionStatus.FALSE, "Idle", "no Job of this object is running"
+
+
+def _latest_outcome(runs: Sequence[RunRecord]) -> RunRecord | None:
+    finished = [run for run in runs if run.result in TERMINAL]
+    return finished[-1] if finished else None
+
+
+def _valid_status(world: World, old: ScheduledDeploymentStatus, draft: _Draft, own_jobs: Sequence[JobState],
+                  me: Valid, coming: Sequence[TimedRun], generation: int | None) -> ScheduledDeploymentStatus:
+    runs, active = _runs_and_active(draft, own_jobs)
+    now = world.now
+    zone = me.plan.zone
+    next_run = next((run for run in coming if not run.skipped), None)
+    conditions = list(old.conditions)
+    # Scheduled: is there a next run, and if not, why not.
+    if me.spec.suspend:
+        scheduled = (ConditionStatus.FALSE, "Suspended", "spec.suspend is true: runs that fall due are recorded "
+                     "as skipped and never made up later; set suspend: false to resume")
+    elif draft.waiting is not None:
+        scheduled = (ConditionStatus.TRUE, draft.waiting.reason, draft.waiting.message)
+    elif next_run is not None:
+        scheduled = (ConditionStatus.TRUE, "Armed", f"next run at {_describe(next_run.instant, zone)}")
+    elif me.plan.when is None:
+        scheduled = (ConditionStatus.FALSE, "NoUpcomingRuns", "this object has no runAt or schedule of its own and "
+                     "no other object depends on it with an upcoming run")
+    else:
+        scheduled = (ConditionStatus.FALSE, "Completed", "every scheduled run is in the past; nothing more will run")
+    conditions = _set(conditions, ConditionType.SCHEDULED, *scheduled, now, generation)
+
+    latest = _latest_outcome(runs)
+    if me.spec.depends_on is not None:
+        dependency = me.spec.depends_on.name
+        if draft.waiting is not None:
+            dep = (ConditionStatus.UNKNOWN, draft.waiting.reason, draft.waiting.message)
+        elif latest is not None and latest.result is RunResult.HELD:
+            dep = (ConditionStatus.FALSE, latest.reason or "DependencyFailed", latest.message or "")
+        else:
+            chain = " -> ".join([me.name, *(link.name for link in me.plan.chain)])
+            dep = (ConditionStatus.TRUE, "DependencyResolved", f"dependency chain {chain} resolves")
+        conditions = _set(conditions, ConditionType.DEPENDENCY_READY, *dep, now, generation)
+        del dependency
+    else:
+        conditions = [c for c in conditions if c.type != ConditionType.DEPENDENCY_READY]
+
+    conditions = _set(conditions, ConditionType.PROGRESSING, *_progressing(active, draft.waiting), now, generation)
+
+    if latest is None:
+        succeeded = (ConditionStatus.UNKNOWN, "NoRunYet", "no run has finished yet")
+    elif latest.result is RunResult.SUCCEEDED:
+        succeeded = (ConditionStatus.TRUE, "JobSucceeded",
+                     f"the run for {format_utc(latest.scheduled_time)} succeeded (Job {latest.job_name})")
+    else:
+        succeeded = (ConditionStatus.FALSE, latest.reason or latest.result.value,
+                     f"the run for {format_utc(latest.scheduled_time)} {latest.result.value.lower()}: "
+                     f"{latest.message or latest.reason}")
+    conditions = _set(conditions, ConditionType.SUCCEEDED, *succeeded, now, generation)
+
+    if latest is not None and latest.result is not RunResult.SUCCEEDED:
+        ready = (ConditionStatus.FALSE, succeeded[1], succeeded[2])
+    elif active:
+        ready = (ConditionStatus.TRUE, "Running", f"Job {active[-1].name} is running")
+    elif draft.waiting is not None:
+        ready = (ConditionStatus.TRUE, draft.waiting.reason, draft.waiting.message)
+    elif scheduled[0] is ConditionStatus.TRUE:
+        ready = (ConditionStatus.TRUE, "Armed", scheduled[2])
+    elif latest is not None:
+        ready = (ConditionStatus.TRUE, "Succeeded", succeeded[2])
+    else:
+        ready = (ConditionStatus.TRUE, scheduled[1], scheduled[2])
+    conditions = _set(conditions, ConditionType.READY, *ready, now, generation)
+
+    dependency_time = next_run.dependency_time if next_run is not None else None
+    return ScheduledDeploymentStatus(
+        observed_generation=generation,
+        conditions=_ordered(conditions),
+        next_run_time=next_run.instant if next_run else None,
+        next_run_local_time=next_run.local if next_run else None,
+        next_dependency_run_time=dependency_time,
+        active=active,
+        runs=runs,
+        upcoming=[run.instant for run in coming if not run.skipped] if me.spec.schedule is not None else [],
+        **_last_fields(runs),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+_EVENT_OF_RESULT = {
+    RunResult.SUCCEEDED: ("Normal", "Succeeded"),
+    RunResult.FAILED: ("Warning", "Failed"),
+    RunResult.MISSED: ("Warning", "Missed"),
+    RunResult.HELD: ("Warning", "Held"),
+    RunResult.SKIPPED: ("Normal", "Skipped"),
+}
+
+
+def _transition_events(old: ScheduledDeploymentStatus, new: ScheduledDeploymentStatus, extra: Iterable[Event],
+                       zone: Any) -> list[Event]:
+    """One Event per transition, found by comparing the old status with the new."""
+    events: list[Event] = []
+    if new.next_run_time is not None and new.next_run_time != old.next_run_time:
+        dependency = (f"; its dependency runs at {format_utc(new.next_dependency_run_time)}"
+                      if new.next_dependency_run_time else "")
+        events.append(Event("Normal", "Armed", f"next run at {_describe(new.next_run_time, zone)}{dependency}"))
+    before = {record.scheduled_time: record for record in old.runs}
+    for record in new.runs:
+        previous = before.get(record.scheduled_time)
+        if record.fired_time is not None and (previous is None or previous.fired_time is None):
+            lateness = (record.fired_time - record.scheduled_time) / timedelta(milliseconds=1)
+            reason = "DependencyStarted" if record.role is RunRole.DEPENDENCY else "Fired"
+            events.append(Event("Normal", reason, f"created Job {record.job_name} for "
+                                f"{_describe(record.scheduled_time, zone)}, {lateness:.0f} ms after the instant"))
+        if record.result in _EVENT_OF_RESULT and (previous is None or previous.result != record.result):
+            kind, reason = _EVENT_OF_RESULT[record.result]
+            what = f"{record.role.value.lower()} run for {format_utc(record.scheduled_time)}"
+            events.append(Event(kind, reason, f"{what}: {record.message or record.reason or record.result.value}"))
+    events.extend(extra)
+    return events

@@ -1,0 +1,140 @@
+"""``sundial run``: start the operator.
+
+Flags are explicit on purpose: credentials come from ``--kubeconfig PATH`` or ``--in-cluster`` and nothing
+else; the peering name is Sundial's own (never kopf's shared ``default``); every replica gets a distinct
+priority that favours the oldest one, so a rolling update hands over once instead of at every new pod.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PEERING = "sundial"
+# Larger than any epoch second we will live to see; an older start gives a larger priority.
+_PRIORITY_EPOCH_CEILING = 4_000_000_000
+
+
+def oldest_first_priority(started_at: float, tie_breaker: int) -> int:
+    """A peering priority that is higher for a replica that started earlier.
+
+    kopf pauses every replica that sees a peer with a higher *or equal* priority, so equal priorities freeze
+    them all; the tie-breaker (0-999) keeps two replicas started within the same second apart.
+    """
+    return (_PRIORITY_EPOCH_CEILING - int(started_at)) * 1000 + tie_breaker
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the operator",
+        description="Run the Sundial operator: arm every ScheduledDeployment and create its Jobs on time.",
+        epilog=(
+            "examples:\n"
+            "  sundial run --kubeconfig ./kubeconfig --all-namespaces --standalone\n"
+            "  sundial run --in-cluster --all-namespaces --peering sundial --liveness http://0.0.0.0:8080/healthz"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    creds = parser.add_mutually_exclusive_group(required=True)
+    creds.add_argument("--kubeconfig", type=Path, help="the kubeconfig file to use (nothing else is read)")
+    creds.add_argument("--in-cluster", action="store_true", help="use the pod's service account")
+    parser.add_argument("--context", help="the kubeconfig context (default: its current-context)")
+    scope = parser.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--namespace", "-n", action="append", help="watch this namespace (repeatable)")
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
+    peering = parser.add_mutually_exclusive_group()
+    peering.add_argument(
+        "--peering",
+        default=DEFAULT_PEERING,
+        help=f"the KopfPeering/ClusterKopfPeering object replicas coordinate through (default: {DEFAULT_PEERING})",
+    )
+    peering.add_argument("--standalone", action="store_true", help="no peering: for a single replica only")
+    parser.add_argument("--priority", type=int, help="peering priority (default: older replicas win)")
+    parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=10,
+        help="seconds after which a silent peer counts as dead; bounds take-over after a crash (default: 10)",
+    )
+    parser.add_argument("--liveness", metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--log-format", choices=("plain", "json"), default="plain")
+    parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="namespace of the Lease that shows which replica is active (default: $POD_NAMESPACE or default)",
+    )
+    parser.set_defaults(handler=run_command)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(log_format: str, verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s %(message)s",
+                                               "%Y-%m-%dT%H:%M:%S"))
+    logging.Formatter.converter = time.gmtime
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # kopf logs every handled event at INFO; at 10,000 objects that is noise, not information.
+    logging.getLogger("kopf").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from sundial.kubeclient import load_credentials
+
+    configure_logging(args.log_format, args.verbose)
+    try:
+        credentials = load_credentials(args.kubeconfig, args.in_cluster, args.context)
+    except ValueError as error:
+        print(f"sundial run: {error}", file=sys.stderr)
+        return 2
+    priority = args.priority
+    if priority is None:
+        priority = oldest_first_priority(time.time(), random.SystemRandom().randrange(1000))
+    from sundial import handlers
+
+    options = handlers.OperatorOptions(
+        credentials=credentials,
+        namespaces=None if args.all_namespaces else tuple(args.namespace),
+        peering_name=None if args.standalone else args.peering,
+        priority=priority,
+        peering_lifetime=args.peering_lifetime,
+        liveness_endpoint=args.liveness,
+        lease_namespace=args.lease_namespace,
+        identity=os.environ.get("POD_NAME") or f"{os.uname().nodename}-{os.getpid()}",
+    )
+    logging.getLogger("sundial").info(
+        "starting: %s, %s, peering %s (priority %d)",
+        credentials.source,
+        "all namespaces" if options.namespaces is None else "namespaces " + ",".join(options.namespaces),
+        options.peering_name or "off (standalone)",
+        priority,
+    )
+    asyncio.run(handlers.run_operator(options))
+    return 0

@@ -1,0 +1,335 @@
+"""The operator on a real API server: fires on time, exactly once, with dependencies and truthful status.
+
+Each test runs its own ``sundial run`` scoped to its own namespace, so that killing or restarting an
+operator in one test cannot touch another. Instants are a few seconds ahead; kwok finishes a Job's pod
+one second after it starts (``hack/kwok/stages.yaml``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from conftest import Cluster, OperatorProcess, wait_until
+
+GROUP, VERSION, PLURAL = "sundial.dev", "v1alpha1", "scheduleddeployments"
+FAILURE_LABEL = "local-cluster.sundial.dev/outcome"
+StartOperator = Callable[..., OperatorProcess]
+
+
+def utc_in(seconds: float) -> datetime:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
+
+
+def rfc3339(instant: datetime) -> str:
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def job_template(*, fail: bool = False, run_duration: str | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    if fail:
+        metadata["labels"] = {FAILURE_LABEL: "fail"}
+    if run_duration:
+        metadata["annotations"] = {"local-cluster.sundial.dev/run-duration": run_duration}
+    return {
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": metadata,
+                "spec": {"containers": [{"name": "main", "image": "registry.example/task:1"}]},
+            },
+        }
+    }
+
+
+def create_sd(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ScheduledDeployment",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    return dict(cluster.custom().create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body))
+
+
+def read_sd(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    return dict(cluster.custom().get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
+
+
+def patch_spec(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    cluster.custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, {"spec": spec})
+
+
+def jobs_of(cluster: Cluster, namespace: str, owner: str) -> list[Any]:
+    selector = f"sundial.dev/scheduled-deployment={owner}"
+    return list(cluster.batch().list_namespaced_job(namespace, label_selector=selector).items)
+
+
+def condition(body: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    return next((c for c in (body.get("status") or {}).get("conditions") or [] if c["type"] == kind), None)
+
+
+def wait_for_condition(cluster: Cluster, namespace: str, name: str, kind: str, status: str,
+                       reason: str | None = None, timeout: float = 60) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        found = condition(read_sd(cluster, namespace, name), kind)
+        if found and found["status"] == status and (reason is None or found["reason"] == reason):
+            return found
+        return None
+
+    return wait_until(f"{namespace}/{name} {kind}={status} {reason or ''}", check, timeout)
+
+
+def run_results(cluster: Cluster, namespace: str, name: str) -> list[tuple[str, str]]:
+    runs = (read_sd(cluster, namespace, name).get("status") or {}).get("runs") or []
+    return [(run["result"], run.get("reason", "")) for run in runs]
+
+
+def event_reasons(cluster: Cluster, namespace: str, name: str) -> list[str]:
+    events = cluster.core().list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+    return [event.reason for event in sorted(events, key=lambda e: e.metadata.creation_timestamp)]
+
+
+@pytest.fixture
+def deployer_namespace(cluster: Cluster, namespace: str) -> str:
+    """A namespace with the default deployer service account, so that Job pods can be created."""
+    cluster.core().create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="sundial-deployer"))
+    )
+    return namespace
+
+
+def test_a_one_shot_fires_on_time_and_reports_success(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    start_operator(ns)
+    instant = utc_in(5)
+    create_sd(cluster, ns, "once", {"runAt": rfc3339(instant), "jobTemplate": job_template()})
+    wait_for_condition(cluster, ns, "once", "Scheduled", "True", "Armed", timeout=10)
+
+    job = wait_until("the Job of 'once'", lambda: jobs_of(cluster, ns, "once"), 30)[0]
+    fired = datetime.fromisoformat(job.metadata.annotations["sundial.dev/fired-time"].replace("Z", "+00:00"))
+    created = job.metadata.creation_timestamp
+    assert job.metadata.annotations["sundial.dev/scheduled-time"] == rfc3339(instant)
+    assert timedelta(0) <= fired - instant < timedelta(seconds=2), f"fired {fired}, scheduled {instant}"
+    assert created >= instant.replace(microsecond=0)
+
+    wait_for_condition(cluster, ns, "once", "Ready", "True", "Succeeded", timeout=30)
+    status = read_sd(cluster, ns, "once")["status"]
+    assert status["lastJobName"] == job.metadata.name
+    assert status["lastSuccessfulTime"] == rfc3339(instant)
+    assert [(r["result"], r["jobName"]) for r in status["runs"]] == [("Succeeded", job.metadata.name)]
+    assert status["active"] == []
+    assert {"Armed", "Fired", "Succeeded"} <= set(event_reasons(cluster, ns, "once"))
+    assert len(jobs_of(cluster, ns, "once")) == 1
+
+
+def test_a_dependency_runs_its_lead_time_earlier_and_its_success_releases_the_deploy(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    start_operator(ns)
+    instant = utc_in(9)
+    create_sd(cluster, ns, "migrate", {"jobTemplate": job_template()})
+    create_sd(cluster, ns, "deploy", {"runAt": rfc3339(instant), "dependsOn": {"name": "migrate", "leadTime": "5s"},
+                                      "jobTemplate": job_template()})
+    armed = wait_for_condition(cluster, ns, "deploy", "Scheduled", "True", "Armed", timeout=10)
+    assert rfc3339(instant) in armed["message"]
+    assert read_sd(cluster, ns, "deploy")["status"]["nextDependencyRunTime"] == rfc3339(instant - timedelta(seconds=5))
+
+    dependency_job = wait_until("the dependency's Job", lambda: jobs_of(cluster, ns, "migrate"), 30)[0]
+    assert dependency_job.metadata.annotations["sundial.dev/scheduled-time"] == rfc3339(instant - timedelta(seconds=5))
+    assert dependency_job.metadata.labels["sundial.dev/role"] == "dependency"
+    assert jobs_of(cluster, ns, "deploy") == [], "the deploy must not start before its instant"
+
+    deploy_job = wait_until("the deploy's Job", lambda: jobs_of(cluster, ns, "deploy"), 30)[0]
+    fired = datetime.fromisoformat(deploy_job.metadata.annotations["sundial.dev/fired-time"].replace("Z", "+00:00"))
+    assert timedelta(0) <= fired - instant < timedelta(seconds=2)
+    wait_for_condition(cluster, ns, "deploy", "Ready", "True", "Succeeded", timeout=30)
+    assert run_results(cluster, ns, "migrate") == [("Succeeded", "JobSucceeded")]
+    assert "DependencyStarted" in event_reasons(cluster, ns, "migrate")
+
+
+def test_a_failed_dependency_holds_the_deploy(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    start_operator(ns)
+    instant = utc_in(8)
+    create_sd(cluster, ns, "migrate", {"jobTemplate": job_template(fail=True)})
+    create_sd(cluster, ns, "deploy", {"runAt": rfc3339(instant), "dependsOn": {"name": "migrate", "leadTime": "4s"},
+                                      "jobTemplate": job_template()})
+
+    ready = wait_for_condition(cluster, ns, "deploy", "Ready", "False", "DependencyFailed", timeout=40)
+
+    assert "migrate" in ready["message"] and "nothing was deployed" in ready["message"]
+    assert jobs_of(cluster, ns, "deploy") == []
+    assert run_results(cluster, ns, "deploy") == [("Held", "DependencyFailed")]
+    assert condition(read_sd(cluster, ns, "deploy"), "DependencyReady")["status"] == "False"
+    assert "Held" in event_reasons(cluster, ns, "deploy")
+    assert run_results(cluster, ns, "migrate") == [("Failed", "JobFailed")]
+
+
+def test_a_dependency_still_running_at_the_instant_delays_the_deploy_until_it_succeeds(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    start_operator(ns)
+    instant = utc_in(6)
+    create_sd(cluster, ns, "migrate", {"jobTemplate": job_template(run_duration="6s")})
+    create_sd(cluster, ns, "deploy", {"runAt": rfc3339(instant), "dependsOn": {"name": "migrate", "leadTime": "2s"},
+                                      "jobTemplate": job_template()})
+
+    waiting = wait_for_condition(cluster, ns, "deploy", "Progressing", "True", "WaitingForDependency", timeout=20)
+    assert jobs_of(cluster, ns, "deploy") == []
+    assert "migrate" in waiting["message"]
+
+    deploy_job = wait_until("the deploy's Job", lambda: jobs_of(cluster, ns, "deploy"), 30)[0]
+    fired = datetime.fromisoformat(deploy_job.metadata.annotations["sundial.dev/fired-time"].replace("Z", "+00:00"))
+    assert fired - instant > timedelta(seconds=2), "the deploy should have waited for the slow dependency"
+    wait_for_condition(cluster, ns, "deploy", "Ready", "True", "Succeeded", timeout=30)
+
+
+def test_an_operator_restarted_before_the_instant_still_fires_exactly_once(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    first = start_operator(ns)
+    instant = utc_in(8)
+    create_sd(cluster, ns, "once", {"runAt": rfc3339(instant), "jobTemplate": job_template()})
+    wait_for_condition(cluster, ns, "once", "Scheduled", "True", "Armed", timeout=10)
+    first.stop()
+    start_operator(ns)
+
+    wait_for_condition(cluster, ns, "once", "Ready", "True", "Succeeded", timeout=40)
+    assert len(jobs_of(cluster, ns, "once")) == 1
+    assert [result for result, _ in run_results(cluster, ns, "once")] == ["Succeeded"]
+
+
+def test_an_operator_down_across_the_instant_fires_late_within_the_deadline(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    first = start_operator(ns)
+    instant = utc_in(4)
+    create_sd(cluster, ns, "late", {"runAt": rfc3339(instant), "startingDeadlineSeconds": 120,
+                                    "jobTemplate": job_template()})
+    wait_for_condition(cluster, ns, "late", "Scheduled", "True", "Armed", timeout=10)
+    first.kill()
+    wait_until("the instant to pass", lambda: datetime.now(UTC) > instant + timedelta(seconds=3), 20)
+    assert jobs_of(cluster, ns, "late") == []
+
+    start_operator(ns)
+
+    job = wait_until("the late Job", lambda: jobs_of(cluster, ns, "late"), 30)[0]
+    fired = datetime.fromisoformat(job.metadata.annotations["sundial.dev/fired-time"].replace("Z", "+00:00"))
+    assert fired - instant > timedelta(seconds=3)
+    wait_for_condition(cluster, ns, "late", "Ready", "True", "Succeeded", timeout=30)
+
+
+def test_an_operator_down_beyond_the_deadline_records_a_missed_run(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    first = start_operator(ns)
+    instant = utc_in(4)
+    create_sd(cluster, ns, "missed", {"runAt": rfc3339(instant), "startingDeadlineSeconds": 2,
+                                      "jobTemplate": job_template()})
+    wait_for_condition(cluster, ns, "missed", "Scheduled", "True", "Armed", timeout=10)
+    first.kill()
+    wait_until("the deadline to pass", lambda: datetime.now(UTC) > instant + timedelta(seconds=4), 20)
+
+    start_operator(ns)
+
+    ready = wait_for_condition(cluster, ns, "missed", "Ready", "False", "MissedDeadline", timeout=30)
+    assert "startingDeadlineSeconds (2)" in ready["message"]
+    assert jobs_of(cluster, ns, "missed") == []
+    assert run_results(cluster, ns, "missed") == [("Missed", "MissedDeadline")]
+    assert "Missed" in event_reasons(cluster, ns, "missed")
+
+
+def test_moving_run_at_rearms_and_the_old_instant_never_fires(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    start_operator(ns)
+    old, new = utc_in(6), utc_in(12)
+    create_sd(cluster, ns, "moved", {"runAt": rfc3339(old), "jobTemplate": job_template()})
+    wait_for_condition(cluster, ns, "moved", "Scheduled", "True", "Armed", timeout=10)
+
+    patch_spec(cluster, ns, "moved", {"runAt": rfc3339(new)})
+
+    def rearmed() -> bool:
+        return (read_sd(cluster, ns, "moved").get("status") or {}).get("nextRunTime") == rfc3339(new)
+
+    wait_until("nextRunTime to move", rearmed, 10)
+    wait_until("the old instant to pass", lambda: datetime.now(UTC) > old + timedelta(seconds=2), 20)
+    assert jobs_of(cluster, ns, "moved") == []
+    job = wait_until("the Job at the new instant", lambda: jobs_of(cluster, ns, "moved"), 30)[0]
+    assert job.metadata.annotations["sundial.dev/scheduled-time"] == rfc3339(new)
+
+
+def test_deleting_the_object_cancels_its_run(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    operator = start_operator(ns)
+    instant = utc_in(5)
+    create_sd(cluster, ns, "doomed", {"runAt": rfc3339(instant), "jobTemplate": job_template()})
+    wait_for_condition(cluster, ns, "doomed", "Scheduled", "True", "Armed", timeout=10)
+
+    cluster.custom().delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "doomed")
+
+    wait_until("the instant to pass", lambda: datetime.now(UTC) > instant + timedelta(seconds=3), 20)
+    assert cluster.batch().list_namespaced_job(ns).items == []
+    assert operator.process.poll() is None, operator.log()[-2000:]
+
+
+def test_a_suspended_object_records_its_run_as_skipped(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    start_operator(ns)
+    instant = utc_in(4)
+    create_sd(cluster, ns, "paused", {"runAt": rfc3339(instant), "suspend": True, "jobTemplate": job_template()})
+    wait_for_condition(cluster, ns, "paused", "Scheduled", "False", "Suspended", timeout=10)
+
+    def skipped() -> bool:
+        return run_results(cluster, ns, "paused") == [("Skipped", "Suspended")]
+
+    wait_until("the suspended run to be recorded as skipped", skipped, 20)
+    assert jobs_of(cluster, ns, "paused") == []
+    assert "Skipped" in event_reasons(cluster, ns, "paused")
+
+
+def test_the_job_carries_the_schedule_as_annotations_and_environment(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    start_operator(ns)
+    instant = utc_in(4)
+    local = instant.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Kolkata"))
+    create_sd(cluster, ns, "env", {"runAt": local.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "Asia/Kolkata",
+                                   "jobTemplate": job_template()})
+
+    job = wait_until("the Job", lambda: jobs_of(cluster, ns, "env"), 30)[0]
+
+    annotations = job.metadata.annotations
+    assert annotations["sundial.dev/scheduled-time"] == rfc3339(instant)
+    assert annotations["sundial.dev/local-time"] == local.isoformat(timespec="seconds")
+    assert annotations["sundial.dev/time-zone"] == "Asia/Kolkata"
+    env = {e.name: e.value for e in job.spec.template.spec.containers[0].env}
+    assert env["SUNDIAL_SCHEDULED_TIME"] == rfc3339(instant)
+    assert env["SUNDIAL_LOCAL_TIME"].endswith("+05:30")
+    assert env["SUNDIAL_FIRED_TIME"] == annotations["sundial.dev/fired-time"]
+    owner = job.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.controller) == ("ScheduledDeployment", "env", True)
+    sd = read_sd(cluster, ns, "env")
+    assert owner.uid == sd["metadata"]["uid"]
+    assert "annotations" not in sd["metadata"] or not any(
+        key.startswith("kopf") for key in sd["metadata"]["annotations"]
+    ), "the operator must not write into the user's metadata"
+    assert not sd["metadata"].get("finalizers"), "deleting a ScheduledDeployment must never wait for the operator"
+    time.sleep(0)
