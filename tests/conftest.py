@@ -79,12 +79,17 @@ class Cluster:
     home: Path
     _clients: dict[str, Any] = field(default_factory=dict)
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         argv = [str(self.kubectl_path), "--kubeconfig", str(self.kubeconfig), *args]
-        result = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=120,
-                                env=isolated_env(self.home))
+        result = subprocess.run(
+            argv, input=input, capture_output=True, text=True, timeout=120, env=isolated_env(self.home)
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}"
+            )
         return result
 
     def api_client(self) -> Any:
@@ -112,7 +117,7 @@ class Cluster:
 
 
 def wait_until(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.1) -> T:
-    """Poll ``probe`` until it returns something truthy; fail saying what we waited for and what we last saw."""
+    """Poll ``probe`` until it returns something truthy; on timeout say what we waited for and last saw."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while True:
@@ -158,8 +163,12 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         if kubeconfig is None:
             raise pytest.UsageError("--k8s-backend=existing needs --k8s-kubeconfig PATH")
         kubectl_path = shutil.which("kubectl")
-        yield Cluster(backend, Path(kubeconfig).resolve(),
-                      Path(kubectl_path) if kubectl_path else local_bin_dir() / "kubectl", home)
+        yield Cluster(
+            backend,
+            Path(kubeconfig).resolve(),
+            Path(kubectl_path) if kubectl_path else local_bin_dir() / "kubectl",
+            home,
+        )
     elif backend == "kind":
         from pytest_kind import KindCluster  # optional: only on machines with Docker
 
@@ -171,9 +180,13 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             kind.delete()
     else:
         state = Path(os.environ.get("SUNDIAL_TEST_CLUSTER_DIR", TEST_CLUSTER_DIR))
-        status = subprocess.run([str(LOCAL_CLUSTER), "--state-dir", str(state), "status"], capture_output=True)
+        status = subprocess.run(
+            [str(LOCAL_CLUSTER), "--state-dir", str(state), "status"], capture_output=True
+        )
         already_up = status.returncode == 0
-        up = subprocess.run([str(LOCAL_CLUSTER), "--state-dir", str(state), "up"], capture_output=True, text=True)
+        up = subprocess.run(
+            [str(LOCAL_CLUSTER), "--state-dir", str(state), "up"], capture_output=True, text=True
+        )
         if up.returncode != 0:
             raise RuntimeError(f"hack/local-cluster up failed:\n{up.stderr[-4000:]}")
         kubeconfig = Path(up.stdout.strip().splitlines()[-1])
@@ -240,17 +253,30 @@ def start_operator(crds: Cluster, tmp_path: Path) -> Iterator[Callable[..., Oper
     started: list[OperatorProcess] = []
     sundial = Path(sys.executable).parent / "sundial"
 
-    def start(namespace: str, *extra: str, wait_active: bool = True, identity: str | None = None) -> OperatorProcess:
+    def start(
+        namespace: str, *extra: str, wait_active: bool = True, identity: str | None = None
+    ) -> OperatorProcess:
         index = len(started)
         log_path = tmp_path / f"operator-{index}.log"
-        argv = [str(sundial), "run", "--kubeconfig", str(crds.kubeconfig), "--namespace", namespace,
-                "--lease-namespace", namespace, *extra]
+        argv = [
+            str(sundial),
+            "run",
+            "--kubeconfig",
+            str(crds.kubeconfig),
+            "--namespace",
+            namespace,
+            "--lease-namespace",
+            namespace,
+            *extra,
+        ]
         if "--peering" not in extra:
             argv.append("--standalone")
         env = isolated_env(crds.home)
         env["POD_NAME"] = identity or f"test-operator-{index}"
         with log_path.open("wb") as log:
-            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            )
         operator = OperatorProcess(process, log_path)
         started.append(operator)
         if wait_active:
@@ -267,7 +293,9 @@ def lease_holder(cluster: Cluster, namespace: str) -> str | None:
     from kubernetes.client.exceptions import ApiException
 
     try:
-        lease = client.CoordinationV1Api(cluster.api_client()).read_namespaced_lease("sundial-scheduler", namespace)
+        lease = client.CoordinationV1Api(cluster.api_client()).read_namespaced_lease(
+            "sundial-scheduler", namespace
+        )
     except ApiException as error:
         if error.status == 404:
             return None
@@ -275,11 +303,25 @@ def lease_holder(cluster: Cluster, namespace: str) -> str | None:
     return str(lease.spec.holder_identity) if lease.spec and lease.spec.holder_identity else None
 
 
-def wait_for_active_replica(cluster: Cluster, namespace: str, identity: str, operator: OperatorProcess,
-                            timeout: float = 60) -> None:
+def wait_for_active_replica(
+    cluster: Cluster, namespace: str, identity: str, operator: OperatorProcess, timeout: float = 60
+) -> None:
     def active() -> bool:
         if operator.process.poll() is not None:
-            raise AssertionError(f"the operator exited with {operator.process.returncode}:\n{operator.log()[-3000:]}")
+            raise AssertionError(
+                f"the operator exited with {operator.process.returncode}:\n{operator.log()[-3000:]}"
+            )
         return lease_holder(cluster, namespace) == identity
 
     wait_until(f"operator {identity} to become the active scheduler in {namespace}", active, timeout)
+
+
+@pytest.fixture
+def deployer_namespace(cluster: Cluster, namespace: str) -> str:
+    """A namespace with the default deployer service account, so that Job pods can be created."""
+    from kubernetes import client
+
+    cluster.core().create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="sundial-deployer"))
+    )
+    return namespace

@@ -18,6 +18,7 @@ moment gets AlreadyExists. So a run is never created twice and never left unreco
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import time
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -58,13 +59,15 @@ class Controller:
     ) -> None:
         from sundial.wakeups import WakeupQueue
 
-        self._api = api_client
+        self.api_client = api_client
         self._custom = client.CustomObjectsApi(api_client)
         self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
         self._settings = settings
         self._clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=settings.api_threads, thread_name_prefix="sundial-api")
+        self._executor = ThreadPoolExecutor(
+            max_workers=settings.api_threads, thread_name_prefix="sundial-api"
+        )
         self.objects: dict[Key, dict[str, Any]] = {}
         self.jobs: dict[Key, JobState] = {}
         self._jobs_by_owner: dict[Key, set[str]] = defaultdict(set)
@@ -137,15 +140,21 @@ class Controller:
         # The owner records the outcome; its dependents may be waiting for exactly this outcome.
         self.wakeups.request(owner)
         for (namespace, name), obj in list(self.objects.items()):
-            if namespace == state.namespace and ((obj.get("spec") or {}).get("dependsOn") or {}).get(
-                "name"
-            ) == state.owner:
+            if (
+                namespace == state.namespace
+                and ((obj.get("spec") or {}).get("dependsOn") or {}).get("name") == state.owner
+            ):
                 self.wakeups.request((namespace, name))
 
     # ------------------------------------------------------------------------------------------ reconcile
 
-    def _world(self, body: Mapping[str, Any], now: datetime, extra_jobs: Iterable[JobState] = (),
-               failures: Iterable[CreateFailure] = ()) -> World:
+    def _world(
+        self,
+        body: Mapping[str, Any],
+        now: datetime,
+        extra_jobs: Iterable[JobState] = (),
+        failures: Iterable[CreateFailure] = (),
+    ) -> World:
         namespace = body["metadata"]["namespace"]
         siblings = {name: obj for (ns, name), obj in self.objects.items() if ns == namespace}
         siblings[body["metadata"]["name"]] = dict(body)
@@ -178,8 +187,16 @@ class Controller:
 
     async def _read(self, key: Key) -> dict[str, Any] | None:
         try:
-            body = await self._call(
-                self._custom.get_namespaced_custom_object, jobmeta.GROUP, jobmeta.VERSION, key[0], PLURAL, key[1]
+            body: dict[str, Any] = cast(
+                dict[str, Any],
+                await self._call(
+                    self._custom.get_namespaced_custom_object,
+                    jobmeta.GROUP,
+                    jobmeta.VERSION,
+                    key[0],
+                    PLURAL,
+                    key[1],
+                ),
             )
         except ApiException as error:
             if error.status == 404:
@@ -187,9 +204,11 @@ class Controller:
                 return None
             raise
         self.objects[key] = body
-        return dict(body)
+        return body
 
-    async def _create_jobs(self, body: Mapping[str, Any], plan: Plan) -> tuple[list[JobState], list[CreateFailure]]:
+    async def _create_jobs(
+        self, body: Mapping[str, Any], plan: Plan
+    ) -> tuple[list[JobState], list[CreateFailure]]:
         created: list[JobState] = []
         failures: list[CreateFailure] = []
         namespace = body["metadata"]["namespace"]
@@ -197,14 +216,20 @@ class Controller:
             manifest = jobmeta.build_job(body, run, self._settings.deployer_image)
             try:
                 result = await self._call(self._batch.create_namespaced_job, namespace, manifest)
-                state = job_state_from_body(self._api.sanitize_for_serialization(result))
-                logger.info("fired %s/%s for %s (%s)", namespace, run.job_name, jobmeta.rfc3339(run.scheduled_time),
-                            run.role)
+                state = job_state_from_body(self.api_client.sanitize_for_serialization(result))
+                logger.info(
+                    "fired %s/%s for %s (%s)",
+                    namespace,
+                    run.job_name,
+                    jobmeta.rfc3339(run.scheduled_time),
+                    run.role,
+                )
             except ApiException as error:
                 state = await self._existing_job_if_ours(body, run.job_name) if error.status == 409 else None
                 if state is None:
-                    failures.append(CreateFailure(run=run, reason=_api_reason(error),
-                                                  message=_api_message(error)))
+                    failures.append(
+                        CreateFailure(run=run, reason=_api_reason(error), message=_api_message(error))
+                    )
                     logger.warning("could not create %s/%s: %s", namespace, run.job_name, _api_message(error))
                     continue
             if state is not None:
@@ -217,7 +242,7 @@ class Controller:
         """AlreadyExists is the lock working: success if the Job is ours, a conflict otherwise."""
         namespace = body["metadata"]["namespace"]
         existing = await self._call(self._batch.read_namespaced_job, name, namespace)
-        raw = self._api.sanitize_for_serialization(existing)
+        raw = self.api_client.sanitize_for_serialization(existing)
         owners = raw.get("metadata", {}).get("ownerReferences") or []
         if any(o.get("uid") == body["metadata"]["uid"] for o in owners):
             return job_state_from_body(raw)
@@ -226,8 +251,9 @@ class Controller:
     async def _delete_jobs(self, namespace: str, names: Iterable[str]) -> None:
         for name in names:
             try:
-                await self._call(self._batch.delete_namespaced_job, name, namespace,
-                                 propagation_policy="Background")
+                await self._call(
+                    self._batch.delete_namespaced_job, name, namespace, propagation_policy="Background"
+                )
             except ApiException as error:
                 if error.status != 404:
                     raise
@@ -240,12 +266,23 @@ class Controller:
             "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
             # A merge patch replaces lists whole (conditions, runs) and we always send them whole; keys
             # that the new status drops are sent as null so that they are removed.
-            "status": {**{k: None for k in (body.get("status") or {}) if k not in plan.status}, **plan.status},
+            "status": {
+                **{k: None for k in (body.get("status") or {}) if k not in plan.status},
+                **plan.status,
+            },
         }
         try:
-            result = await self._call(
-                self._custom.patch_namespaced_custom_object_status,
-                jobmeta.GROUP, jobmeta.VERSION, key[0], PLURAL, key[1], patch,
+            result = cast(
+                dict[str, Any],
+                await self._call(
+                    self._custom.patch_namespaced_custom_object_status,
+                    jobmeta.GROUP,
+                    jobmeta.VERSION,
+                    key[0],
+                    PLURAL,
+                    key[1],
+                    patch,
+                ),
             )
         except ApiException as error:
             if error.status == 409:
@@ -268,7 +305,10 @@ class Controller:
         manifest = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{metadata['name'][:200]}.{secrets.token_hex(8)}", "namespace": metadata["namespace"]},
+            "metadata": {
+                "name": f"{metadata['name'][:200]}.{secrets.token_hex(8)}",
+                "namespace": metadata["namespace"],
+            },
             "involvedObject": {
                 "apiVersion": f"{jobmeta.GROUP}/{jobmeta.VERSION}",
                 "kind": jobmeta.KIND,
@@ -291,8 +331,13 @@ class Controller:
             await self._call(self._core.create_namespaced_event, metadata["namespace"], manifest)
         except ApiException as error:
             # An Event is a courtesy; failing to post one must not stop the run it describes.
-            logger.warning("could not post event %s on %s/%s: %s", event.reason, metadata["namespace"],
-                           metadata["name"], _api_message(error))
+            logger.warning(
+                "could not post event %s on %s/%s: %s",
+                event.reason,
+                metadata["namespace"],
+                metadata["name"],
+                _api_message(error),
+            )
 
 
 def _api_reason(error: ApiException) -> str:
@@ -302,9 +347,7 @@ def _api_reason(error: ApiException) -> str:
 
 
 def _api_message(error: ApiException) -> str:
-    import json
-
     try:
-        return str(json.loads(error.body).get("message") or error.reason)
-    except (TypeError, ValueError):
+        return str(json.loads(error.body or "").get("message") or error.reason)
+    except (TypeError, ValueError, AttributeError):
         return f"{error.status} {error.reason}"

@@ -51,13 +51,12 @@ class OperatorOptions:
 def ensure_lease(core_client: Any, namespace: str) -> None:
     """Create the singleton Lease the scheduler daemon hangs on, if no replica has yet."""
     coordination = client.CoordinationV1Api(core_client)
-    body = {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {"name": LEASE_NAME, "namespace": namespace,
-                     "labels": {jobmeta.MANAGED_BY: jobmeta.MANAGER}},
-        "spec": {},
-    }
+    body = client.V1Lease(
+        metadata=client.V1ObjectMeta(
+            name=LEASE_NAME, namespace=namespace, labels={jobmeta.MANAGED_BY: jobmeta.MANAGER}
+        ),
+        spec=client.V1LeaseSpec(),
+    )
     try:
         coordination.create_namespaced_lease(namespace, body)
     except ApiException as error:
@@ -65,10 +64,75 @@ def ensure_lease(core_client: Any, namespace: str) -> None:
             raise
 
 
+class ActiveReplica:
+    """The scheduler's life on the active replica: the wake-up loop, the Lease it signs, its heartbeat."""
+
+    def __init__(self, options: OperatorOptions, controller: Controller, coordination: Any) -> None:
+        self._options = options
+        self._controller = controller
+        self._coordination = coordination
+        self.active = False
+        self.heartbeat = time.monotonic()
+
+    async def serve(self, stopped: kopf.DaemonStopped) -> None:
+        """Run the wake-up loop until kopf stops this daemon (pause, exit or Lease deletion)."""
+        identity = self._options.identity
+        logger.info("this replica (%s) is active: %d objects armed", identity, len(self._controller.wakeups))
+        self.active = True
+        loop_task = asyncio.create_task(self._controller.wakeups.run(), name="sundial wake-ups")
+        try:
+            while not stopped:
+                self.heartbeat = time.monotonic()
+                if loop_task.done():
+                    loop_task.result()  # re-raise whatever killed the loop
+                await self._renew_lease()
+                await stopped.wait(LEASE_RENEW_SECONDS)
+        finally:
+            self.active = False
+            loop_task.cancel()
+            await asyncio.gather(loop_task, return_exceptions=True)
+            logger.info("this replica (%s) stopped serving (%s)", identity, stopped.reason)
+
+    async def _renew_lease(self) -> None:
+        """Show who fires: the Lease is for people and dashboards; kopf's peering decides, not this."""
+        now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        spec = {
+            "holderIdentity": self._options.identity,
+            "renewTime": now,
+            "leaseDurationSeconds": self._options.peering_lifetime,
+        }
+        namespace = self._options.lease_namespace
+        try:
+            await asyncio.to_thread(
+                self._coordination.patch_namespaced_lease, LEASE_NAME, namespace, {"spec": spec}
+            )
+        except ApiException as error:
+            logger.warning("could not renew Lease %s/%s: %s", namespace, LEASE_NAME, error.reason)
+
+    def probe(self) -> dict[str, Any]:
+        """For kopf's liveness endpoint: fail when the loop of an active replica has gone quiet."""
+        age = time.monotonic() - self.heartbeat
+        if self.active and age > 6 * LEASE_RENEW_SECONDS:
+            raise RuntimeError(f"the scheduler loop has not reported for {age:.0f}s")
+        return {"active": self.active, "armed": len(self._controller.wakeups)}
+
+
+def configure_settings(settings: kopf.OperatorSettings, options: OperatorOptions) -> None:
+    settings.peering.lifetime = options.peering_lifetime
+    settings.persistence.finalizer = FINALIZER
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 10
+    settings.watching.server_timeout = 300
+    # Server-side filters: only Sundial's Jobs, only the scheduler's Lease.
+    settings.watching.label_selectors["batch/v1", "jobs"] = f"{jobmeta.MANAGED_BY}={jobmeta.MANAGER}"
+    settings.watching.field_selectors["coordination.k8s.io/v1", "leases"] = f"metadata.name={LEASE_NAME}"
+    # kopf's own Events for handler errors are noise next to ours; errors are logged anyway.
+    settings.posting.enabled = False
+
+
 def build_registry(options: OperatorOptions, controller: Controller) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    coordination = client.CoordinationV1Api(controller._api)
-    state = {"heartbeat": time.monotonic(), "active": False}
+    replica = ActiveReplica(options, controller, client.CoordinationV1Api(controller.api_client))
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> Any:
@@ -77,65 +141,36 @@ def build_registry(options: OperatorOptions, controller: Controller) -> kopf.Ope
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.peering.lifetime = options.peering_lifetime
-        settings.persistence.finalizer = FINALIZER
-        settings.networking.request_timeout = 60
-        settings.networking.connect_timeout = 10
-        settings.watching.server_timeout = 300
-        # Server-side filters: only Sundial's Jobs, only the scheduler's Lease.
-        settings.watching.label_selectors["batch/v1", "jobs"] = f"{jobmeta.MANAGED_BY}={jobmeta.MANAGER}"
-        settings.watching.field_selectors["coordination.k8s.io/v1", "leases"] = f"metadata.name={LEASE_NAME}"
-        # kopf's own Events for handler errors are noise next to ours; errors are logged anyway.
-        settings.posting.enabled = False
+        configure_settings(settings, options)
 
     @kopf.on.event(jobmeta.GROUP, jobmeta.VERSION, PLURAL, registry=registry)
-    def scheduled_deployment_event(event: Any, body: Any, namespace: str, **_: Any) -> None:
+    def scheduled_deployment_event(
+        event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any
+    ) -> None:
         if options.namespaces is not None and namespace not in options.namespaces:
             return  # seen only because the Lease's namespace is watched too
         controller.object_seen(dict(body), deleted=event.get("type") == "DELETED")
 
     @kopf.on.event("batch/v1", "jobs", labels={jobmeta.MANAGED_BY: jobmeta.MANAGER}, registry=registry)
-    def job_event(event: Any, body: Any, **_: Any) -> None:
+    def job_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         controller.job_seen(dict(body), deleted=event.get("type") == "DELETED")
 
-    def is_scheduler_lease(name: str, namespace: str, **_: Any) -> bool:
+    def is_scheduler_lease(name: str, namespace: str | None, **_: Any) -> bool:
         return name == LEASE_NAME and namespace == options.lease_namespace
 
-    @kopf.daemon("coordination.k8s.io/v1", "leases", when=is_scheduler_lease, registry=registry,
-                 cancellation_timeout=1.0)
+    @kopf.daemon(
+        "coordination.k8s.io/v1",
+        "leases",
+        when=is_scheduler_lease,
+        registry=registry,
+        cancellation_timeout=1.0,
+    )
     async def scheduler(stopped: kopf.DaemonStopped, **_: Any) -> None:
-        logger.info("this replica (%s) is active: serving %d armed objects", options.identity,
-                    len(controller.wakeups))
-        state["active"] = True
-        loop_task = asyncio.create_task(controller.wakeups.run(), name="sundial wake-ups")
-        try:
-            while not stopped:
-                state["heartbeat"] = time.monotonic()
-                if loop_task.done():
-                    loop_task.result()  # re-raise whatever killed the loop
-                await renew_lease()
-                await stopped.wait(LEASE_RENEW_SECONDS)
-        finally:
-            state["active"] = False
-            loop_task.cancel()
-            await asyncio.gather(loop_task, return_exceptions=True)
-            logger.info("this replica (%s) stopped serving (%s)", options.identity, stopped.reason)
-
-    async def renew_lease() -> None:
-        now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        patch = {"spec": {"holderIdentity": options.identity, "renewTime": now,
-                          "leaseDurationSeconds": options.peering_lifetime}}
-        try:
-            await asyncio.to_thread(coordination.patch_namespaced_lease, LEASE_NAME, options.lease_namespace, patch)
-        except ApiException as error:
-            logger.warning("could not renew Lease %s/%s: %s", options.lease_namespace, LEASE_NAME, error.reason)
+        await replica.serve(stopped)
 
     @kopf.on.probe(id="scheduler", registry=registry)
     def scheduler_probe(**_: Any) -> dict[str, Any]:
-        age = time.monotonic() - float(state["heartbeat"])
-        if state["active"] and age > 6 * LEASE_RENEW_SECONDS:
-            raise RuntimeError(f"the scheduler loop has not reported for {age:.0f}s")
-        return {"active": bool(state["active"]), "armed": len(controller.wakeups)}
+        return replica.probe()
 
     return registry
 

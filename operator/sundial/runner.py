@@ -55,7 +55,7 @@ def add_parser(subparsers: Any) -> None:
     peering.add_argument(
         "--peering",
         default=DEFAULT_PEERING,
-        help=f"the KopfPeering/ClusterKopfPeering object replicas coordinate through (default: {DEFAULT_PEERING})",
+        help=f"the (Cluster)KopfPeering object the replicas coordinate through (default: {DEFAULT_PEERING})",
     )
     peering.add_argument("--standalone", action="store_true", help="no peering: for a single replica only")
     parser.add_argument("--priority", type=int, help="peering priority (default: older replicas win)")
@@ -65,7 +65,9 @@ def add_parser(subparsers: Any) -> None:
         default=10,
         help="seconds after which a silent peer counts as dead; bounds take-over after a crash (default: 10)",
     )
-    parser.add_argument("--liveness", metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument(
+        "--liveness", metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz"
+    )
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain")
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.add_argument(
@@ -94,8 +96,11 @@ def configure_logging(log_format: str, verbose: bool) -> None:
     if log_format == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s %(message)s",
-                                               "%Y-%m-%dT%H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S"
+            )
+        )
     logging.Formatter.converter = time.gmtime
     root = logging.getLogger()
     root.handlers[:] = [handler]

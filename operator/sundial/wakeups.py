@@ -20,6 +20,7 @@ sleeps longer than ``max_sleep`` so that a stepped system clock is noticed promp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -85,7 +86,7 @@ class WakeupQueue(Generic[Key]):
             heapq.heappop(self._heap)
 
     def _pop_due(self, now: float) -> list[Key]:
-        due = []
+        due: list[Key] = []
         while True:
             self._drop_stale_heads()
             if not self._heap or self._heap[0][0] > now:
@@ -104,10 +105,8 @@ class WakeupQueue(Generic[Key]):
                 timeout = self._max_sleep if head is None else min(self._max_sleep, head - self._clock())
                 if timeout > 0:
                     self._changed.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._changed.wait(), timeout=timeout)
-                    except TimeoutError:
-                        pass
         finally:
             for task in list(self._tasks):
                 task.cancel()

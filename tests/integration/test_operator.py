@@ -7,97 +7,27 @@ one second after it starts (``hack/kwok/stages.yaml``).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import zoneinfo
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import pytest
-from kubernetes import client
-
-from conftest import Cluster, OperatorProcess, wait_until
-
-GROUP, VERSION, PLURAL = "sundial.dev", "v1alpha1", "scheduleddeployments"
-FAILURE_LABEL = "local-cluster.sundial.dev/outcome"
-StartOperator = Callable[..., OperatorProcess]
-
-
-def utc_in(seconds: float) -> datetime:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
-
-
-def rfc3339(instant: datetime) -> str:
-    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def job_template(*, fail: bool = False, run_duration: str | None = None) -> dict[str, Any]:
-    metadata: dict[str, Any] = {}
-    if fail:
-        metadata["labels"] = {FAILURE_LABEL: "fail"}
-    if run_duration:
-        metadata["annotations"] = {"local-cluster.sundial.dev/run-duration": run_duration}
-    return {
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": metadata,
-                "spec": {"containers": [{"name": "main", "image": "registry.example/task:1"}]},
-            },
-        }
-    }
-
-
-def create_sd(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ScheduledDeployment",
-            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
-    return dict(cluster.custom().create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body))
-
-
-def read_sd(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
-    return dict(cluster.custom().get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
-
-
-def patch_spec(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> None:
-    cluster.custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, {"spec": spec})
-
-
-def jobs_of(cluster: Cluster, namespace: str, owner: str) -> list[Any]:
-    selector = f"sundial.dev/scheduled-deployment={owner}"
-    return list(cluster.batch().list_namespaced_job(namespace, label_selector=selector).items)
-
-
-def condition(body: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    return next((c for c in (body.get("status") or {}).get("conditions") or [] if c["type"] == kind), None)
-
-
-def wait_for_condition(cluster: Cluster, namespace: str, name: str, kind: str, status: str,
-                       reason: str | None = None, timeout: float = 60) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        found = condition(read_sd(cluster, namespace, name), kind)
-        if found and found["status"] == status and (reason is None or found["reason"] == reason):
-            return found
-        return None
-
-    return wait_until(f"{namespace}/{name} {kind}={status} {reason or ''}", check, timeout)
-
-
-def run_results(cluster: Cluster, namespace: str, name: str) -> list[tuple[str, str]]:
-    runs = (read_sd(cluster, namespace, name).get("status") or {}).get("runs") or []
-    return [(run["result"], run.get("reason", "")) for run in runs]
-
-
-def event_reasons(cluster: Cluster, namespace: str, name: str) -> list[str]:
-    events = cluster.core().list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
-    return [event.reason for event in sorted(events, key=lambda e: e.metadata.creation_timestamp)]
-
-
-@pytest.fixture
-def deployer_namespace(cluster: Cluster, namespace: str) -> str:
-    """A namespace with the default deployer service account, so that Job pods can be created."""
-    cluster.core().create_namespaced_service_account(
-        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="sundial-deployer"))
-    )
-    return namespace
+from conftest import Cluster, wait_until
+from sdhelpers import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    StartOperator,
+    condition,
+    create_sd,
+    event_reasons,
+    job_template,
+    jobs_of,
+    patch_spec,
+    read_sd,
+    rfc3339,
+    run_results,
+    utc_in,
+    wait_for_condition,
+)
 
 
 def test_a_one_shot_fires_on_time_and_reports_success(
@@ -133,19 +63,33 @@ def test_a_dependency_runs_its_lead_time_earlier_and_its_success_releases_the_de
     start_operator(ns)
     instant = utc_in(9)
     create_sd(cluster, ns, "migrate", {"jobTemplate": job_template()})
-    create_sd(cluster, ns, "deploy", {"runAt": rfc3339(instant), "dependsOn": {"name": "migrate", "leadTime": "5s"},
-                                      "jobTemplate": job_template()})
+    create_sd(
+        cluster,
+        ns,
+        "deploy",
+        {
+            "runAt": rfc3339(instant),
+            "dependsOn": {"name": "migrate", "leadTime": "5s"},
+            "jobTemplate": job_template(),
+        },
+    )
     armed = wait_for_condition(cluster, ns, "deploy", "Scheduled", "True", "Armed", timeout=10)
     assert rfc3339(instant) in armed["message"]
-    assert read_sd(cluster, ns, "deploy")["status"]["nextDependencyRunTime"] == rfc3339(instant - timedelta(seconds=5))
+    assert read_sd(cluster, ns, "deploy")["status"]["nextDependencyRunTime"] == rfc3339(
+        instant - timedelta(seconds=5)
+    )
 
     dependency_job = wait_until("the dependency's Job", lambda: jobs_of(cluster, ns, "migrate"), 30)[0]
-    assert dependency_job.metadata.annotations["sundial.dev/scheduled-time"] == rfc3339(instant - timedelta(seconds=5))
+    assert dependency_job.metadata.annotations["sundial.dev/scheduled-time"] == rfc3339(
+        instant - timedelta(seconds=5)
+    )
     assert dependency_job.metadata.labels["sundial.dev/role"] == "dependency"
     assert jobs_of(cluster, ns, "deploy") == [], "the deploy must not start before its instant"
 
     deploy_job = wait_until("the deploy's Job", lambda: jobs_of(cluster, ns, "deploy"), 30)[0]
-    fired = datetime.fromisoformat(deploy_job.metadata.annotations["sundial.dev/fired-time"].replace("Z", "+00:00"))
+    fired = datetime.fromisoformat(
+        deploy_job.metadata.annotations["sundial.dev/fired-time"].replace("Z", "+00:00")
+    )
     assert timedelta(0) <= fired - instant < timedelta(seconds=2)
     wait_for_condition(cluster, ns, "deploy", "Ready", "True", "Succeeded", timeout=30)
     assert run_results(cluster, ns, "migrate") == [("Succeeded", "JobSucceeded")]
@@ -159,8 +103,16 @@ def test_a_failed_dependency_holds_the_deploy(
     start_operator(ns)
     instant = utc_in(8)
     create_sd(cluster, ns, "migrate", {"jobTemplate": job_template(fail=True)})
-    create_sd(cluster, ns, "deploy", {"runAt": rfc3339(instant), "dependsOn": {"name": "migrate", "leadTime": "4s"},
-                                      "jobTemplate": job_template()})
+    create_sd(
+        cluster,
+        ns,
+        "deploy",
+        {
+            "runAt": rfc3339(instant),
+            "dependsOn": {"name": "migrate", "leadTime": "4s"},
+            "jobTemplate": job_template(),
+        },
+    )
 
     ready = wait_for_condition(cluster, ns, "deploy", "Ready", "False", "DependencyFailed", timeout=40)
 
@@ -179,15 +131,27 @@ def test_a_dependency_still_running_at_the_instant_delays_the_deploy_until_it_su
     start_operator(ns)
     instant = utc_in(6)
     create_sd(cluster, ns, "migrate", {"jobTemplate": job_template(run_duration="6s")})
-    create_sd(cluster, ns, "deploy", {"runAt": rfc3339(instant), "dependsOn": {"name": "migrate", "leadTime": "2s"},
-                                      "jobTemplate": job_template()})
+    create_sd(
+        cluster,
+        ns,
+        "deploy",
+        {
+            "runAt": rfc3339(instant),
+            "dependsOn": {"name": "migrate", "leadTime": "2s"},
+            "jobTemplate": job_template(),
+        },
+    )
 
-    waiting = wait_for_condition(cluster, ns, "deploy", "Progressing", "True", "WaitingForDependency", timeout=20)
+    waiting = wait_for_condition(
+        cluster, ns, "deploy", "Progressing", "True", "WaitingForDependency", timeout=20
+    )
     assert jobs_of(cluster, ns, "deploy") == []
     assert "migrate" in waiting["message"]
 
     deploy_job = wait_until("the deploy's Job", lambda: jobs_of(cluster, ns, "deploy"), 30)[0]
-    fired = datetime.fromisoformat(deploy_job.metadata.annotations["sundial.dev/fired-time"].replace("Z", "+00:00"))
+    fired = datetime.fromisoformat(
+        deploy_job.metadata.annotations["sundial.dev/fired-time"].replace("Z", "+00:00")
+    )
     assert fired - instant > timedelta(seconds=2), "the deploy should have waited for the slow dependency"
     wait_for_condition(cluster, ns, "deploy", "Ready", "True", "Succeeded", timeout=30)
 
@@ -214,8 +178,12 @@ def test_an_operator_down_across_the_instant_fires_late_within_the_deadline(
     ns = deployer_namespace
     first = start_operator(ns)
     instant = utc_in(4)
-    create_sd(cluster, ns, "late", {"runAt": rfc3339(instant), "startingDeadlineSeconds": 120,
-                                    "jobTemplate": job_template()})
+    create_sd(
+        cluster,
+        ns,
+        "late",
+        {"runAt": rfc3339(instant), "startingDeadlineSeconds": 120, "jobTemplate": job_template()},
+    )
     wait_for_condition(cluster, ns, "late", "Scheduled", "True", "Armed", timeout=10)
     first.kill()
     wait_until("the instant to pass", lambda: datetime.now(UTC) > instant + timedelta(seconds=3), 20)
@@ -235,8 +203,12 @@ def test_an_operator_down_beyond_the_deadline_records_a_missed_run(
     ns = deployer_namespace
     first = start_operator(ns)
     instant = utc_in(4)
-    create_sd(cluster, ns, "missed", {"runAt": rfc3339(instant), "startingDeadlineSeconds": 2,
-                                      "jobTemplate": job_template()})
+    create_sd(
+        cluster,
+        ns,
+        "missed",
+        {"runAt": rfc3339(instant), "startingDeadlineSeconds": 2, "jobTemplate": job_template()},
+    )
     wait_for_condition(cluster, ns, "missed", "Scheduled", "True", "Armed", timeout=10)
     first.kill()
     wait_until("the deadline to pass", lambda: datetime.now(UTC) > instant + timedelta(seconds=4), 20)
@@ -293,7 +265,9 @@ def test_a_suspended_object_records_its_run_as_skipped(
     ns = deployer_namespace
     start_operator(ns)
     instant = utc_in(4)
-    create_sd(cluster, ns, "paused", {"runAt": rfc3339(instant), "suspend": True, "jobTemplate": job_template()})
+    create_sd(
+        cluster, ns, "paused", {"runAt": rfc3339(instant), "suspend": True, "jobTemplate": job_template()}
+    )
     wait_for_condition(cluster, ns, "paused", "Scheduled", "False", "Suspended", timeout=10)
 
     def skipped() -> bool:
@@ -310,9 +284,17 @@ def test_the_job_carries_the_schedule_as_annotations_and_environment(
     ns = deployer_namespace
     start_operator(ns)
     instant = utc_in(4)
-    local = instant.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Kolkata"))
-    create_sd(cluster, ns, "env", {"runAt": local.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "Asia/Kolkata",
-                                   "jobTemplate": job_template()})
+    local = instant.astimezone(zoneinfo.ZoneInfo("Asia/Kolkata"))
+    create_sd(
+        cluster,
+        ns,
+        "env",
+        {
+            "runAt": local.strftime("%Y-%m-%dT%H:%M:%S"),
+            "timeZone": "Asia/Kolkata",
+            "jobTemplate": job_template(),
+        },
+    )
 
     job = wait_until("the Job", lambda: jobs_of(cluster, ns, "env"), 30)[0]
 
@@ -331,5 +313,6 @@ def test_the_job_carries_the_schedule_as_annotations_and_environment(
     assert "annotations" not in sd["metadata"] or not any(
         key.startswith("kopf") for key in sd["metadata"]["annotations"]
     ), "the operator must not write into the user's metadata"
-    assert not sd["metadata"].get("finalizers"), "deleting a ScheduledDeployment must never wait for the operator"
-    time.sleep(0)
+    assert not sd["metadata"].get("finalizers"), (
+        "deleting a ScheduledDeployment must never wait for the operator"
+    )

@@ -1,0 +1,95 @@
+"""Helpers for integration tests that drive ScheduledDeployments through the real API server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from conftest import Cluster, OperatorProcess, wait_until
+
+GROUP, VERSION, PLURAL = "sundial.dev", "v1alpha1", "scheduleddeployments"
+FAILURE_LABEL = "local-cluster.sundial.dev/outcome"
+StartOperator = Callable[..., OperatorProcess]
+
+
+def utc_in(seconds: float) -> datetime:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
+
+
+def rfc3339(instant: datetime) -> str:
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def job_template(*, fail: bool = False, run_duration: str | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    if fail:
+        metadata["labels"] = {FAILURE_LABEL: "fail"}
+    if run_duration:
+        metadata["annotations"] = {"local-cluster.sundial.dev/run-duration": run_duration}
+    return {
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": metadata,
+                "spec": {"containers": [{"name": "main", "image": "registry.example/task:1"}]},
+            },
+        }
+    }
+
+
+def create_sd(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ScheduledDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+    return dict(cluster.custom().create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body))
+
+
+def read_sd(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    return dict(cluster.custom().get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
+
+
+def patch_spec(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    cluster.custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, {"spec": spec})
+
+
+def jobs_of(cluster: Cluster, namespace: str, owner: str) -> list[Any]:
+    selector = f"sundial.dev/scheduled-deployment={owner}"
+    return list(cluster.batch().list_namespaced_job(namespace, label_selector=selector).items)
+
+
+def condition(body: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    return next((c for c in (body.get("status") or {}).get("conditions") or [] if c["type"] == kind), None)
+
+
+def wait_for_condition(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    kind: str,
+    status: str,
+    reason: str | None = None,
+    timeout: float = 60,
+) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        found = condition(read_sd(cluster, namespace, name), kind)
+        if found and found["status"] == status and (reason is None or found["reason"] == reason):
+            return found
+        return None
+
+    return wait_until(f"{namespace}/{name} {kind}={status} {reason or ''}", check, timeout)
+
+
+def run_results(cluster: Cluster, namespace: str, name: str) -> list[tuple[str, str]]:
+    runs = (read_sd(cluster, namespace, name).get("status") or {}).get("runs") or []
+    return [(run["result"], run.get("reason", "")) for run in runs]
+
+
+def event_reasons(cluster: Cluster, namespace: str, name: str) -> list[str]:
+    events = (
+        cluster.core().list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+    )
+    return [event.reason for event in sorted(events, key=lambda e: e.metadata.creation_timestamp)]

@@ -1,0 +1,95 @@
+"""Two replicas under kopf peering: one fires, the other takes over when it dies, and a run happens once.
+
+Also the misconfiguration kopf cannot protect against: two replicas that both believe they are active.
+The deterministic Job name is the lock that keeps even that to one Job per run.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from conftest import Cluster, lease_holder, wait_until
+from sdhelpers import StartOperator, create_sd, job_template, jobs_of, read_sd, rfc3339, utc_in
+
+PEERING_LIFETIME = "6"
+
+
+def create_peering(cluster: Cluster, namespace: str) -> None:
+    cluster.custom().create_namespaced_custom_object(
+        "kopf.dev",
+        "v1",
+        namespace,
+        "kopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "sundial"}},
+    )
+
+
+def peers(cluster: Cluster, namespace: str) -> dict[str, object]:
+    body = cluster.custom().get_namespaced_custom_object(
+        "kopf.dev", "v1", namespace, "kopfpeerings", "sundial"
+    )
+    return dict(body.get("status") or {})
+
+
+def test_the_standby_fires_when_the_active_replica_is_killed(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    create_peering(cluster, ns)
+    peering = ("--peering", "sundial", "--peering-lifetime", PEERING_LIFETIME)
+    active = start_operator(ns, *peering, identity="replica-old")
+    standby = start_operator(ns, *peering, identity="replica-new", wait_active=False)
+    wait_until("both replicas to appear in the peering object", lambda: len(peers(cluster, ns)) >= 2, 30)
+    time.sleep(1)  # let the newer, lower-priority replica see the older one and pause
+    assert lease_holder(cluster, ns) == "replica-old", "the older replica should stay active"
+
+    instant = utc_in(20)
+    create_sd(cluster, ns, "ha", {"runAt": rfc3339(instant), "jobTemplate": job_template()})
+    wait_until(
+        "the object to be armed",
+        lambda: (read_sd(cluster, ns, "ha").get("status") or {}).get("nextRunTime"),
+        10,
+    )
+
+    active.kill()
+    killed_at = time.monotonic()
+    wait_until("the standby to take over", lambda: lease_holder(cluster, ns) == "replica-new", 40)
+    takeover = time.monotonic() - killed_at
+    print(f"take-over after SIGKILL: {takeover:.1f}s (peering lifetime {PEERING_LIFETIME}s)")
+
+    job = wait_until("the run's Job", lambda: jobs_of(cluster, ns, "ha"), 40)[0]
+    fired = datetime.fromisoformat(job.metadata.annotations["sundial.dev/fired-time"].replace("Z", "+00:00"))
+    assert fired >= instant
+    wait_until(
+        "the run to succeed", lambda: read_sd(cluster, ns, "ha")["status"].get("lastSuccessfulTime"), 30
+    )
+    assert len(jobs_of(cluster, ns, "ha")) == 1
+    assert standby.process.poll() is None
+
+
+def test_two_replicas_wrongly_active_at_once_still_create_one_job_per_run(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    first = start_operator(ns, identity="standalone-a")
+    second = start_operator(ns, identity="standalone-b", wait_active=False)
+    instants = [utc_in(8 + i) for i in range(5)]
+    for index, instant in enumerate(instants):
+        create_sd(cluster, ns, f"twice-{index}", {"runAt": rfc3339(instant), "jobTemplate": job_template()})
+
+    for index in range(len(instants)):
+        wait_until(
+            f"twice-{index} to succeed",
+            lambda index=index: (read_sd(cluster, ns, f"twice-{index}").get("status") or {}).get(
+                "lastSuccessfulTime"
+            ),
+            60,
+        )
+    time.sleep(2)  # give a duplicate every chance to appear
+    for index in range(len(instants)):
+        assert len(jobs_of(cluster, ns, f"twice-{index}")) == 1
+        runs = read_sd(cluster, ns, f"twice-{index}")["status"]["runs"]
+        assert [run["result"] for run in runs] == ["Succeeded"]
+    assert first.process.poll() is None and second.process.poll() is None
+    assert datetime.now(UTC) > instants[-1] + timedelta(seconds=1)
