@@ -81,13 +81,35 @@ def deployer_pod_spec(spec: Mapping[str, Any], namespace: str, deployer_image: s
     """The pod for a built-in target: ``sundial deploy …`` from the Sundial image."""
     if "deployment" in spec and spec["deployment"] is not None:
         target = spec["deployment"]
-        args = ["deploy", "kubernetes", "--namespace", namespace, "--deployment", target["name"],
-                "--container", target["container"], "--image", target["image"]]
+        args = [
+            "deploy",
+            "kubernetes",
+            "--namespace",
+            namespace,
+            "--deployment",
+            target["name"],
+            "--container",
+            target["container"],
+            "--image",
+            target["image"],
+        ]
         env_from: list[dict[str, Any]] = []
     else:
         target = spec["ecsService"]
-        args = ["deploy", "ecs", "--cluster", target["cluster"], "--service", target["service"],
-                "--container", target["container"], "--image", target["image"], "--region", target["region"]]
+        args = [
+            "deploy",
+            "ecs",
+            "--cluster",
+            target["cluster"],
+            "--service",
+            target["service"],
+            "--container",
+            target["container"],
+            "--image",
+            target["image"],
+            "--region",
+            target["region"],
+        ]
         secret = target.get("credentialsSecret")
         # Credentials stay in the Secret: the pod reads them as environment, nothing copies them anywhere.
         env_from = [{"secretRef": {"name": secret}}] if secret else []
@@ -108,7 +130,9 @@ def deployer_pod_spec(spec: Mapping[str, Any], namespace: str, deployer_image: s
     }
 
 
-def build_job(sd: Mapping[str, Any], run: Run, deployer_image: str = DEFAULT_DEPLOYER_IMAGE) -> dict[str, Any]:
+def build_job(
+    sd: Mapping[str, Any], run: Run, deployer_image: str = DEFAULT_DEPLOYER_IMAGE
+) -> dict[str, Any]:
     """The Job for ``run`` of the ScheduledDeployment ``sd`` (the object as the API server returned it)."""
     metadata = sd["metadata"]
     spec = sd["spec"]
@@ -135,7 +159,9 @@ def build_job(sd: Mapping[str, Any], run: Run, deployer_image: str = DEFAULT_DEP
         for container in pod_spec.get("containers") or []:
             # Sundial's variables come last so they win over a same-named one in the template.
             names = {entry["name"] for entry in environment}
-            container["env"] = [e for e in container.get("env") or [] if e.get("name") not in names] + environment
+            container["env"] = [
+                e for e in container.get("env") or [] if e.get("name") not in names
+            ] + environment
     else:
         user_labels, user_annotations = {}, {}
         pod_spec = deployer_pod_spec(spec, metadata["namespace"], deployer_image)

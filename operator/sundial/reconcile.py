@@ -30,20 +30,19 @@ from sundial.conditions import ConditionType, find_condition, mark_invalid, set_
 from sundial.models import (
     MAX_RUN_RECORDS,
     ActiveJob,
+    ConcurrencyPolicy,
     Condition,
     ConditionStatus,
-    ConcurrencyPolicy,
     RunRecord,
     RunResult,
     RunRole,
     ScheduledDeploymentStatus,
 )
 from sundial.names import job_name
-from sundial.reasons import Invalid
+from sundial.reasons import Invalid, SpecError
+from sundial.schedule import CronSchedule, check_run_at_not_past, due, upcoming
 from sundial.schedule import Plan as TimingPlan
 from sundial.schedule import Run as TimedRun
-from sundial.reasons import SpecError
-from sundial.schedule import CronSchedule, check_run_at_not_past, due, upcoming
 from sundial.validation import Valid, validate
 from sundial.wallclock import format_local, format_utc
 
@@ -133,7 +132,8 @@ def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
     if not owner or scheduled is None:
         return None
     owner_uid = next(
-        (ref.get("uid") for ref in metadata.get("ownerReferences") or [] if ref.get("kind") == jobmeta.KIND), None
+        (ref.get("uid") for ref in metadata.get("ownerReferences") or [] if ref.get("kind") == jobmeta.KIND),
+        None,
     )
     role = RunRole.DEPENDENCY if labels.get(jobmeta.LABEL_ROLE) == "dependency" else RunRole.DEPLOY
     phase, reason, message = JobPhase.ACTIVE, None, None
@@ -182,7 +182,9 @@ def _parse_status(raw: object) -> ScheduledDeploymentStatus:
         return ScheduledDeploymentStatus()
 
 
-def _records_with_jobs(records: Iterable[RunRecord], own_jobs: Iterable[JobState]) -> dict[datetime, RunRecord]:
+def _records_with_jobs(
+    records: Iterable[RunRecord], own_jobs: Iterable[JobState]
+) -> dict[datetime, RunRecord]:
     """Run records by instant, brought up to date from the Jobs (and created for Jobs without one)."""
     by_instant = {record.scheduled_time: record for record in records}
     for job in own_jobs:
@@ -192,7 +194,9 @@ def _records_with_jobs(records: Iterable[RunRecord], own_jobs: Iterable[JobState
             "job_name": job.name,
             "result": result,
             "role": job.role,
-            "fired_time": job.fired_time if record is None or record.fired_time is None else record.fired_time,
+            "fired_time": job.fired_time
+            if record is None or record.fired_time is None
+            else record.fired_time,
             "reason": job.reason if job.phase is not JobPhase.ACTIVE else "JobRunning",
             "message": job.message if job.phase is not JobPhase.ACTIVE else "the Job is running",
         }
@@ -229,25 +233,42 @@ def _dependency_gate(run: TimedRun, world: World) -> _Gate:
     if job is not None and job.phase is JobPhase.SUCCEEDED:
         return _Gate(go=True)
     if job is not None and job.phase is JobPhase.FAILED:
-        return _Gate(False, reason="DependencyFailed",
-                     message=f"dependency {dependency.name!r} failed its run for {when} (Job {name}): "
-                     f"{job.message or 'no details'}; nothing was deployed")
+        return _Gate(
+            False,
+            reason="DependencyFailed",
+            message=f"dependency {dependency.name!r} failed its run for {when} (Job {name}): "
+            f"{job.message or 'no details'}; nothing was deployed",
+        )
     if job is None:
         record = _dependency_record(world, dependency.name, dependency.instant)
-        if record is not None and record.result in (RunResult.MISSED, RunResult.HELD, RunResult.SKIPPED,
-                                                     RunResult.FAILED):
-            return _Gate(False, reason="DependencyDidNotRun",
-                         message=f"dependency {dependency.name!r} did not run for {when} "
-                         f"({record.result.value}: {record.message or record.reason}); nothing was deployed")
+        if record is not None and record.result in (
+            RunResult.MISSED,
+            RunResult.HELD,
+            RunResult.SKIPPED,
+            RunResult.FAILED,
+        ):
+            return _Gate(
+                False,
+                reason="DependencyDidNotRun",
+                message=f"dependency {dependency.name!r} did not run for {when} "
+                f"({record.result.value}: {record.message or record.reason}); nothing was deployed",
+            )
     deadline = run.instant + run.deadline
     if world.now > deadline:
         state = "still running" if job is not None else "not started"
-        return _Gate(False, reason="DependencyNotFinished",
-                     message=f"dependency {dependency.name!r} was {state} for its run at {when} when this run's "
-                     f"startingDeadlineSeconds ran out at {format_utc(deadline)}; nothing was deployed")
-    return _Gate(False, wait=True, reason="WaitingForDependency",
-                 message=f"waiting for dependency {dependency.name!r} (its run at {when}"
-                 f"{', Job ' + name if job is not None else ''}) to succeed")
+        return _Gate(
+            False,
+            reason="DependencyNotFinished",
+            message=f"dependency {dependency.name!r} was {state} for its run at {when} when this run's "
+            f"startingDeadlineSeconds ran out at {format_utc(deadline)}; nothing was deployed",
+        )
+    return _Gate(
+        False,
+        wait=True,
+        reason="WaitingForDependency",
+        message=f"waiting for dependency {dependency.name!r} (its run at {when}"
+        f"{', Job ' + name if job is not None else ''}) to succeed",
+    )
 
 
 def _dependency_record(world: World, name: str, instant: datetime) -> RunRecord | None:
@@ -323,8 +344,9 @@ class _Draft:
     waiting: _Gate | None = None
 
     def record(self, run: TimedRun, result: RunResult, reason: str, message: str) -> None:
-        self.records[run.instant] = RunRecord(scheduled_time=run.instant, role=run.role, result=result,
-                                              reason=reason, message=message)
+        self.records[run.instant] = RunRecord(
+            scheduled_time=run.instant, role=run.role, result=result, reason=reason, message=message
+        )
 
 
 def reconcile(world: World) -> Plan:
@@ -334,7 +356,8 @@ def reconcile(world: World) -> Plan:
     generation = metadata.get("generation")
     old = _parse_status(body.get("status"))
     own_jobs = [
-        job for job in world.jobs.values()
+        job
+        for job in world.jobs.values()
         if job.owner == name and (job.owner_uid is None or job.owner_uid == metadata.get("uid"))
     ]
     draft = _Draft(_records_with_jobs(old.runs, own_jobs))
@@ -354,15 +377,23 @@ def reconcile(world: World) -> Plan:
         if run.instant not in draft.records:
             late = run.instant < world.now - run.deadline
             draft.record(
-                run, RunResult.MISSED,
+                run,
+                RunResult.MISSED,
                 "MissedDeadline" if late else "Superseded",
                 f"not started within startingDeadlineSeconds ({int(run.deadline.total_seconds())}) of "
-                f"{format_utc(run.instant)}" if late else
-                f"a later run ({format_utc(window.due.instant) if window.due else 'newer'}) was due at the same time",
+                f"{format_utc(run.instant)}"
+                if late
+                else f"a later run ({format_utc(window.due.instant) if window.due else 'newer'}) was due "
+                "at the same time",
             )
     if window.truncated:
-        draft.events.append(Event("Warning", "Missed", "more than 100 runs fell due while nobody was watching; "
-                                  "only the latest 100 are recorded"))
+        draft.events.append(
+            Event(
+                "Warning",
+                "Missed",
+                "more than 100 runs fell due while nobody was watching; only the latest 100 are recorded",
+            )
+        )
     if window.due is not None:
         _start_run(world, window.due, verdict, own_jobs, draft)
 
@@ -399,8 +430,12 @@ def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobSta
     if run.instant in draft.records:
         return  # handled already: a Job exists for it or it was recorded held, skipped or missed
     if me.spec.suspend:
-        draft.record(run, RunResult.SKIPPED, "Suspended",
-                     "spec.suspend was true when this run fell due; it is not run later")
+        draft.record(
+            run,
+            RunResult.SKIPPED,
+            "Suspended",
+            "spec.suspend was true when this run fell due; it is not run later",
+        )
         return
     gate = _dependency_gate(run, world)
     if gate.wait:
@@ -415,8 +450,12 @@ def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobSta
         policy = me.spec.concurrency_policy
         if policy is ConcurrencyPolicy.FORBID:
             names = ", ".join(job.name for job in active)
-            draft.record(run, RunResult.SKIPPED, "ConcurrencyForbidden",
-                         f"concurrencyPolicy is Forbid and {names} was still running")
+            draft.record(
+                run,
+                RunResult.SKIPPED,
+                "ConcurrencyForbidden",
+                f"concurrencyPolicy is Forbid and {names} was still running",
+            )
             return
         if policy is ConcurrencyPolicy.REPLACE:
             draft.deletes.extend(job.name for job in active)
@@ -424,21 +463,29 @@ def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobSta
     failure = next((f for f in world.create_failures if f.run.job_name == run_job), None)
     if failure is not None:
         draft.records[run.instant] = RunRecord(
-            scheduled_time=run.instant, role=run.role, result=RunResult.FAILED, job_name=run_job,
-            reason=failure.reason, message=f"the API server refused to create Job {run_job}: {failure.message}",
+            scheduled_time=run.instant,
+            role=run.role,
+            result=RunResult.FAILED,
+            job_name=run_job,
+            reason=failure.reason,
+            message=f"the API server refused to create Job {run_job}: {failure.message}",
         )
         return
-    draft.creates.append(jobmeta.Run(
-        job_name=run_job,
-        role=run.role.value,
-        scheduled_time=run.instant,
-        local_time=run.local,
-        time_zone=me.spec.time_zone,
-        fired_time=world.now,
-    ))
+    draft.creates.append(
+        jobmeta.Run(
+            job_name=run_job,
+            role=run.role.value,
+            scheduled_time=run.instant,
+            local_time=run.local,
+            time_zone=me.spec.time_zone,
+            fired_time=world.now,
+        )
+    )
 
 
-def _prune_history(own_jobs: Sequence[JobState], keep_succeeded: int, keep_failed: int, draft: _Draft) -> None:
+def _prune_history(
+    own_jobs: Sequence[JobState], keep_succeeded: int, keep_failed: int, draft: _Draft
+) -> None:
     newest_first = sorted(own_jobs, key=lambda job: job.scheduled_time, reverse=True)
     for phase, keep in ((JobPhase.SUCCEEDED, keep_succeeded), (JobPhase.FAILED, keep_failed)):
         finished = [job for job in newest_first if job.phase is phase]
@@ -468,11 +515,19 @@ def _last_fields(runs: Sequence[RunRecord]) -> dict[str, Any]:
     }
 
 
-def _invalid_plan(world: World, old: ScheduledDeploymentStatus, draft: _Draft, own_jobs: Sequence[JobState],
-                  invalid: Invalid, generation: int | None) -> Plan:
+def _invalid_plan(
+    world: World,
+    old: ScheduledDeploymentStatus,
+    draft: _Draft,
+    own_jobs: Sequence[JobState],
+    invalid: Invalid,
+    generation: int | None,
+) -> Plan:
     runs, active = _runs_and_active(draft, own_jobs)
     conditions, _ = mark_invalid(old.conditions, invalid, now=world.now, observed_generation=generation)
-    conditions = _set(conditions, ConditionType.PROGRESSING, *_progressing(active, None), world.now, generation)
+    conditions = _set(
+        conditions, ConditionType.PROGRESSING, *_progressing(active, None), world.now, generation
+    )
     status = ScheduledDeploymentStatus(
         observed_generation=generation,
         conditions=_ordered(conditions),
@@ -487,14 +542,28 @@ def _invalid_plan(world: World, old: ScheduledDeploymentStatus, draft: _Draft, o
     return Plan(status=status.model_dump(mode="json", by_alias=True, exclude_none=True), events=tuple(events))
 
 
-def _set(conditions: list[Condition], kind: ConditionType, status: ConditionStatus, reason: str, message: str,
-         now: datetime, generation: int | None) -> list[Condition]:
-    updated, _ = set_condition(conditions, kind, status, reason, message, now=now, observed_generation=generation)
+def _set(
+    conditions: list[Condition],
+    kind: ConditionType,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int | None,
+) -> list[Condition]:
+    updated, _ = set_condition(
+        conditions, kind, status, reason, message, now=now, observed_generation=generation
+    )
     return updated
 
 
-_ORDER = [ConditionType.READY, ConditionType.SCHEDULED, ConditionType.DEPENDENCY_READY, ConditionType.PROGRESSING,
-          ConditionType.SUCCEEDED]
+_ORDER = [
+    ConditionType.READY,
+    ConditionType.SCHEDULED,
+    ConditionType.DEPENDENCY_READY,
+    ConditionType.PROGRESSING,
+    ConditionType.SUCCEEDED,
+]
 
 
 def _ordered(conditions: list[Condition]) -> list[Condition]:
@@ -516,77 +585,107 @@ def _latest_outcome(runs: Sequence[RunRecord]) -> RunRecord | None:
     return finished[-1] if finished else None
 
 
-def _valid_status(world: World, old: ScheduledDeploymentStatus, draft: _Draft, own_jobs: Sequence[JobState],
-                  me: Valid, coming: Sequence[TimedRun], generation: int | None) -> ScheduledDeploymentStatus:
-    runs, active = _runs_and_active(draft, own_jobs)
-    now = world.now
-    zone = me.plan.zone
-    next_run = next((run for run in coming if not run.skipped), None)
-    conditions = list(old.conditions)
-    # Scheduled: is there a next run, and if not, why not.
+ConditionValue = tuple[ConditionStatus, str, str]
+"""(status, reason, message) of one condition."""
+
+
+def _scheduled_condition(me: Valid, draft: _Draft, next_run: TimedRun | None) -> ConditionValue:
+    """Is there a next run, and if not, why not."""
     if me.spec.suspend:
-        scheduled = (ConditionStatus.FALSE, "Suspended", "spec.suspend is true: runs that fall due are recorded "
-                     "as skipped and never made up later; set suspend: false to resume")
-    elif draft.waiting is not None:
-        scheduled = (ConditionStatus.TRUE, draft.waiting.reason, draft.waiting.message)
-    elif next_run is not None:
-        scheduled = (ConditionStatus.TRUE, "Armed", f"next run at {_describe(next_run.instant, zone)}")
-    elif me.plan.when is None:
-        scheduled = (ConditionStatus.FALSE, "NoUpcomingRuns", "this object has no runAt or schedule of its own and "
-                     "no other object depends on it with an upcoming run")
-    else:
-        scheduled = (ConditionStatus.FALSE, "Completed", "every scheduled run is in the past; nothing more will run")
-    conditions = _set(conditions, ConditionType.SCHEDULED, *scheduled, now, generation)
+        return (
+            ConditionStatus.FALSE,
+            "Suspended",
+            "spec.suspend is true: runs that fall due are recorded as skipped and never made up later; "
+            "set suspend: false to resume",
+        )
+    if draft.waiting is not None:
+        return ConditionStatus.TRUE, draft.waiting.reason, draft.waiting.message
+    if next_run is not None:
+        return ConditionStatus.TRUE, "Armed", f"next run at {_describe(next_run.instant, me.plan.zone)}"
+    if me.plan.when is None:
+        return (
+            ConditionStatus.FALSE,
+            "NoUpcomingRuns",
+            "this object has no runAt or schedule of its own and no other object depends on it with an "
+            "upcoming run",
+        )
+    return ConditionStatus.FALSE, "Completed", "every scheduled run is in the past; nothing more will run"
 
-    latest = _latest_outcome(runs)
-    if me.spec.depends_on is not None:
-        dependency = me.spec.depends_on.name
-        if draft.waiting is not None:
-            dep = (ConditionStatus.UNKNOWN, draft.waiting.reason, draft.waiting.message)
-        elif latest is not None and latest.result is RunResult.HELD:
-            dep = (ConditionStatus.FALSE, latest.reason or "DependencyFailed", latest.message or "")
-        else:
-            chain = " -> ".join([me.name, *(link.name for link in me.plan.chain)])
-            dep = (ConditionStatus.TRUE, "DependencyResolved", f"dependency chain {chain} resolves")
-        conditions = _set(conditions, ConditionType.DEPENDENCY_READY, *dep, now, generation)
-        del dependency
-    else:
-        conditions = [c for c in conditions if c.type != ConditionType.DEPENDENCY_READY]
 
-    conditions = _set(conditions, ConditionType.PROGRESSING, *_progressing(active, draft.waiting), now, generation)
+def _dependency_condition(me: Valid, draft: _Draft, latest: RunRecord | None) -> ConditionValue:
+    if draft.waiting is not None:
+        return ConditionStatus.UNKNOWN, draft.waiting.reason, draft.waiting.message
+    if latest is not None and latest.result is RunResult.HELD:
+        return ConditionStatus.FALSE, latest.reason or "DependencyFailed", latest.message or ""
+    chain = " -> ".join([me.name, *(link.name for link in me.plan.chain)])
+    return ConditionStatus.TRUE, "DependencyResolved", f"dependency chain {chain} resolves"
 
+
+def _succeeded_condition(latest: RunRecord | None) -> ConditionValue:
     if latest is None:
-        succeeded = (ConditionStatus.UNKNOWN, "NoRunYet", "no run has finished yet")
-    elif latest.result is RunResult.SUCCEEDED:
-        succeeded = (ConditionStatus.TRUE, "JobSucceeded",
-                     f"the run for {format_utc(latest.scheduled_time)} succeeded (Job {latest.job_name})")
-    else:
-        succeeded = (ConditionStatus.FALSE, latest.reason or latest.result.value,
-                     f"the run for {format_utc(latest.scheduled_time)} {latest.result.value.lower()}: "
-                     f"{latest.message or latest.reason}")
-    conditions = _set(conditions, ConditionType.SUCCEEDED, *succeeded, now, generation)
+        return ConditionStatus.UNKNOWN, "NoRunYet", "no run has finished yet"
+    when = format_utc(latest.scheduled_time)
+    if latest.result is RunResult.SUCCEEDED:
+        return ConditionStatus.TRUE, "JobSucceeded", f"the run for {when} succeeded (Job {latest.job_name})"
+    return (
+        ConditionStatus.FALSE,
+        latest.reason or latest.result.value,
+        f"the run for {when} {latest.result.value.lower()}: {latest.message or latest.reason}",
+    )
 
+
+def _ready_condition(
+    latest: RunRecord | None,
+    active: Sequence[ActiveJob],
+    draft: _Draft,
+    scheduled: ConditionValue,
+    succeeded: ConditionValue,
+) -> ConditionValue:
+    """The summary: False only when something is wrong (the latest run did not succeed)."""
     if latest is not None and latest.result is not RunResult.SUCCEEDED:
-        ready = (ConditionStatus.FALSE, succeeded[1], succeeded[2])
-    elif active:
-        ready = (ConditionStatus.TRUE, "Running", f"Job {active[-1].name} is running")
-    elif draft.waiting is not None:
-        ready = (ConditionStatus.TRUE, draft.waiting.reason, draft.waiting.message)
-    elif scheduled[0] is ConditionStatus.TRUE:
-        ready = (ConditionStatus.TRUE, "Armed", scheduled[2])
-    elif latest is not None:
-        ready = (ConditionStatus.TRUE, "Succeeded", succeeded[2])
-    else:
-        ready = (ConditionStatus.TRUE, scheduled[1], scheduled[2])
-    conditions = _set(conditions, ConditionType.READY, *ready, now, generation)
+        return ConditionStatus.FALSE, succeeded[1], succeeded[2]
+    if active:
+        return ConditionStatus.TRUE, "Running", f"Job {active[-1].name} is running"
+    if draft.waiting is not None:
+        return ConditionStatus.TRUE, draft.waiting.reason, draft.waiting.message
+    if scheduled[0] is ConditionStatus.TRUE:
+        return ConditionStatus.TRUE, "Armed", scheduled[2]
+    if latest is not None:
+        return ConditionStatus.TRUE, "Succeeded", succeeded[2]
+    return ConditionStatus.TRUE, scheduled[1], scheduled[2]
 
-    dependency_time = next_run.dependency_time if next_run is not None else None
+
+def _valid_status(
+    world: World,
+    old: ScheduledDeploymentStatus,
+    draft: _Draft,
+    own_jobs: Sequence[JobState],
+    me: Valid,
+    coming: Sequence[TimedRun],
+    generation: int | None,
+) -> ScheduledDeploymentStatus:
+    runs, active = _runs_and_active(draft, own_jobs)
+    next_run = next((run for run in coming if not run.skipped), None)
+    latest = _latest_outcome(runs)
+    scheduled = _scheduled_condition(me, draft, next_run)
+    succeeded = _succeeded_condition(latest)
+    values: list[tuple[ConditionType, ConditionValue]] = [(ConditionType.SCHEDULED, scheduled)]
+    if me.spec.depends_on is not None:
+        values.append((ConditionType.DEPENDENCY_READY, _dependency_condition(me, draft, latest)))
+    values += [
+        (ConditionType.PROGRESSING, _progressing(active, draft.waiting)),
+        (ConditionType.SUCCEEDED, succeeded),
+        (ConditionType.READY, _ready_condition(latest, active, draft, scheduled, succeeded)),
+    ]
+    conditions = [c for c in old.conditions if c.type != ConditionType.DEPENDENCY_READY or me.spec.depends_on]
+    for kind, value in values:
+        conditions = _set(conditions, kind, *value, world.now, generation)
     return ScheduledDeploymentStatus(
         observed_generation=generation,
         conditions=_ordered(conditions),
         next_run_time=next_run.instant if next_run else None,
         next_run_local_time=next_run.local if next_run else None,
-        next_dependency_run_time=dependency_time,
+        next_dependency_run_time=next_run.dependency_time if next_run else None,
         active=active,
         runs=runs,
         upcoming=[run.instant for run in coming if not run.skipped] if me.spec.schedule is not None else [],
@@ -606,25 +705,39 @@ _EVENT_OF_RESULT = {
 }
 
 
-def _transition_events(old: ScheduledDeploymentStatus, new: ScheduledDeploymentStatus, extra: Iterable[Event],
-                       zone: Any) -> list[Event]:
+def _transition_events(
+    old: ScheduledDeploymentStatus, new: ScheduledDeploymentStatus, extra: Iterable[Event], zone: Any
+) -> list[Event]:
     """One Event per transition, found by comparing the old status with the new."""
     events: list[Event] = []
     if new.next_run_time is not None and new.next_run_time != old.next_run_time:
-        dependency = (f"; its dependency runs at {format_utc(new.next_dependency_run_time)}"
-                      if new.next_dependency_run_time else "")
-        events.append(Event("Normal", "Armed", f"next run at {_describe(new.next_run_time, zone)}{dependency}"))
+        dependency = (
+            f"; its dependency runs at {format_utc(new.next_dependency_run_time)}"
+            if new.next_dependency_run_time
+            else ""
+        )
+        events.append(
+            Event("Normal", "Armed", f"next run at {_describe(new.next_run_time, zone)}{dependency}")
+        )
     before = {record.scheduled_time: record for record in old.runs}
     for record in new.runs:
         previous = before.get(record.scheduled_time)
         if record.fired_time is not None and (previous is None or previous.fired_time is None):
             lateness = (record.fired_time - record.scheduled_time) / timedelta(milliseconds=1)
             reason = "DependencyStarted" if record.role is RunRole.DEPENDENCY else "Fired"
-            events.append(Event("Normal", reason, f"created Job {record.job_name} for "
-                                f"{_describe(record.scheduled_time, zone)}, {lateness:.0f} ms after the instant"))
+            events.append(
+                Event(
+                    "Normal",
+                    reason,
+                    f"created Job {record.job_name} for "
+                    f"{_describe(record.scheduled_time, zone)}, {lateness:.0f} ms after the instant",
+                )
+            )
         if record.result in _EVENT_OF_RESULT and (previous is None or previous.result != record.result):
             kind, reason = _EVENT_OF_RESULT[record.result]
             what = f"{record.role.value.lower()} run for {format_utc(record.scheduled_time)}"
-            events.append(Event(kind, reason, f"{what}: {record.message or record.reason or record.result.value}"))
+            events.append(
+                Event(kind, reason, f"{what}: {record.message or record.reason or record.result.value}")
+            )
     events.extend(extra)
     return events

@@ -52,7 +52,9 @@ def test_the_api_server_is_the_version_we_built(cluster: Cluster) -> None:
 def test_a_job_runs_to_completion_through_kwok(cluster: Cluster, namespace: str) -> None:
     cluster.batch().create_namespaced_job(namespace, job_manifest("completes"))
 
-    outcome = wait_until("job/completes to finish", lambda: job_condition(cluster, namespace, "completes"), 90)
+    outcome = wait_until(
+        "job/completes to finish", lambda: job_condition(cluster, namespace, "completes"), 90
+    )
 
     assert outcome == "Complete"
     pods = cluster.core().list_namespaced_pod(namespace, label_selector="job-name=completes").items
