@@ -117,9 +117,12 @@ def _parse_time(text: object) -> datetime | None:
     if not isinstance(text, str) or not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    # RFC 3339 carries an offset; a naive time (a hand-edited annotation) is as unreadable as garbage, and
+    # letting it through would crash the run records, which hold only aware instants.
+    return moment if moment.tzinfo is not None else None
 
 
 def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
