@@ -23,9 +23,11 @@ demo: venv
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+LINT_PATHS := operator tests hack/demo $(wildcard bench)
+
 lint: venv
-	$(BIN)/ruff check operator tests bench hack/demo
-	$(BIN)/ruff format --check operator tests bench hack/demo
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
 
 unit: venv

@@ -25,7 +25,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -179,7 +179,12 @@ class Controller:
             plan = reconcile(self._world(body, self._now()))
             created, failures = await self._create_jobs(body, plan)
             await self._delete_jobs(body["metadata"]["namespace"], plan.delete)
-            plan = reconcile(self._world(body, self._now(), created, failures))
+            # Plan again on top of the first plan's status, so that what it recorded (missed runs, a replaced
+            # Job) stands, and with the Jobs just created, so that the runs they start are recorded too.
+            decided = {**body, "status": plan.status}
+            first_events = plan.events
+            plan = reconcile(self._world(decided, self._now(), created, failures))
+            plan = replace(plan, events=(*first_events, *plan.events))
         if not await self._write_status(key, body, plan):
             return self._clock()  # somebody else wrote first: plan again from what they wrote
         await self._post_events(body, plan.events)

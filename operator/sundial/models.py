@@ -377,6 +377,8 @@ class RunResult(StrEnum):
     """Not started on purpose: a nonexistent local time under dstPolicy Skip."""
     HELD = "Held"
     """Not started because a dependency that must succeed did not."""
+    CANCELLED = "Cancelled"
+    """Started, then stopped before it finished: its Job was deleted by concurrencyPolicy Replace."""
 
 
 class RunRecord(StatusModel):
@@ -395,7 +397,7 @@ class RunRecord(StatusModel):
     """Deploy for this object's own run, Dependency for a run on behalf of a dependent object."""
 
     result: RunResult = RunResult.PENDING
-    """Pending, Running, Succeeded, Failed, Missed, Skipped or Held."""
+    """Pending, Running, Succeeded, Failed, Missed, Skipped, Held or Cancelled."""
 
     reason: str | None = None
     """Why the run has this result, as one CamelCase word."""

@@ -70,6 +70,8 @@ class JobState:
     phase: JobPhase
     reason: str | None = None
     message: str | None = None
+    deleting: bool = False
+    """The Job has a deletionTimestamp (replaced, pruned or its owner deleted)."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
         phase=phase,
         reason=reason,
         message=message,
+        deleting=bool(metadata.get("deletionTimestamp")),
     )
 
 
@@ -203,6 +206,8 @@ def _records_with_jobs(
             "reason": job.reason if job.phase is not JobPhase.ACTIVE else "JobRunning",
             "message": job.message if job.phase is not JobPhase.ACTIVE else "the Job is running",
         }
+        if record is not None and record.result is RunResult.CANCELLED:
+            continue  # we deleted it on purpose; its last moments do not change the record
         if record is None:
             by_instant[job.scheduled_time] = RunRecord(scheduled_time=job.scheduled_time, **update)
         elif record.result in (RunResult.PENDING, RunResult.RUNNING) or record.job_name == job.name:
@@ -328,8 +333,9 @@ def _timing_plans(world: World, me: Valid) -> dict[str, TimingPlan]:
     for sibling_name, sibling in component.items():
         if sibling_name == me.name:
             continue
-        ran = bool(_parse_status(sibling.get("status")).runs)
-        verdict = validate(sibling, world.now, component, has_run=ran)
+        # Only the sibling's timing matters here; whether its own runAt is in the past is its own business,
+        # and judging it so would drop the plan that tells us when we run on its behalf.
+        verdict = validate(sibling, world.now, component, has_run=True)
         if isinstance(verdict, Valid):
             plans[sibling_name] = verdict.plan
     return plans
@@ -371,24 +377,18 @@ def reconcile(world: World) -> Plan:
 
     plans = _timing_plans(world, verdict)
     spec = verdict.spec
-    since = max(draft.records) if draft.records else _creation_floor(metadata, verdict.plan)
+    # The window starts after the latest run the *status* remembers. A Job without a record (created a
+    # moment ago, or just before a crash) is inside the window and counts as handled, so runs that fell due
+    # before it are still recorded as missed rather than skipped over.
+    recorded = [record.scheduled_time for record in old.runs]
+    since = max(recorded) if recorded else _creation_floor(metadata, verdict.plan)
     window = due(name, plans, since, world.now)
     for run in window.skipped:
         if run.instant not in draft.records:
             draft.record(run, RunResult.SKIPPED, "DstSkipped", "; ".join(run.notes) or "skipped by dstPolicy")
     for run in window.missed:
         if run.instant not in draft.records:
-            late = run.instant < world.now - run.deadline
-            draft.record(
-                run,
-                RunResult.MISSED,
-                "MissedDeadline" if late else "Superseded",
-                f"not started within startingDeadlineSeconds ({int(run.deadline.total_seconds())}) of "
-                f"{format_utc(run.instant)}"
-                if late
-                else f"a later run ({format_utc(window.due.instant) if window.due else 'newer'}) was due "
-                "at the same time",
-            )
+            _record_missed(world, run, window.due, draft)
     if window.truncated:
         draft.events.append(
             Event(
@@ -428,6 +428,31 @@ def _creation_floor(metadata: Mapping[str, Any], plan: TimingPlan) -> datetime |
     return created if isinstance(plan.when, CronSchedule) else created - plan.deadline
 
 
+def _record_missed(world: World, run: TimedRun, superseded_by: TimedRun | None, draft: _Draft) -> None:
+    """A run that will not start: say why, and if it was waiting for its dependency, say that instead."""
+    late = run.instant < world.now - run.deadline
+    gate = _dependency_gate(run, world)
+    if late and not gate.go:
+        # It was held back by its dependency until its deadline ran out: that is the reason, not lateness.
+        draft.record(run, RunResult.HELD, gate.reason, gate.message)
+    elif late:
+        seconds = int(run.deadline.total_seconds())
+        draft.record(
+            run,
+            RunResult.MISSED,
+            "MissedDeadline",
+            f"not started within startingDeadlineSeconds ({seconds}) of {format_utc(run.instant)}",
+        )
+    else:
+        later = format_utc(superseded_by.instant) if superseded_by else "a newer one"
+        draft.record(
+            run,
+            RunResult.MISSED,
+            "Superseded",
+            f"a later run ({later}) was due at the same time; only the latest one starts",
+        )
+
+
 def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobState], draft: _Draft) -> None:
     name = me.name
     if run.instant in draft.records:
@@ -448,7 +473,7 @@ def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobSta
     if not gate.go:
         draft.record(run, RunResult.HELD, gate.reason, gate.message)
         return
-    active = [job for job in own_jobs if job.phase is JobPhase.ACTIVE]
+    active = [job for job in own_jobs if job.phase is JobPhase.ACTIVE and not job.deleting]
     if active and me.spec.schedule is not None:
         policy = me.spec.concurrency_policy
         if policy is ConcurrencyPolicy.FORBID:
@@ -462,6 +487,17 @@ def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobSta
             return
         if policy is ConcurrencyPolicy.REPLACE:
             draft.deletes.extend(job.name for job in active)
+            for job in active:
+                draft.records[job.scheduled_time] = RunRecord(
+                    scheduled_time=job.scheduled_time,
+                    role=job.role,
+                    result=RunResult.CANCELLED,
+                    job_name=job.name,
+                    fired_time=job.fired_time,
+                    reason="Replaced",
+                    message=f"Job {job.name} was deleted to make way for the run for "
+                    f"{format_utc(run.instant)} (concurrencyPolicy Replace)",
+                )
     run_job = job_name(name, run.instant)
     failure = next((f for f in world.create_failures if f.run.job_name == run_job), None)
     if failure is not None:
@@ -503,7 +539,7 @@ def _runs_and_active(draft: _Draft, own_jobs: Sequence[JobState]) -> tuple[list[
     active = [
         ActiveJob(name=job.name, role=job.role, scheduled_time=job.scheduled_time)
         for job in sorted(own_jobs, key=lambda job: job.scheduled_time)
-        if job.phase is JobPhase.ACTIVE
+        if job.phase is JobPhase.ACTIVE and not job.deleting
     ]
     return runs, active
 
@@ -705,6 +741,7 @@ _EVENT_OF_RESULT = {
     RunResult.MISSED: ("Warning", "Missed"),
     RunResult.HELD: ("Warning", "Held"),
     RunResult.SKIPPED: ("Normal", "Skipped"),
+    RunResult.CANCELLED: ("Normal", "Replaced"),
 }
 
 

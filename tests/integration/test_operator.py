@@ -316,3 +316,48 @@ def test_the_job_carries_the_schedule_as_annotations_and_environment(
     assert not sd["metadata"].get("finalizers"), (
         "deleting a ScheduledDeployment must never wait for the operator"
     )
+
+
+def test_each_concurrency_policy_acts_as_cronjob_defines_it(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    """Three every-minute schedules whose Jobs run 90 s, so each run meets the previous one still running."""
+    ns = deployer_namespace
+    start_operator(ns)
+    slow = job_template(run_duration="90s")
+    for policy in ("Allow", "Forbid", "Replace"):
+        create_sd(
+            cluster,
+            ns,
+            policy.lower(),
+            {"schedule": "* * * * *", "concurrencyPolicy": policy, "jobTemplate": slow},
+        )
+
+    def scheduled_times(name: str) -> list[str]:
+        return sorted(
+            job.metadata.annotations["sundial.dev/scheduled-time"] for job in jobs_of(cluster, ns, name)
+        )
+
+    first = wait_until(
+        "the first minute's Jobs", lambda: all(scheduled_times(n) for n in ("allow", "forbid", "replace")), 75
+    )
+    assert first
+    second_minute = datetime.fromisoformat(scheduled_times("allow")[0].replace("Z", "+00:00")) + timedelta(
+        minutes=1
+    )
+    wait_until(
+        "the second minute to pass", lambda: datetime.now(UTC) > second_minute + timedelta(seconds=4), 80
+    )
+
+    assert len(scheduled_times("allow")) == 2, "Allow runs the second Job beside the first"
+    active_allow = [j for j in jobs_of(cluster, ns, "allow") if not (j.status.succeeded or j.status.failed)]
+    assert len(active_allow) == 2
+
+    assert len(scheduled_times("forbid")) == 1, "Forbid does not start a run while one is active"
+    assert ("Skipped", "ConcurrencyForbidden") in run_results(cluster, ns, "forbid")
+
+    def replaced() -> bool:
+        remaining = scheduled_times("replace")
+        return remaining == [rfc3339(second_minute)]
+
+    wait_until("Replace to delete the first Job and keep only the second", replaced, 20)

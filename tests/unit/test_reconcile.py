@@ -156,13 +156,13 @@ def created_job(body: Mapping[str, Any], run: Run) -> JobState:
 
 def controller_pass(w: World) -> tuple[Plan, World]:
     """What `sundial.controller` does in one reconcile: plan; create the Jobs and delete the ones the plan
-    names; plan again with the new Jobs (running); write that status. Returns the last plan and the world
-    after it."""
+    names; plan again, on top of the first plan's status and with the new Jobs (running); write that
+    status. Returns the last plan and the world after it."""
     plan = reconcile(w)
     if plan.create or plan.delete:
         jobs = {name: state for name, state in w.jobs.items() if name not in plan.delete}
         jobs.update({run.job_name: created_job(w.body, run) for run in plan.create})
-        w = replace(w, jobs=jobs)
+        w = replace(w, jobs=jobs, body={**w.body, "status": plan.status})
         plan = reconcile(w)
         assert plan.create == (), "the Jobs just created must count as handled"
     return plan, written(w, plan)
@@ -653,12 +653,6 @@ def test_a_dependency_that_did_not_succeed_holds_the_run(
     assert held.type == "Warning"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_dependency_gate's DependencyNotFinished branch is unreachable: `due` stops offering a run once "
-    "now > instant + deadline, so the run is recorded Missed/MissedDeadline (with DependencyReady True) "
-    "before the gate can hold it",
-)
 def test_a_dependency_still_running_at_the_deadline_holds_the_run() -> None:
     running = job("dep", T - LEAD, JobPhase.ACTIVE, role=RunRole.DEPENDENCY)
     waiting = reconcile(dependency_world(T + SECOND, running))
@@ -678,13 +672,6 @@ def test_a_dependency_still_running_at_the_deadline_means_no_deploy() -> None:
     assert plan.wake_at is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_timing_plans validates a dependent that has not run yet against now (has_run=False), so once "
-    "now is past its dependency instant plus the deadline the dependent counts as RunAtInPast from the "
-    "dependency's side, its plan is dropped, and the dependency never records its missed run; the "
-    "dependent then waits out its deadline instead of being held with DependencyDidNotRun",
-)
 def test_a_dependency_reconciled_after_its_deadline_records_its_run_missed() -> None:
     late = T - LEAD + DEADLINE + 60 * SECOND
     plan = reconcile(
@@ -757,7 +744,7 @@ def test_a_suspended_object_says_so_before_its_instant() -> None:
 
 def concurrency_world(policy: str) -> World:
     """``nightly``, hourly, with the 06:00 Job still running when 07:00 falls due."""
-    body = scheduled_deployment("nightly", {**HOURLY, "concurrencyPolicy": policy})
+    body = scheduled_deployment("nightly", {**HOURLY, "concurrencyPolicy": policy}, created=at(5, 50))
     return world(body, at(7, 0, 5), jobs=[job("nightly", at(6), JobPhase.ACTIVE)])
 
 
@@ -790,11 +777,6 @@ def test_concurrency_policy_does_not_apply_to_a_run_at() -> None:
     assert run.job_name == job_name("api", T)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a run whose Job was deleted (by Replace here, or by hand) keeps its Running record forever: "
-    "_records_with_jobs only updates records from Jobs that still exist",
-)
 def test_a_replaced_run_is_no_longer_reported_running() -> None:
     _, seen = controller_pass(replace(concurrency_world("Replace"), now=at(6, 30)))
     assert runs(seen.body["status"]) == [(stamp(at(6)), "Running", "JobRunning")]
@@ -822,7 +804,8 @@ def downtime_world() -> World:
     back at 07:05."""
     spec = {**HOURLY, "startingDeadlineSeconds": 7200}
     last = job("nightly", at(1), JobPhase.SUCCEEDED)
-    _, seen = controller_pass(world(scheduled_deployment("nightly", spec), at(1, 30), jobs=[last]))
+    body = scheduled_deployment("nightly", spec, created=at(0, 50))
+    _, seen = controller_pass(world(body, at(1, 30), jobs=[last]))
     return replace(seen, now=at(7, 5))
 
 
@@ -845,12 +828,6 @@ def test_after_downtime_only_the_latest_occurrence_runs_and_the_rest_are_missed(
     assert reasons(plan).count(("Warning", "Missed")) == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the controller plans again with the new Job before writing status; that plan starts its window "
-    "at the new Job's instant (the latest handled one), so the missed occurrences between the last "
-    "written record and the new Job are never recorded and their Missed events never posted",
-)
 def test_runs_missed_during_downtime_survive_the_controllers_second_plan() -> None:
     plan, _ = controller_pass(downtime_world())
     assert runs(plan.status) == [*DOWNTIME_RUNS, (stamp(at(7)), "Running", "JobRunning")]
@@ -909,7 +886,9 @@ def test_finished_jobs_beyond_the_history_limits_are_deleted_oldest_first() -> N
         job("nightly", at(5), JobPhase.SUCCEEDED),
         job("nightly", at(6), JobPhase.ACTIVE),
     ]
-    plan = reconcile(world(scheduled_deployment("nightly", spec), at(6, 30), jobs=jobs))
+    # Created just before the first of these Jobs, so no earlier occurrence counts as missed.
+    body = scheduled_deployment("nightly", spec, created=at(0, 50))
+    plan = reconcile(world(body, at(6, 30), jobs=jobs))
     assert plan.create == ()
     assert plan.delete == (
         job_name("nightly", at(3)),
