@@ -41,6 +41,8 @@ Key = tuple[str, str]  # (namespace, name)
 T = TypeVar("T")
 
 PLURAL = "scheduleddeployments"
+# Answers that say "not now" rather than "no": the create is retried instead of failing the run.
+RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass
@@ -230,6 +232,8 @@ class Controller:
                     run.role,
                 )
             except ApiException as error:
+                if error.status in RETRYABLE:
+                    raise  # the wake-up queue tries this object again shortly; nothing is recorded yet
                 state = await self._existing_job_if_ours(body, run.job_name) if error.status == 409 else None
                 if state is None:
                     failures.append(

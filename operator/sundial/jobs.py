@@ -156,7 +156,7 @@ def build_job(
         pod_spec = pod_template.setdefault("spec", {})
         pod_spec.setdefault("restartPolicy", "Never")
         pod_spec.setdefault("serviceAccountName", spec.get("serviceAccountName") or "sundial-deployer")
-        for container in pod_spec.get("containers") or []:
+        for container in [*(pod_spec.get("initContainers") or []), *(pod_spec.get("containers") or [])]:
             # Sundial's variables come last so they win over a same-named one in the template.
             names = {entry["name"] for entry in environment}
             container["env"] = [

@@ -296,10 +296,11 @@ class ScheduledDeploymentSpec(ApiModel):
 
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.FORBID
     """For a schedule, what to do when a run is due while the previous one is still running: Allow both,
-    Forbid the new one (it is recorded as missed), or Replace the running one. Ignored for runAt."""
+    Forbid the new one (it is recorded as skipped), or Replace the running one. Ignored for runAt."""
 
     suspend: bool = False
-    """When true, no new runs start; runs that fall due while suspended are recorded as missed."""
+    """When true, no new runs start; runs that fall due while suspended are recorded as skipped and are
+    never made up later."""
 
     successful_jobs_history_limit: int = Field(3, ge=0)
     """How many finished successful Jobs to keep."""
@@ -372,9 +373,10 @@ class RunResult(StrEnum):
     FAILED = "Failed"
     """The Job failed."""
     MISSED = "Missed"
-    """Not started within startingDeadlineSeconds (operator down, suspended, or Forbid)."""
+    """Not started within startingDeadlineSeconds (the operator was down), or superseded by a later run."""
     SKIPPED = "Skipped"
-    """Not started on purpose: a nonexistent local time under dstPolicy Skip."""
+    """Not started on purpose: a nonexistent local time under dstPolicy Skip, suspend, or concurrencyPolicy
+    Forbid while the previous run was still going."""
     HELD = "Held"
     """Not started because a dependency that must succeed did not."""
     CANCELLED = "Cancelled"
