@@ -18,6 +18,7 @@ pytest-kind registers it.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -254,25 +255,33 @@ def start_operator(crds: Cluster, tmp_path: Path) -> Iterator[Callable[..., Oper
     sundial = Path(sys.executable).parent / "sundial"
 
     def start(
-        namespace: str, *extra: str, wait_active: bool = True, identity: str | None = None
+        namespace: str,
+        *extra: str,
+        wait_active: bool = True,
+        identity: str | None = None,
+        kubeconfig: Path | None = None,
+        lease_namespace: str | None = None,
     ) -> OperatorProcess:
         index = len(started)
         log_path = tmp_path / f"operator-{index}.log"
+        lease_namespace = lease_namespace or namespace
         argv = [
             str(sundial),
             "run",
             "--kubeconfig",
-            str(crds.kubeconfig),
+            str(kubeconfig or crds.kubeconfig),
             "--namespace",
             namespace,
             "--lease-namespace",
-            namespace,
+            lease_namespace,
             *extra,
         ]
         if "--peering" not in extra:
             argv.append("--standalone")
         env = isolated_env(crds.home)
         env["POD_NAME"] = identity or f"test-operator-{index}"
+        # Deploy Jobs of the built-in targets use this image; kwok leaves their pods to the pod runner.
+        env["SUNDIAL_DEPLOYER_IMAGE"] = "sundial.local/deployer:dev"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
@@ -280,7 +289,7 @@ def start_operator(crds: Cluster, tmp_path: Path) -> Iterator[Callable[..., Oper
         operator = OperatorProcess(process, log_path)
         started.append(operator)
         if wait_active:
-            wait_for_active_replica(crds, namespace, env["POD_NAME"], operator)
+            wait_for_active_replica(crds, lease_namespace, env["POD_NAME"], operator)
         return operator
 
     yield start
@@ -325,3 +334,25 @@ def deployer_namespace(cluster: Cluster, namespace: str) -> str:
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="sundial-deployer"))
     )
     return namespace
+
+
+def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as ``namespace/account`` with a fresh TokenRequest token only."""
+    import yaml
+    from kubernetes import client
+
+    spec = client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    request = client.AuthenticationV1TokenRequest(spec=spec)
+    token = cluster.core().create_namespaced_service_account_token(account, namespace, request).status.token
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": admin["clusters"][0]["cluster"]}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": "local", "user": account}}],
+        "current-context": account,
+    }
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path

@@ -33,7 +33,17 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from sundial import jobs as jobmeta
-from sundial.reconcile import CreateFailure, Event, JobState, Plan, World, job_state_from_body, reconcile
+from sundial.reconcile import (
+    CreateFailure,
+    Event,
+    JobPhase,
+    JobState,
+    Plan,
+    World,
+    failure_detail,
+    job_state_from_body,
+    reconcile,
+)
 
 logger = logging.getLogger("sundial.controller")
 
@@ -73,7 +83,11 @@ class Controller:
         self.objects: dict[Key, dict[str, Any]] = {}
         self.jobs: dict[Key, JobState] = {}
         self._jobs_by_owner: dict[Key, set[str]] = defaultdict(set)
+        self._dependents: dict[Key, set[str]] = defaultdict(set)
+        """(namespace, name) -> the names of the objects whose dependsOn names it."""
         self.wakeups: WakeupQueue[Key] = WakeupQueue(self.reconcile_key, clock=clock)
+        self._background: set[asyncio.Task[None]] = set()
+        self._service_accounts: dict[Key, tuple[bool, float]] = {}
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -88,40 +102,48 @@ class Controller:
         """A ScheduledDeployment event: refresh the cache and wake every object whose plan it can change."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         previous = self.objects.get(key)
+        before = self.component(key)
         if deleted:
             self.objects.pop(key, None)
             self.wakeups.forget(key)
         else:
             self.objects[key] = dict(body)
-        spec_changed = previous is None or deleted or previous.get("spec") != body.get("spec")
-        self.wakeups.request(key) if not deleted else None
-        if spec_changed:
-            # Dependencies add up along chains, so a change anywhere in a chain can move instants on
-            # both sides of it, and a deletion can invalidate a dependent.
-            for other in self._connected(key, previous, body):
-                if other != key:
-                    self.wakeups.request(other)
+            self.wakeups.request(key)
+        self._index_dependency(key, previous, None if deleted else body)
+        if previous is None or deleted or previous.get("spec") != body.get("spec"):
+            # Dependencies add up along chains, so a change anywhere in a chain can move instants on both
+            # sides of it, and a deletion can invalidate a dependent: wake the chain as it was and as it is.
+            for other in (before | self.component(key)) - {key}:
+                self.wakeups.request(other)
 
-    def _connected(self, key: Key, *bodies: Mapping[str, Any] | None) -> set[Key]:
+    @staticmethod
+    def _depends_on(body: Mapping[str, Any] | None) -> str | None:
+        target = (((body or {}).get("spec") or {}).get("dependsOn") or {}).get("name")
+        return target if isinstance(target, str) else None
+
+    def _index_dependency(
+        self, key: Key, previous: Mapping[str, Any] | None, body: Mapping[str, Any] | None
+    ) -> None:
+        namespace, name = key
+        old, new = self._depends_on(previous), self._depends_on(body)
+        if old is not None and old != new:
+            self._dependents[(namespace, old)].discard(name)
+        if new is not None:
+            self._dependents[(namespace, new)].add(name)
+
+    def component(self, key: Key) -> set[Key]:
+        """The objects connected to ``key`` by dependsOn, either way; all a plan for ``key`` can depend on."""
         namespace = key[0]
-        siblings = {name: obj for (ns, name), obj in self.objects.items() if ns == namespace}
-        edges: dict[str, set[str]] = defaultdict(set)
-        for name, obj in siblings.items():
-            target = ((obj.get("spec") or {}).get("dependsOn") or {}).get("name")
-            if target:
-                edges[name].add(target)
-                edges[target].add(name)
-        for body in bodies:
-            target = (((body or {}).get("spec") or {}).get("dependsOn") or {}).get("name")
-            if target:
-                edges[key[1]].add(target)
-                edges[target].add(key[1])
         seen, stack = {key[1]}, [key[1]]
         while stack:
-            for neighbour in edges[stack.pop()]:
-                if neighbour not in seen:
-                    seen.add(neighbour)
-                    stack.append(neighbour)
+            name = stack.pop()
+            neighbours = set(self._dependents.get((namespace, name), ()))
+            target = self._depends_on(self.objects.get((namespace, name)))
+            if target is not None:
+                neighbours.add(target)
+            for neighbour in neighbours - seen:
+                seen.add(neighbour)
+                stack.append(neighbour)
         return {(namespace, name) for name in seen if (namespace, name) in self.objects}
 
     def job_seen(self, body: Mapping[str, Any], deleted: bool) -> None:
@@ -135,18 +157,62 @@ class Controller:
             self._jobs_by_owner[owner].discard(state.name)
         else:
             previous = self.jobs.get(key)
+            if previous is not None and previous.phase == state.phase and previous.deleting == state.deleting:
+                return  # nothing the plan looks at has changed (and any failure detail stays)
             self.jobs[key] = state
             self._jobs_by_owner[owner].add(state.name)
-            if previous is not None and previous.phase == state.phase:
-                return  # nothing the plan looks at has changed
+            if state.phase is JobPhase.FAILED:
+                # Why it failed is in its pod's termination message; fetch it, then wake the owner again.
+                task = asyncio.get_running_loop().create_task(self._add_failure_detail(state))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         # The owner records the outcome; its dependents may be waiting for exactly this outcome.
         self.wakeups.request(owner)
-        for (namespace, name), obj in list(self.objects.items()):
-            if (
-                namespace == state.namespace
-                and ((obj.get("spec") or {}).get("dependsOn") or {}).get("name") == state.owner
-            ):
-                self.wakeups.request((namespace, name))
+        for dependent in self._dependents.get(owner, ()):
+            self.wakeups.request((state.namespace, dependent))
+
+    async def _add_failure_detail(self, state: JobState) -> None:
+        try:
+            pods = await self._call(
+                self._core.list_namespaced_pod, state.namespace, label_selector=f"job-name={state.name}"
+            )
+        except ApiException as error:
+            logger.warning("could not read the pods of failed Job %s: %s", state.name, _api_message(error))
+            return
+        raw = self.api_client.sanitize_for_serialization(pods)
+        detail = failure_detail(raw.get("items") or [])
+        if detail is None:
+            return
+        reason, message = detail
+        key = (state.namespace, state.name)
+        current = self.jobs.get(key)
+        if current is not None and current.phase is JobPhase.FAILED:
+            self.jobs[key] = replace(current, reason=reason, message=message)
+            self.wakeups.request((state.namespace, state.owner))
+
+    async def _missing_account(self, body: Mapping[str, Any]) -> str | None:
+        spec = body.get("spec")
+        if not isinstance(spec, Mapping):
+            return None
+        account = jobmeta.effective_service_account(spec)
+        return account if await self.service_account_missing(body["metadata"]["namespace"], account) else None
+
+    async def service_account_missing(self, namespace: str, name: str) -> bool:
+        """Whether the deploy Job's service account is absent; answers are cached briefly."""
+        now = self._clock()
+        cached = self._service_accounts.get((namespace, name))
+        if cached is not None and cached[1] > now:
+            return not cached[0]
+        try:
+            await self._call(self._core.read_namespaced_service_account, name, namespace)
+            exists = True
+        except ApiException as error:
+            if error.status != 404:
+                return False  # unknown: do not claim it is missing
+            exists = False
+        # A present account is rechecked rarely; a missing one soon, so creating it clears the error fast.
+        self._service_accounts[(namespace, name)] = (exists, now + (300 if exists else 5))
+        return not exists
 
     # ------------------------------------------------------------------------------------------ reconcile
 
@@ -156,14 +222,32 @@ class Controller:
         now: datetime,
         extra_jobs: Iterable[JobState] = (),
         failures: Iterable[CreateFailure] = (),
+        missing_service_account: str | None = None,
     ) -> World:
-        namespace = body["metadata"]["namespace"]
-        siblings = {name: obj for (ns, name), obj in self.objects.items() if ns == namespace}
-        siblings[body["metadata"]["name"]] = dict(body)
-        jobs = {name: state for (ns, name), state in self.jobs.items() if ns == namespace}
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        members = self.component((namespace, name)) | {(namespace, name)}
+        siblings = {
+            member: self.objects[(namespace, member)]
+            for _, member in members
+            if (namespace, member) in self.objects
+        }
+        siblings[name] = dict(body)
+        jobs = {
+            job: self.jobs[(namespace, job)]
+            for _, member in members
+            for job in self._jobs_by_owner.get((namespace, member), ())
+            if (namespace, job) in self.jobs
+        }
         for state in extra_jobs:
             jobs[state.name] = state
-        return World(now=now, body=body, siblings=siblings, jobs=jobs, create_failures=tuple(failures))
+        return World(
+            now=now,
+            body=body,
+            siblings=siblings,
+            jobs=jobs,
+            create_failures=tuple(failures),
+            missing_service_account=missing_service_account,
+        )
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -172,20 +256,21 @@ class Controller:
         body = self.objects.get(key)
         if body is None:
             return None
-        plan = reconcile(self._world(body, self._now()))
+        missing = await self._missing_account(body)
+        plan = reconcile(self._world(body, self._now(), missing_service_account=missing))
         if plan.create or plan.delete:
             fresh = await self._read(key)
             if fresh is None:
                 return None
             body = fresh
-            plan = reconcile(self._world(body, self._now()))
+            plan = reconcile(self._world(body, self._now(), missing_service_account=missing))
             created, failures = await self._create_jobs(body, plan)
             await self._delete_jobs(body["metadata"]["namespace"], plan.delete)
             # Plan again on top of the first plan's status, so that what it recorded (missed runs, a replaced
             # Job) stands, and with the Jobs just created, so that the runs they start are recorded too.
             decided = {**body, "status": plan.status}
             first_events = plan.events
-            plan = reconcile(self._world(decided, self._now(), created, failures))
+            plan = reconcile(self._world(decided, self._now(), created, failures, missing))
             plan = replace(plan, events=(*first_events, *plan.events))
         if not await self._write_status(key, body, plan):
             return self._clock()  # somebody else wrote first: plan again from what they wrote

@@ -143,8 +143,9 @@ def build_registry(options: OperatorOptions, controller: Controller) -> kopf.Ope
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_settings(settings, options)
 
+    # Async on purpose: kopf runs sync handlers in worker threads, and the wake-up queue belongs to the loop.
     @kopf.on.event(jobmeta.GROUP, jobmeta.VERSION, PLURAL, registry=registry)
-    def scheduled_deployment_event(
+    async def scheduled_deployment_event(
         event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any
     ) -> None:
         if options.namespaces is not None and namespace not in options.namespaces:
@@ -152,7 +153,7 @@ def build_registry(options: OperatorOptions, controller: Controller) -> kopf.Ope
         controller.object_seen(dict(body), deleted=event.get("type") == "DELETED")
 
     @kopf.on.event("batch/v1", "jobs", labels={jobmeta.MANAGED_BY: jobmeta.MANAGER}, registry=registry)
-    def job_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+    async def job_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         controller.job_seen(dict(body), deleted=event.get("type") == "DELETED")
 
     def is_scheduler_lease(name: str, namespace: str | None, **_: Any) -> bool:

@@ -54,6 +54,13 @@ def rfc3339(instant: datetime, millis: bool = False) -> str:
     return text.replace("+00:00", "Z")
 
 
+def effective_service_account(spec: Mapping[str, Any]) -> str:
+    """The service account the run's pod will use: the jobTemplate's own, else spec.serviceAccountName."""
+    template = spec.get("jobTemplate") or {}
+    pod_spec = ((template.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return str(pod_spec.get("serviceAccountName") or spec.get("serviceAccountName") or "sundial-deployer")
+
+
 def run_environment(sd_name: str, run: Run) -> list[dict[str, str]]:
     return [
         {"name": "SUNDIAL_SCHEDULED_DEPLOYMENT", "value": sd_name},
@@ -118,6 +125,8 @@ def deployer_pod_spec(spec: Mapping[str, Any], namespace: str, deployer_image: s
         "image": deployer_image,
         "args": args,
         "securityContext": restricted_security_context(),
+        # The deployer writes its one-line reason to /dev/termination-log; the logs' tail is the fallback.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
     }
     if env_from:

@@ -17,6 +17,7 @@ recorded as missed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -101,6 +102,12 @@ class World:
     jobs: Mapping[str, JobState]
     """Sundial's Jobs in the namespace by name."""
     create_failures: tuple[CreateFailure, ...] = ()
+    missing_service_account: str | None = None
+    """The service account the run's pod would use, when it does not exist in the namespace."""
+
+
+SERVICE_ACCOUNT_RECHECK = timedelta(seconds=10)
+"""How often to look again for a missing service account, so that creating it clears the condition."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,33 @@ def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
         message=message,
         deleting=bool(metadata.get("deletionTimestamp")),
     )
+
+
+_REASON_PREFIX = re.compile(r"^([A-Z][A-Za-z0-9]{1,63}): (.+)$", flags=re.DOTALL)
+
+
+def failure_detail(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """Why a Job failed, from its pods' termination messages: ``(reason, message)``, or None.
+
+    Sundial's deployers end with ``<Reason>: <one line>``; that reason is kept. Any other container's
+    message (a user's jobTemplate) is reported as ``JobFailed`` with the message as written.
+    """
+    for pod in pods:
+        status = pod.get("status") or {}
+        for container in [
+            *(status.get("initContainerStatuses") or []),
+            *(status.get("containerStatuses") or []),
+        ]:
+            terminated = (container.get("state") or {}).get("terminated") or {}
+            message = str(terminated.get("message") or "").strip()
+            if terminated.get("exitCode") in (None, 0) or not message:
+                continue
+            line = " ".join(message.splitlines()[-1:]).strip() or message
+            match = _REASON_PREFIX.match(line)
+            if match:
+                return match.group(1), f"the deploy failed: {match.group(2)}"
+            return "JobFailed", f"container {container.get('name')} failed: {line}"
+    return None
 
 
 _RESULT_OF_PHASE = {
@@ -404,6 +438,16 @@ def reconcile(world: World) -> Plan:
     coming = upcoming(name, plans, world.now, 3)
     status = _valid_status(world, old, draft, own_jobs, verdict, coming, generation)
     events = _transition_events(old, status, draft.events, verdict.plan.zone)
+    old_ready = find_condition(old.conditions, ConditionType.READY)
+    if world.missing_service_account is not None:
+        draft.wake.append(world.now + SERVICE_ACCOUNT_RECHECK)
+        new_ready = find_condition(status.conditions, ConditionType.READY)
+        if (
+            new_ready is not None
+            and new_ready.reason == "ServiceAccountNotFound"
+            and (old_ready is None or old_ready.reason != new_ready.reason)
+        ):
+            events.append(Event("Warning", "ServiceAccountNotFound", new_ready.message))
     for run in coming[:1]:
         draft.wake.append(run.instant)
     wake = min(draft.wake) if draft.wake else None
@@ -426,6 +470,15 @@ def _creation_floor(metadata: Mapping[str, Any], plan: TimingPlan) -> datetime |
     if created is None:
         return None
     return created if isinstance(plan.when, CronSchedule) else created - plan.deadline
+
+
+def _missing_account_message(world: World) -> str:
+    namespace = world.body["metadata"]["namespace"]
+    return (
+        f"service account {world.missing_service_account!r} does not exist in namespace {namespace!r}, so "
+        "the deploy Job could not start; create it (manifests/deployer-rbac-example.yaml shows one with the "
+        "rights a Deployment target needs) or set spec.serviceAccountName"
+    )
 
 
 def _record_missed(world: World, run: TimedRun, superseded_by: TimedRun | None, draft: _Draft) -> None:
@@ -457,6 +510,9 @@ def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobSta
     name = me.name
     if run.instant in draft.records:
         return  # handled already: a Job exists for it or it was recorded held, skipped or missed
+    if world.missing_service_account is not None:
+        draft.record(run, RunResult.FAILED, "ServiceAccountNotFound", _missing_account_message(world))
+        return
     if me.spec.suspend:
         draft.record(
             run,
@@ -674,13 +730,16 @@ def _succeeded_condition(latest: RunRecord | None) -> ConditionValue:
 
 
 def _ready_condition(
+    world: World,
     latest: RunRecord | None,
     active: Sequence[ActiveJob],
     draft: _Draft,
     scheduled: ConditionValue,
     succeeded: ConditionValue,
 ) -> ConditionValue:
-    """The summary: False only when something is wrong (the latest run did not succeed)."""
+    """The summary: False only when something is wrong (the next run cannot start, or the latest failed)."""
+    if world.missing_service_account is not None and scheduled[0] is ConditionStatus.TRUE:
+        return ConditionStatus.FALSE, "ServiceAccountNotFound", _missing_account_message(world)
     if latest is not None and latest.result is not RunResult.SUCCEEDED:
         return ConditionStatus.FALSE, succeeded[1], succeeded[2]
     if active:
@@ -714,7 +773,7 @@ def _valid_status(
     values += [
         (ConditionType.PROGRESSING, _progressing(active, draft.waiting)),
         (ConditionType.SUCCEEDED, succeeded),
-        (ConditionType.READY, _ready_condition(latest, active, draft, scheduled, succeeded)),
+        (ConditionType.READY, _ready_condition(world, latest, active, draft, scheduled, succeeded)),
     ]
     conditions = [c for c in old.conditions if c.type != ConditionType.DEPENDENCY_READY or me.spec.depends_on]
     for kind, value in values:

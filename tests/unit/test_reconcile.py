@@ -1173,3 +1173,33 @@ def test_a_hand_edited_fired_time_without_an_offset_is_unknown_rather_than_fatal
     assert state.fired_time is None
     plan = reconcile(world(scheduled_deployment(), T + SECOND, jobs=[state]))
     assert runs(plan.status) == [(stamp(T), "Running", "JobRunning")]
+
+
+# ------------------------------------------------------------------------------------ service account
+
+
+def test_a_missing_service_account_is_reported_before_the_instant_and_rechecked() -> None:
+    body = scheduled_deployment()
+    plan = reconcile(replace(world(body, T - HOUR), missing_service_account="sundial-deployer"))
+
+    ready = condition(plan.status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ServiceAccountNotFound")
+    assert "sundial-deployer" in ready["message"] and NAMESPACE in ready["message"]
+    assert condition(plan.status, "Scheduled")["reason"] == "Armed"
+    assert ("Warning", "ServiceAccountNotFound") in [(e.type, e.reason) for e in plan.events]
+    assert plan.wake_at == T - HOUR + timedelta(seconds=10)
+
+
+def test_a_missing_service_account_at_the_instant_fails_the_run_without_a_job() -> None:
+    plan = reconcile(replace(world(scheduled_deployment(), T), missing_service_account="sundial-deployer"))
+
+    assert plan.create == ()
+    assert runs(plan.status) == [(stamp(T), "Failed", "ServiceAccountNotFound")]
+
+
+def test_the_service_account_report_is_a_fixed_point() -> None:
+    first = replace(world(scheduled_deployment(), T - HOUR), missing_service_account="sundial-deployer")
+    plan = reconcile(first)
+    again = reconcile(replace(written(first, plan, T - HOUR), missing_service_account="sundial-deployer"))
+    assert again.status == plan.status
+    assert again.events == ()

@@ -1,0 +1,68 @@
+"""``sundial deploy …``: the built-in deployers that run inside a deploy Job, from the Sundial image.
+
+The operator never deploys with its own credentials: it creates a Job that runs one of these commands as
+the ScheduledDeployment's ``serviceAccountName``. Each deployer makes one change, follows it to the end and
+exits 0, or exits 1 with a single line on stderr that says what went wrong. That line becomes the
+container's termination message, which the operator copies into the run's record, so the reason a deploy
+failed shows up in ``kubectl get scheduleddeployments`` without anyone reading pod logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from typing import Any
+
+EXIT_FAILED = 1
+TERMINATION_LOG = "/dev/termination-log"
+
+
+class DeployFailed(Exception):
+    """A deploy that did not succeed; the message is the one line the user will read.
+
+    ``reason`` is one CamelCase word (``Forbidden``, ``ProgressDeadlineExceeded``, ``CredentialsRejected``…).
+    The termination message is ``<reason>: <message>``, and the operator reads the reason back from it into
+    the run's record and the object's conditions.
+    """
+
+    def __init__(self, message: str, reason: str = "DeployFailed") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def parse_timeout(text: str) -> float:
+    """``15m``, ``90s``, ``1h``, ``1h30m`` -> seconds."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text.strip())
+    if not text.strip() or match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 15m, 90s or 1h30m")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise argparse.ArgumentTypeError("the timeout must be longer than 0s")
+    return float(total)
+
+
+def report_failure(error: DeployFailed) -> int:
+    """Print the one-line reason, and leave it where Kubernetes picks up a termination message."""
+    line = f"{error.reason}: {' '.join(str(error).split())}"
+    print(f"sundial deploy: {line}", file=sys.stderr)
+    try:
+        with open(TERMINATION_LOG, "w") as termination_log:
+            termination_log.write(line[:4000])
+    except OSError:
+        pass  # outside a pod (or with a read-only /dev): stderr is enough
+    return EXIT_FAILED
+
+
+def add_parser(subparsers: Any) -> None:
+    from sundial.deploy import ecs, kubernetes
+
+    parser = subparsers.add_parser(
+        "deploy",
+        help="carry out a deploy (what a deploy Job runs)",
+        description="Carry out one deploy and follow it to the end; exit 1 with a one-line reason if not.",
+    )
+    targets = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
+    kubernetes.add_parser(targets)
+    ecs.add_parser(targets)
