@@ -62,9 +62,14 @@ def kopf_connection_info(credentials: Credentials) -> Any:
     import kopf
 
     configuration = credentials.configuration
+    # In-cluster tokens rotate; the client refreshes them through this hook, and kopf calls the login
+    # handler again on a 401, so refresh before handing the token over.
+    if configuration.refresh_api_key_hook is not None:
+        configuration.refresh_api_key_hook(configuration)
     token = None
     scheme = None
-    authorization = (configuration.api_key or {}).get("authorization")
+    api_key = configuration.api_key or {}
+    authorization = api_key.get("BearerToken") or api_key.get("authorization")
     if authorization:
         scheme, _, token = str(authorization).partition(" ")
     return kopf.ConnectionInfo(

@@ -88,7 +88,7 @@ class PodRunner:
     def _run(self, pod: Any) -> None:
         container = pod.spec.containers[0]
         argv = [sys.executable, "-m", "sundial", *(container.args or [])]
-        if argv[3:4] == ["kubernetes"]:
+        if (container.args or [])[:2] == ["deploy", "kubernetes"]:
             argv += ["--kubeconfig", str(self._kubeconfig_for(pod.spec.service_account_name or "default"))]
         started = datetime.now(UTC)
         result = subprocess.run(
