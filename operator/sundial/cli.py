@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sundial import __version__, crd, preview, runner
+from sundial import __version__, crd, deploy, preview, runner
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_parser(subparsers)
     crd.add_parser(subparsers)
     runner.add_parser(subparsers)
+    deploy.add_parser(subparsers)
     return parser
 
 

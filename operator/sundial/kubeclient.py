@@ -33,14 +33,14 @@ def load_credentials(kubeconfig: Path | None, in_cluster: bool, context: str | N
         raise ValueError("give exactly one of --kubeconfig PATH or --in-cluster")
     configuration = client.Configuration()
     if in_cluster:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]  # untyped upstream
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call, unused-ignore]  # unannotated in kubernetes 37; Any before it
         source = "in-cluster service account"
     else:
         assert kubeconfig is not None
         if not kubeconfig.is_file():
             raise ValueError(f"--kubeconfig {kubeconfig}: no such file")
         # persist_config=False: never write refreshed tokens back into the user's file.
-        config.load_kube_config(  # type: ignore[no-untyped-call]  # untyped upstream
+        config.load_kube_config(  # type: ignore[no-untyped-call, unused-ignore]  # unannotated in kubernetes 37; Any before it
             config_file=str(kubeconfig),
             context=context,
             client_configuration=configuration,
