@@ -45,8 +45,8 @@ SECRET = "sundial-test-secret-8c1f0e2b9d4a7f3e6b5c"
 
 CIRCUIT_BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
 
-# Run the CLI in a child process with the termination message redirected (as root, /dev is writable and
-# report_failure would otherwise leave /dev/termination-log behind on the test machine).
+# Run the CLI in a child process with the termination message redirected to a file the test creates, as
+# the kubelet creates /dev/termination-log in a container (report_failure writes only to an existing file).
 CHILD = (
     "import sys, sundial.deploy; sundial.deploy.TERMINATION_LOG = sys.argv[1]; "
     "from sundial.cli import main; sys.exit(main(sys.argv[2:]))"
@@ -91,6 +91,7 @@ class Aws:
 
     def run_cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         termination_log = self.tmp / "termination-log"
+        termination_log.touch()
         return subprocess.run(
             [sys.executable, "-c", CHILD, str(termination_log), "deploy", "ecs", *args],
             env=env if env is not None else self.env,
@@ -119,6 +120,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
         monkeypatch.setenv(name, value)
     # Read by the moto server (this process) when a service is created: both tasks run at once.
     monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "2")
+    (tmp_path / "termination-log").touch()
     monkeypatch.setattr(sundial.deploy, "TERMINATION_LOG", str(tmp_path / "termination-log"))
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
     child_env.update(settings, HOME=str(tmp_path))

@@ -10,6 +10,7 @@ failed shows up in ``kubectl get scheduleddeployments`` without anyone reading p
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from typing import Any
@@ -47,11 +48,13 @@ def report_failure(error: DeployFailed) -> int:
     """Print the one-line reason, and leave it where Kubernetes picks up a termination message."""
     line = f"{error.reason}: {' '.join(str(error).split())}"
     print(f"sundial deploy: {line}", file=sys.stderr)
-    try:
-        with open(TERMINATION_LOG, "w") as termination_log:
-            termination_log.write(line[:4000])
-    except OSError:
-        pass  # outside a pod (or with a read-only /dev): stderr is enough
+    # The kubelet creates the file in every container; outside a pod there is none, and we create none.
+    if os.path.exists(TERMINATION_LOG):
+        try:
+            with open(TERMINATION_LOG, "w") as termination_log:
+                termination_log.write(line[:4000])
+        except OSError:
+            pass  # a read-only /dev: the FallbackToLogsOnError policy still finds the line on stderr
     return EXIT_FAILED
 
 

@@ -1,0 +1,202 @@
+"""The built-in Deployment target, end to end: a ScheduledDeployment fires, its Job runs `sundial deploy
+kubernetes` as the object's service account (executed for real by the pod runner), and the outcome lands in
+the object's status. Also what must be reported before the instant: a service account that does not exist.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from podrunner import PodRunner
+
+from conftest import REPO, Cluster, service_account_kubeconfig, wait_until
+from sdhelpers import StartOperator, create_sd, event_reasons, jobs_of, rfc3339, utc_in, wait_for_condition
+
+FAILURE_LABEL = "local-cluster.sundial.dev/outcome"
+
+
+def apply_deployer_rbac(cluster: Cluster, namespace: str, *, with_role: bool = True) -> None:
+    documents = list(yaml.safe_load_all((REPO / "manifests" / "deployer-rbac-example.yaml").read_text()))
+    for document in documents:
+        if not with_role and document["kind"] in ("Role", "RoleBinding"):
+            continue
+        document["metadata"]["namespace"] = namespace
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(document))
+
+
+def create_deployment(cluster: Cluster, namespace: str, *, failing_pods: bool = False) -> None:
+    labels = {"app": "api"}
+    pod_labels = {**labels, FAILURE_LABEL: "fail"} if failing_pods else labels
+    body: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": namespace},
+        "spec": {
+            "replicas": 2,
+            "progressDeadlineSeconds": 6,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {"containers": [{"name": "api", "image": "registry.example/api:v41"}]},
+            },
+        },
+    }
+    client.AppsV1Api(cluster.api_client()).create_namespaced_deployment(namespace, body)
+
+
+def deployment_image(cluster: Cluster, namespace: str) -> str:
+    deployment = client.AppsV1Api(cluster.api_client()).read_namespaced_deployment("api", namespace)
+    return str(deployment.spec.template.spec.containers[0].image)
+
+
+def deployment_available(cluster: Cluster, namespace: str) -> bool:
+    deployment = client.AppsV1Api(cluster.api_client()).read_namespaced_deployment("api", namespace)
+    return (deployment.status.available_replicas or 0) == 2
+
+
+TARGET = {"deployment": {"name": "api", "container": "api", "image": "registry.example/api:v42"}}
+
+
+@pytest.fixture
+def runner(cluster: Cluster, namespace: str, tmp_path: Path) -> Any:
+    with PodRunner(cluster, namespace, tmp_path) as pod_runner:
+        yield pod_runner
+
+
+def test_a_deployment_rollout_succeeds_end_to_end(
+    cluster: Cluster, namespace: str, runner: PodRunner, start_operator: StartOperator
+) -> None:
+    apply_deployer_rbac(cluster, namespace)
+    create_deployment(cluster, namespace)
+    wait_until("deployment/api to be available", lambda: deployment_available(cluster, namespace), 60)
+    start_operator(namespace)
+
+    create_sd(cluster, namespace, "api-v42", {"runAt": rfc3339(utc_in(4)), **TARGET})
+
+    wait_for_condition(cluster, namespace, "api-v42", "Ready", "True", "Succeeded", timeout=60)
+    assert deployment_image(cluster, namespace) == "registry.example/api:v42"
+    assert deployment_available(cluster, namespace)
+    [execution] = runner.executed
+    assert execution["exit"] == 0, execution["stderr"]
+    assert "rolled out" in execution["stdout"]
+    job = jobs_of(cluster, namespace, "api-v42")[0]
+    pod_spec = job.spec.template.spec
+    assert pod_spec.service_account_name == "sundial-deployer"
+    security = pod_spec.containers[0].security_context
+    assert (security.run_as_non_root, security.read_only_root_filesystem) == (True, True)
+    assert security.capabilities.drop == ["ALL"]
+
+
+def test_rerunning_a_deploy_with_the_same_image_changes_nothing(
+    cluster: Cluster, namespace: str, runner: PodRunner, start_operator: StartOperator
+) -> None:
+    apply_deployer_rbac(cluster, namespace)
+    create_deployment(cluster, namespace)
+    wait_until("deployment/api to be available", lambda: deployment_available(cluster, namespace), 60)
+    start_operator(namespace)
+    apps = client.AppsV1Api(cluster.api_client())
+
+    create_sd(cluster, namespace, "first", {"runAt": rfc3339(utc_in(3)), **TARGET})
+    wait_for_condition(cluster, namespace, "first", "Ready", "True", "Succeeded", timeout=60)
+    generation = apps.read_namespaced_deployment("api", namespace).metadata.generation
+    create_sd(cluster, namespace, "again", {"runAt": rfc3339(utc_in(3)), **TARGET})
+    wait_for_condition(cluster, namespace, "again", "Ready", "True", "Succeeded", timeout=60)
+
+    assert apps.read_namespaced_deployment("api", namespace).metadata.generation == generation
+    assert "already" in runner.executed[-1]["stdout"]
+
+
+def test_a_rollout_that_stalls_fails_the_run_with_its_reason(
+    cluster: Cluster, namespace: str, runner: PodRunner, start_operator: StartOperator
+) -> None:
+    apply_deployer_rbac(cluster, namespace)
+    create_deployment(cluster, namespace, failing_pods=True)
+    start_operator(namespace)
+
+    create_sd(cluster, namespace, "stalls", {"runAt": rfc3339(utc_in(3)), **TARGET})
+
+    ready = wait_for_condition(
+        cluster, namespace, "stalls", "Ready", "False", "ProgressDeadlineExceeded", timeout=90
+    )
+    assert "progress deadline" in ready["message"]
+    assert "Failed" in event_reasons(cluster, namespace, "stalls")
+    assert runner.executed[-1]["exit"] == 1
+
+
+def test_a_deployer_without_rights_reports_forbidden(
+    cluster: Cluster, namespace: str, runner: PodRunner, start_operator: StartOperator
+) -> None:
+    apply_deployer_rbac(cluster, namespace, with_role=False)
+    create_deployment(cluster, namespace)
+    start_operator(namespace)
+
+    create_sd(cluster, namespace, "no-rights", {"runAt": rfc3339(utc_in(3)), **TARGET})
+
+    ready = wait_for_condition(cluster, namespace, "no-rights", "Ready", "False", "Forbidden", timeout=60)
+    assert "sundial-deployer" in ready["message"] and "deployments" in ready["message"]
+    assert deployment_image(cluster, namespace) == "registry.example/api:v41"
+
+
+def test_a_missing_service_account_is_reported_before_the_instant(
+    cluster: Cluster, namespace: str, start_operator: StartOperator
+) -> None:
+    start_operator(namespace)
+    instant = utc_in(40)
+    create_sd(cluster, namespace, "early-warning", {"runAt": rfc3339(instant), **TARGET})
+
+    ready = wait_for_condition(
+        cluster, namespace, "early-warning", "Ready", "False", "ServiceAccountNotFound", 15
+    )
+    assert "sundial-deployer" in ready["message"] and namespace in ready["message"]
+    assert "ServiceAccountNotFound" in event_reasons(cluster, namespace, "early-warning")
+
+    apply_deployer_rbac(cluster, namespace)
+    wait_for_condition(cluster, namespace, "early-warning", "Ready", "True", "Armed", timeout=30)
+
+
+def test_the_operator_needs_no_more_than_its_shipped_rbac(
+    cluster: Cluster, namespace: str, runner: PodRunner, start_operator: StartOperator, tmp_path: Path
+) -> None:
+    """Run the operator as the shipped `sundial` service account instead of the admin certificate."""
+    cluster.kubectl("apply", "-f", str(REPO / "manifests" / "rbac.yaml"))
+    apply_deployer_rbac(cluster, namespace)
+    create_deployment(cluster, namespace)
+    kubeconfig = service_account_kubeconfig(
+        cluster, "sundial-system", "sundial", tmp_path / "operator.kubeconfig"
+    )
+    operator = start_operator(
+        namespace, kubeconfig=kubeconfig, lease_namespace="sundial-system", identity="shipped-rbac"
+    )
+
+    create_sd(cluster, namespace, "least-privilege", {"runAt": rfc3339(utc_in(4)), **TARGET})
+    wait_for_condition(cluster, namespace, "least-privilege", "Ready", "True", "Succeeded", timeout=60)
+
+    assert deployment_image(cluster, namespace) == "registry.example/api:v42"
+    log = operator.log()
+    assert "forbidden" not in log.lower(), log[-3000:]
+    denied = cluster.kubectl(
+        "auth",
+        "can-i",
+        "patch",
+        "deployments",
+        "--as=system:serviceaccount:sundial-system:sundial",
+        "-n",
+        namespace,
+        check=False,
+    )
+    assert denied.stdout.strip() == "no", "the operator itself must not be able to deploy"
+    secrets = cluster.kubectl(
+        "auth",
+        "can-i",
+        "get",
+        "secrets",
+        "--as=system:serviceaccount:sundial-system:sundial",
+        "-n",
+        namespace,
+        check=False,
+    )
+    assert secrets.stdout.strip() == "no"
