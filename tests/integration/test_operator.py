@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from conftest import Cluster, wait_until
 from sdhelpers import (
@@ -361,3 +362,32 @@ def test_each_concurrency_policy_acts_as_cronjob_defines_it(
         return remaining == [rfc3339(second_minute)]
 
     wait_until("Replace to delete the first Job and keep only the second", replaced, 20)
+
+
+def test_the_liveness_endpoint_reports_the_scheduler_and_logs_can_be_json(
+    cluster: Cluster, namespace: str, start_operator: StartOperator
+) -> None:
+    import json
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    operator = start_operator(
+        namespace, "--liveness", f"http://127.0.0.1:{port}/healthz", "--log-format", "json"
+    )
+
+    def probe() -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                return dict(json.loads(response.read()))
+        except OSError:
+            return None
+
+    health = wait_until("the liveness endpoint to answer", probe, 20)
+    assert health["scheduler"] == {"active": True, "armed": 0}
+    lines = [line for line in operator.log().splitlines() if line.startswith("{")]
+    assert lines, operator.log()[-2000:]
+    assert all({"time", "level", "logger", "message"} <= set(json.loads(line)) for line in lines)
+    assert any("is active" in json.loads(line)["message"] for line in lines)
