@@ -173,22 +173,40 @@ def test_an_operator_restarted_before_the_instant_still_fires_exactly_once(
     assert [result for result, _ in run_results(cluster, ns, "once")] == ["Succeeded"]
 
 
+def armed_then_operator_killed(
+    cluster: Cluster,
+    ns: str,
+    start_operator: StartOperator,
+    name: str,
+    *,
+    deadline_seconds: int,
+    down_for: float,
+) -> datetime:
+    """Arm a run 4 s ahead, SIGKILL the operator, and wait until ``down_for`` seconds after the instant."""
+    operator = start_operator(ns)
+    instant = utc_in(4)
+    spec = {
+        "runAt": rfc3339(instant),
+        "startingDeadlineSeconds": deadline_seconds,
+        "jobTemplate": job_template(),
+    }
+    create_sd(cluster, ns, name, spec)
+    wait_for_condition(cluster, ns, name, "Scheduled", "True", "Armed", timeout=10)
+    operator.kill()
+    wait_until(
+        f"{down_for}s past the instant", lambda: datetime.now(UTC) > instant + timedelta(seconds=down_for), 20
+    )
+    assert jobs_of(cluster, ns, name) == [], "nothing may fire while no operator runs"
+    return instant
+
+
 def test_an_operator_down_across_the_instant_fires_late_within_the_deadline(
     cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
 ) -> None:
     ns = deployer_namespace
-    first = start_operator(ns)
-    instant = utc_in(4)
-    create_sd(
-        cluster,
-        ns,
-        "late",
-        {"runAt": rfc3339(instant), "startingDeadlineSeconds": 120, "jobTemplate": job_template()},
+    instant = armed_then_operator_killed(
+        cluster, ns, start_operator, "late", deadline_seconds=120, down_for=3
     )
-    wait_for_condition(cluster, ns, "late", "Scheduled", "True", "Armed", timeout=10)
-    first.kill()
-    wait_until("the instant to pass", lambda: datetime.now(UTC) > instant + timedelta(seconds=3), 20)
-    assert jobs_of(cluster, ns, "late") == []
 
     start_operator(ns)
 
@@ -202,17 +220,7 @@ def test_an_operator_down_beyond_the_deadline_records_a_missed_run(
     cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
 ) -> None:
     ns = deployer_namespace
-    first = start_operator(ns)
-    instant = utc_in(4)
-    create_sd(
-        cluster,
-        ns,
-        "missed",
-        {"runAt": rfc3339(instant), "startingDeadlineSeconds": 2, "jobTemplate": job_template()},
-    )
-    wait_for_condition(cluster, ns, "missed", "Scheduled", "True", "Armed", timeout=10)
-    first.kill()
-    wait_until("the deadline to pass", lambda: datetime.now(UTC) > instant + timedelta(seconds=4), 20)
+    armed_then_operator_killed(cluster, ns, start_operator, "missed", deadline_seconds=2, down_for=4)
 
     start_operator(ns)
 
