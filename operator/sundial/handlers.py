@@ -180,7 +180,7 @@ async def run_operator(options: OperatorOptions) -> None:
     settings = ControllerSettings(
         deployer_image=os.environ.get("SUNDIAL_DEPLOYER_IMAGE", jobmeta.DEFAULT_DEPLOYER_IMAGE)
     )
-    api = api_client(options.credentials, pool_size=settings.api_threads + 4)
+    api = api_client(options.credentials, pool_size=2 * settings.api_threads + 4)
     controller = Controller(api, settings)
     await asyncio.to_thread(ensure_lease, api, options.lease_namespace)
     registry = build_registry(options, controller)
