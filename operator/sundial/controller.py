@@ -88,6 +88,9 @@ class Controller:
         """(namespace, name) -> the names of the objects whose dependsOn names it."""
         self.wakeups: WakeupQueue[Key] = WakeupQueue(self.reconcile_key, clock=clock)
         self._background: set[asyncio.Task[None]] = set()
+        self.may_fire: Callable[[], bool] = lambda: True
+        """Asked right before each Job is created. kopf can take seconds to cancel a busy daemon after it
+        pauses this replica; this lets the pause stop Job creation at once rather than when the task ends."""
         self._service_accounts: dict[Key, tuple[bool, float]] = {}
 
     def close(self) -> None:
@@ -321,6 +324,8 @@ class Controller:
         failures: list[CreateFailure] = []
         namespace = body["metadata"]["namespace"]
         for run in plan.create:
+            if not self.may_fire():
+                raise asyncio.CancelledError("this replica is no longer the active one")
             manifest = jobmeta.build_job(body, run, self._settings.deployer_image)
             try:
                 # Raw JSON back, not the client's model objects: building a V1Job costs milliseconds of CPU

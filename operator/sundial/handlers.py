@@ -79,7 +79,10 @@ class ActiveReplica:
         identity = self._options.identity
         logger.info("this replica (%s) is active: %d objects armed", identity, len(self._controller.wakeups))
         self.active = True
-        loop_task = asyncio.create_task(self._controller.wakeups.run(), name="sundial wake-ups")
+        self._controller.may_fire = lambda: not stopped
+        loop_task = asyncio.create_task(
+            self._controller.wakeups.run(stopped=lambda: bool(stopped)), name="sundial wake-ups"
+        )
         try:
             while not stopped:
                 self.heartbeat = time.monotonic()
@@ -89,6 +92,7 @@ class ActiveReplica:
                 await stopped.wait(LEASE_RENEW_SECONDS)
         finally:
             self.active = False
+            self._controller.may_fire = lambda: False
             loop_task.cancel()
             await asyncio.gather(loop_task, return_exceptions=True)
             logger.info("this replica (%s) stopped serving (%s)", identity, stopped.reason)
