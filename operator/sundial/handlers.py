@@ -5,7 +5,8 @@ timers on a standby replica, but not tasks started from ``@kopf.on.startup``. Su
 run only on the active replica, so it runs inside a ``@kopf.daemon`` on one singleton object, a Lease named
 ``sundial-scheduler``: kopf signals that daemon when the replica pauses and starts it again when the
 replica resumes. The signal, not the (sometimes seconds later) cancellation, is what stops Job creation:
-the controller asks ``may_fire`` before every create. While it runs, the daemon also writes the Lease's holder and renew time, so
+the controller asks ``may_fire`` before every create. While it runs, the daemon also writes the Lease's
+holder and renew time, so
 ``kubectl get lease sundial-scheduler`` shows which replica is firing. The daemon's kopf finalizer lands on
 that Lease only; ScheduledDeployments never get one (deleting them never waits for the operator).
 """
