@@ -1,7 +1,7 @@
 """The ScheduledDeployment CustomResourceDefinition, generated from `sundial.models`.
 
-``python -m sundial.crd`` writes ``crds/scheduleddeployments.sundial.dev.yaml`` (run it from the repository
-root and commit the result; a unit test fails while the committed file is stale). ``sundial crd`` prints
+``python -m sundial.crd`` writes ``crds/scheduleddeployments.sundial.dev.yaml`` and ``docs/reference.md`` (run
+it from the repository root and commit the result; unit tests fail while a committed file is stale). ``sundial crd`` prints
 the same YAML, e.g. for ``sundial crd | kubectl apply -f -``.
 
 Notes
@@ -259,10 +259,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    """``python -m sundial.crd``: write the CRD to ``crds/`` under the current directory."""
-    CRD_PATH.parent.mkdir(parents=True, exist_ok=True)
-    CRD_PATH.write_text(render(), encoding="utf-8")
-    print(f"wrote {CRD_PATH}")
+    """``python -m sundial.crd``: write the CRD to ``crds/`` and its field reference to ``docs/``.
+
+    Both come from the models, so one command keeps both current.
+    """
+    # Imported here: the reference is built from this module's schema.
+    from sundial.reference import REFERENCE_PATH
+    from sundial.reference import render as render_reference
+
+    for path, text in ((CRD_PATH, render()), (REFERENCE_PATH, render_reference())):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

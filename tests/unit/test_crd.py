@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sundial import crd
+from sundial import crd, reference
 from sundial.cli import main
 from sundial.models import LEAD_TIME_PATTERN, RUN_AT_PATTERN, ScheduledDeploymentSpec
 
@@ -35,13 +35,32 @@ def test_the_committed_crd_is_current() -> None:
     )
 
 
+def test_the_committed_field_reference_is_current() -> None:
+    committed = (REPO / reference.REFERENCE_PATH).read_text(encoding="utf-8")
+    assert committed == reference.render(), (
+        f"{reference.REFERENCE_PATH} is stale: run `python -m sundial.crd` and commit"
+    )
+
+
+def test_the_field_reference_has_a_row_for_every_field_of_the_schema() -> None:
+    page = reference.render()
+    fields = [path[1:] for path, _ in nodes(crd.open_api_schema()) if path.startswith((".spec.", ".status."))]
+    assert len(fields) > 40
+    for path in fields:
+        if not path.endswith("[]"):
+            assert f"| `{path}` | " in page, path
+
+
 def test_python_m_sundial_crd_writes_the_file_under_the_current_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert crd.main() == 0
     assert (tmp_path / crd.CRD_PATH).read_text(encoding="utf-8") == crd.render()
-    assert "wrote crds/scheduleddeployments.sundial.dev.yaml" in capsys.readouterr().out
+    assert (tmp_path / reference.REFERENCE_PATH).read_text(encoding="utf-8") == reference.render()
+    out = capsys.readouterr().out
+    assert "wrote crds/scheduleddeployments.sundial.dev.yaml" in out
+    assert "wrote docs/reference.md" in out
 
 
 def test_sundial_crd_prints_the_same_yaml(capsys: pytest.CaptureFixture[str]) -> None:
