@@ -1,8 +1,8 @@
 """The ScheduledDeployment CustomResourceDefinition, generated from `sundial.models`.
 
-``python -m sundial.crd`` writes ``crds/scheduleddeployments.sundial.dev.yaml`` and ``docs/reference.md`` (run
-it from the repository root and commit the result; unit tests fail while a committed file is stale). ``sundial crd`` prints
-the same YAML, e.g. for ``sundial crd | kubectl apply -f -``.
+``python -m sundial.crd`` writes ``crds/scheduleddeployments.sundial.dev.yaml`` and ``docs/reference.md``
+(run it from the repository root and commit the result; unit tests fail while a committed file is stale).
+``sundial crd`` prints the same YAML, e.g. for ``sundial crd | kubectl apply -f -``.
 
 Notes
 -----
