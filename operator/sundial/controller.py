@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import secrets
 import time
 from collections import defaultdict
@@ -34,6 +35,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from sundial import jobs as jobmeta
+from sundial.metrics import Metrics
 from sundial.reconcile import (
     CreateFailure,
     Event,
@@ -55,6 +57,11 @@ T = TypeVar("T")
 PLURAL = "scheduleddeployments"
 # Answers that say "not now" rather than "no": the create is retried instead of failing the run.
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
+# Fault injection for tests/integration/test_faults.py only: with SUNDIAL_FAULT_EXIT_AFTER_JOB_CREATE=1 the
+# process dies (exit code 86, no clean-up, as under SIGKILL) right after its first Job is created and before
+# the status that records it is written: the one window a crash cannot be timed into from outside.
+FAULT_EXIT_AFTER_JOB_CREATE = os.environ.get("SUNDIAL_FAULT_EXIT_AFTER_JOB_CREATE") == "1"
+FAULT_EXIT_CODE = 86
 
 
 @dataclass
@@ -72,8 +79,10 @@ class Controller:
         api_client: Any,
         settings: ControllerSettings,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.api_client = api_client
+        self.metrics = metrics or Metrics.create(runtime_collectors=False)
         self._custom = client.CustomObjectsApi(api_client)
         self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
@@ -339,6 +348,8 @@ class Controller:
                     jobmeta.rfc3339(run.scheduled_time),
                     run.role,
                 )
+                if FAULT_EXIT_AFTER_JOB_CREATE:
+                    os._exit(FAULT_EXIT_CODE)
             except ApiException as error:
                 if error.status in RETRYABLE:
                     raise  # the wake-up queue tries this object again shortly; nothing is recorded yet

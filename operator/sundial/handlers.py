@@ -28,6 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from sundial import jobs as jobmeta
 from sundial.controller import PLURAL, Controller, ControllerSettings
 from sundial.kubeclient import Credentials, api_client, kopf_connection_info
+from sundial.metrics import Metrics, MetricsServer
 
 logger = logging.getLogger("sundial.operator")
 
@@ -48,6 +49,8 @@ class OperatorOptions:
     liveness_endpoint: str | None
     lease_namespace: str
     identity: str
+    metrics_bind: tuple[str, int] | None = None
+    """(host, port) to serve Prometheus metrics at; None: no metrics endpoint."""
 
 
 def ensure_lease(core_client: Any, namespace: str) -> None:
@@ -139,6 +142,7 @@ def configure_settings(settings: kopf.OperatorSettings, options: OperatorOptions
 def build_registry(options: OperatorOptions, controller: Controller) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     replica = ActiveReplica(options, controller, client.CoordinationV1Api(controller.api_client))
+    controller.metrics.watch_active(lambda: replica.active)
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> Any:
@@ -187,12 +191,15 @@ async def run_operator(options: OperatorOptions) -> None:
         deployer_image=os.environ.get("SUNDIAL_DEPLOYER_IMAGE", jobmeta.DEFAULT_DEPLOYER_IMAGE)
     )
     api = api_client(options.credentials, pool_size=2 * settings.api_threads + 4)
-    controller = Controller(api, settings)
+    controller = Controller(api, settings, metrics=Metrics.create())
     await asyncio.to_thread(ensure_lease, api, options.lease_namespace)
     registry = build_registry(options, controller)
     namespaces: list[str] = []
     if options.namespaces is not None:
         namespaces = sorted({*options.namespaces, options.lease_namespace})
+    metrics_server = (
+        None if options.metrics_bind is None else MetricsServer(controller.metrics, *options.metrics_bind)
+    )
     try:
         await kopf.operator(
             registry=registry,
@@ -204,4 +211,6 @@ async def run_operator(options: OperatorOptions) -> None:
             liveness_endpoint=options.liveness_endpoint,
         )
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
         controller.close()

@@ -40,7 +40,8 @@ def add_parser(subparsers: Any) -> None:
         epilog=(
             "examples:\n"
             "  sundial run --kubeconfig ./kubeconfig --all-namespaces --standalone\n"
-            "  sundial run --in-cluster --all-namespaces --peering sundial --liveness http://0.0.0.0:8080/healthz"
+            "  sundial run --in-cluster --all-namespaces --peering sundial \\\n"
+            "      --liveness http://0.0.0.0:8080/healthz --metrics-bind 0.0.0.0:9090"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -67,6 +68,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--liveness", metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz"
+    )
+    parser.add_argument(
+        "--metrics-bind",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 0.0.0.0:9090 (default: off)",
     )
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain")
     parser.add_argument("--verbose", "-v", action="store_true")
@@ -112,10 +118,12 @@ def configure_logging(log_format: str, verbose: bool) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     from sundial.kubeclient import load_credentials
+    from sundial.metrics import parse_bind
 
     configure_logging(args.log_format, args.verbose)
     try:
         credentials = load_credentials(args.kubeconfig, args.in_cluster, args.context)
+        metrics_bind = None if args.metrics_bind is None else parse_bind(args.metrics_bind)
     except ValueError as error:
         print(f"sundial run: {error}", file=sys.stderr)
         return 2
@@ -133,6 +141,7 @@ def run_command(args: argparse.Namespace) -> int:
         liveness_endpoint=args.liveness,
         lease_namespace=args.lease_namespace,
         identity=os.environ.get("POD_NAME") or f"{os.uname().nodename}-{os.getpid()}",
+        metrics_bind=metrics_bind,
     )
     logging.getLogger("sundial").info(
         "starting: %s, %s, peering %s (priority %d)",

@@ -1,0 +1,288 @@
+"""Prometheus metrics: what the operator did (runs, Jobs, lateness) and holds (armed, invalid, active).
+
+Every metric lives in a private `CollectorRegistry` owned by one `Metrics` object, never in
+prometheus_client's global default registry: tests and benchmarks build many controllers in one process,
+and each must start from zero. ``sundial run --metrics-bind HOST:PORT`` serves that registry at
+``/metrics`` from a daemon thread of its own, so a scrape never waits for kopf's event loop and the loop
+never waits for a scrape.
+
+Run results are counted from *transitions the operator writes into status* (see `run_transitions`), not
+from watch events: a standby replica writes no status, so it counts nothing; a restarted replica re-lists
+Jobs whose results are already in status, so nothing is counted twice. A result is counted once, by the
+replica whose status write recorded it.
+
+The process collectors (``process_*``: CPU, RSS, open files; ``python_gc_*``; ``python_info``) are
+registered too: at 10,000 objects memory and GC pauses are the operator's main costs, and these cost a few
+``/proc`` reads per scrape.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import platform
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+import sundial
+from sundial.models import RunResult, RunRole
+
+logger = logging.getLogger("sundial.metrics")
+
+NAMESPACE = "sundial"
+
+COUNTED_RESULTS = tuple(
+    result for result in RunResult if result not in (RunResult.PENDING, RunResult.RUNNING)
+)
+"""Results that end a run's story; Pending and Running are passing states, not outcomes."""
+
+LATENESS_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+"""1 ms to 60 s: a healthy fire is a few milliseconds late; seconds mean a busy or paused replica; beyond
+60 s the run was fired late within startingDeadlineSeconds after an outage, and +Inf says so."""
+
+
+def label(value: str) -> str:
+    """Label values are lower case: ``Succeeded`` -> ``succeeded``."""
+    return value.lower()
+
+
+# ---------------------------------------------------------------------------------------------- pure
+
+
+def run_transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[tuple[RunResult, RunRole]]:
+    """The run results that ``new`` status records and ``old`` did not: one entry per run that reached one.
+
+    Runs are matched by ``scheduledTime`` (a run's identity: its Job's name is derived from it). A run
+    that is new in ``new`` with a counted result counts; so does one whose result changed (Running ->
+    Succeeded). A run that drops out of ``new`` (history pruned) is not a transition.
+    """
+    before = {
+        record.get("scheduledTime"): record.get("result")
+        for record in _runs(old)
+        if "scheduledTime" in record
+    }
+    counted = {result.value for result in COUNTED_RESULTS}
+    transitions: list[tuple[RunResult, RunRole]] = []
+    for record in _runs(new):
+        result = record.get("result")
+        if result not in counted or before.get(record.get("scheduledTime")) == result:
+            continue
+        try:
+            role = RunRole(record.get("role") or RunRole.DEPLOY.value)
+        except ValueError:
+            role = RunRole.DEPLOY
+        transitions.append((RunResult(result), role))
+    return transitions
+
+
+def _runs(status: Mapping[str, Any] | None) -> Iterable[Mapping[str, Any]]:
+    runs = (status or {}).get("runs")
+    if not isinstance(runs, list):
+        return ()
+    return [record for record in runs if isinstance(record, Mapping)]
+
+
+def is_invalid(status: Mapping[str, Any] | None) -> bool:
+    """Whether the operator marked the object invalid: its ``Scheduled`` condition is False.
+
+    ``Scheduled`` is False only when the spec cannot be scheduled (bad cron, unknown zone, a dependency
+    cycle...), which is the user's to fix; a finished one-shot keeps ``Scheduled`` True with reason
+    Completed.
+    """
+    conditions = (status or {}).get("conditions")
+    if not isinstance(conditions, list):
+        return False
+    return any(
+        isinstance(c, Mapping) and c.get("type") == "Scheduled" and c.get("status") == "False"
+        for c in conditions
+    )
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9090`` for IPv6) -> (host, port); ValueError with a hint otherwise."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f"--metrics-bind {text!r}: expected HOST:PORT, e.g. 0.0.0.0:9090 or [::]:9090")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        ipaddress.IPv6Address(host)
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"--metrics-bind {text!r}: the port must be between 1 and 65535")
+    return host, port
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+
+@dataclass
+class Metrics:
+    """Sundial's metrics, on a registry of their own. See docs/metrics.md for each one."""
+
+    registry: CollectorRegistry
+    runs: Counter
+    jobs_created: Counter
+    fire_lateness: Histogram
+    fire_api_errors: Counter
+    armed: Gauge
+    invalid: Gauge
+    active: Gauge
+    build_info: Gauge
+
+    @classmethod
+    def create(cls, *, runtime_collectors: bool = True) -> Metrics:
+        registry = CollectorRegistry(auto_describe=True)
+        if runtime_collectors:
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+        runs = Counter(
+            "runs",
+            "Runs that reached a result, by result and role; counted once, by the replica that recorded it.",
+            ["result", "role"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        for result in COUNTED_RESULTS:
+            for role in RunRole:
+                runs.labels(result=label(result.value), role=label(role.value))
+        jobs_created = Counter(
+            "jobs_created",
+            "Deploy Jobs this replica created (AlreadyExists on a Job of ours is not counted).",
+            ["role"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        for role in RunRole:
+            jobs_created.labels(role=label(role.value))
+        fire_lateness = Histogram(
+            "fire_lateness_seconds",
+            "Seconds from a run's scheduled instant to the creation of its Job.",
+            ["role"],
+            namespace=NAMESPACE,
+            registry=registry,
+            buckets=LATENESS_BUCKETS,
+        )
+        for role in RunRole:
+            fire_lateness.labels(role=label(role.value))
+        fire_api_errors = Counter(
+            "fire_api_errors",
+            "API errors while creating a Job, by HTTP status code (retryable ones are retried).",
+            ["code"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        armed = Gauge(
+            "armed_schedules",
+            "Objects with a wake-up pending in this replica's wake-up heap (their next run, or a recheck).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        invalid = Gauge(
+            "invalid_objects",
+            "ScheduledDeployments whose spec cannot be scheduled (condition Scheduled=False).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        active = Gauge(
+            "active_replica",
+            "1 while this replica is the one that fires (kopf peering made it active), 0 on a standby.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        build_info = Gauge(
+            "build_info",
+            "Always 1; the labels say which Sundial and Python this replica runs.",
+            ["version", "python_version"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        build_info.labels(version=sundial.__version__, python_version=platform.python_version()).set(1)
+        return cls(
+            registry=registry,
+            runs=runs,
+            jobs_created=jobs_created,
+            fire_lateness=fire_lateness,
+            fire_api_errors=fire_api_errors,
+            armed=armed,
+            invalid=invalid,
+            active=active,
+            build_info=build_info,
+        )
+
+    # The gauges read the operator's state at scrape time (from the server's thread): len() of a dict or a
+    # set and reading a bool are atomic under the GIL, and nothing on the event loop has to remember to
+    # update them.
+
+    def watch_armed(self, count: Callable[[], int]) -> None:
+        self.armed.set_function(lambda: float(count()))
+
+    def watch_invalid(self, count: Callable[[], int]) -> None:
+        self.invalid.set_function(lambda: float(count()))
+
+    def watch_active(self, active: Callable[[], bool]) -> None:
+        self.active.set_function(lambda: 1.0 if active() else 0.0)
+
+    # Called on the operator's paths; each is an in-memory increment (a lock and an add), no I/O.
+
+    def record_transitions(self, old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> None:
+        for result, role in run_transitions(old, new):
+            self.runs.labels(result=label(result.value), role=label(role.value)).inc()
+
+    def job_created(self, role: RunRole, scheduled_time: datetime, fired_time: datetime) -> None:
+        self.jobs_created.labels(role=label(role.value)).inc()
+        lateness = (fired_time - scheduled_time).total_seconds()
+        self.fire_lateness.labels(role=label(role.value)).observe(max(lateness, 0.0))
+
+    def fire_api_error(self, status: int | None) -> None:
+        self.fire_api_errors.labels(code=str(status or 0)).inc()
+
+
+class MetricsServer:
+    """``/metrics`` over HTTP from a daemon thread; `close` stops it."""
+
+    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
+        self._server: WSGIServer
+        self._thread: threading.Thread
+        # The ``*_created`` timestamp series double the number of series and no dashboard needs them.
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client 0.26
+        self._server, self._thread = start_http_server(port, addr=host, registry=metrics.registry)
+        self.port = int(self._server.server_port)
+        logger.info("serving metrics at http://%s:%d/metrics", host, self.port)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
