@@ -62,6 +62,10 @@ from sundial.wallclock import (
 REJECT_HORIZON = timedelta(days=731)
 """How far ahead a schedule under a Reject policy is checked for nonexistent or ambiguous times."""
 
+MAX_STARTING_DEADLINE = timedelta(days=36_525)
+"""A longer startingDeadlineSeconds (the API allows any int64) counts as this: a century is already "no
+deadline", and instants plus or minus it stay within the years `datetime` can hold (2**63 s overflowed)."""
+
 MAX_CATCH_UP = 100
 """The most runs `due` reports between two instants; older ones are dropped (``truncated``)."""
 
@@ -264,9 +268,12 @@ def build_plan(name: str, spec: ScheduledDeploymentSpec, chain: tuple[Link, ...]
     elif spec.schedule is not None:
         when = CronSchedule(spec.schedule, parse_schedule(spec.schedule))
         _check_reject(when, zone, nonexistent, ambiguous, now)
-    return Plan(
-        name, zone, when, nonexistent, ambiguous, timedelta(seconds=spec.starting_deadline_seconds), chain
-    )
+    return Plan(name, zone, when, nonexistent, ambiguous, _deadline(spec.starting_deadline_seconds), chain)
+
+
+def _deadline(seconds: int) -> timedelta:
+    ceiling = int(MAX_STARTING_DEADLINE.total_seconds())
+    return timedelta(seconds=min(seconds, ceiling))
 
 
 def _one_shot(

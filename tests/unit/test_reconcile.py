@@ -250,6 +250,16 @@ def test_a_due_one_shot_creates_one_job_under_its_deterministic_name(now: dateti
     assert plan.delete == ()
 
 
+def test_a_starting_deadline_of_int64_max_means_no_deadline_rather_than_a_crash() -> None:
+    """The API accepts any int64; 2**63 - 1 seconds overflowed timedelta and every reconcile raised."""
+    body = scheduled_deployment(spec={**ONE_SHOT, "startingDeadlineSeconds": 2**63 - 1})
+    armed = reconcile(world(body, T - HOUR))
+    assert state_of(armed.status, "Ready") == ("True", "Armed")
+    fifty_years_late = T + timedelta(days=50 * 365)
+    [run] = reconcile(written(world(body, T - HOUR), armed, fifty_years_late)).create
+    assert run.scheduled_time == T
+
+
 def test_a_one_shot_creates_nothing_a_second_before_its_instant() -> None:
     plan = reconcile(world(scheduled_deployment(), T - SECOND))
     assert plan.create == ()
