@@ -29,6 +29,7 @@ from sundial import jobs as jobmeta
 from sundial.controller import PLURAL, Controller, ControllerSettings
 from sundial.kubeclient import Credentials, api_client, kopf_connection_info
 from sundial.metrics import Metrics, MetricsServer
+from sundial.ratelimit import TokenBucket, default_burst
 
 logger = logging.getLogger("sundial.operator")
 
@@ -49,6 +50,9 @@ class OperatorOptions:
     liveness_endpoint: str | None
     lease_namespace: str
     identity: str
+    kube_api_qps: float | None = None
+    """None: no client-side limit on the operator's own API requests (kopf's watches are never limited)."""
+    kube_api_burst: int | None = None
     metrics_bind: tuple[str, int] | None = None
     """(host, port) to serve Prometheus metrics at; None: no metrics endpoint."""
 
@@ -190,7 +194,11 @@ async def run_operator(options: OperatorOptions) -> None:
     settings = ControllerSettings(
         deployer_image=os.environ.get("SUNDIAL_DEPLOYER_IMAGE", jobmeta.DEFAULT_DEPLOYER_IMAGE)
     )
-    api = api_client(options.credentials, pool_size=2 * settings.api_threads + 4)
+    rate_limit = None
+    if options.kube_api_qps is not None:
+        burst = options.kube_api_burst or default_burst(options.kube_api_qps)
+        rate_limit = TokenBucket(options.kube_api_qps, burst)
+    api = api_client(options.credentials, pool_size=2 * settings.api_threads + 4, rate_limit=rate_limit)
     controller = Controller(api, settings, metrics=Metrics.create())
     await asyncio.to_thread(ensure_lease, api, options.lease_namespace)
     registry = build_registry(options, controller)

@@ -15,6 +15,8 @@ from typing import Any
 
 from kubernetes import client, config
 
+from sundial.ratelimit import TokenBucket, throttle
+
 
 @dataclass(frozen=True)
 class Credentials:
@@ -50,11 +52,15 @@ def load_credentials(kubeconfig: Path | None, in_cluster: bool, context: str | N
     return Credentials(source=source, configuration=configuration)
 
 
-def api_client(credentials: Credentials, pool_size: int) -> Any:
-    """A client whose connection pool matches the number of threads that will use it."""
+def api_client(credentials: Credentials, pool_size: int, rate_limit: TokenBucket | None = None) -> Any:
+    """A client whose connection pool matches the number of threads that will use it; with ``rate_limit``,
+    every request it sends first takes a token (``--kube-api-qps``/``--kube-api-burst``)."""
     configuration = credentials.configuration
     configuration.connection_pool_maxsize = pool_size
-    return client.ApiClient(configuration)
+    api = client.ApiClient(configuration)
+    if rate_limit is not None:
+        throttle(api, rate_limit)
+    return api
 
 
 def kopf_connection_info(credentials: Credentials) -> Any:

@@ -74,6 +74,18 @@ def add_parser(subparsers: Any) -> None:
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 0.0.0.0:9090 (default: off)",
     )
+    parser.add_argument(
+        "--kube-api-qps",
+        type=float,
+        help="at most this many of the operator's own API requests a second, like kube-controller-manager's "
+        "flag of that name (default: no limit; kopf's watches and peering are never limited)",
+    )
+    parser.add_argument(
+        "--kube-api-burst",
+        type=int,
+        help="requests allowed at once above --kube-api-qps (default: 1.5 x QPS, kube-controller-manager's "
+        "ratio of 30 to 20)",
+    )
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain")
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.add_argument(
@@ -127,6 +139,14 @@ def run_command(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"sundial run: {error}", file=sys.stderr)
         return 2
+    if (args.kube_api_qps is not None and args.kube_api_qps <= 0) or (
+        args.kube_api_burst is not None and (args.kube_api_qps is None or args.kube_api_burst < 1)
+    ):
+        print(
+            "sundial run: --kube-api-qps must be above 0; --kube-api-burst needs it, at 1 or more",
+            file=sys.stderr,
+        )
+        return 2
     priority = args.priority
     if priority is None:
         priority = oldest_first_priority(time.time(), random.SystemRandom().randrange(1000))
@@ -142,6 +162,8 @@ def run_command(args: argparse.Namespace) -> int:
         lease_namespace=args.lease_namespace,
         identity=os.environ.get("POD_NAME") or f"{os.uname().nodename}-{os.getpid()}",
         metrics_bind=metrics_bind,
+        kube_api_qps=args.kube_api_qps,
+        kube_api_burst=args.kube_api_burst,
     )
     logging.getLogger("sundial").info(
         "starting: %s, %s, peering %s (priority %d)",
