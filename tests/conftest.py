@@ -216,7 +216,7 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
 @pytest.fixture(scope="session")
 def crds(cluster: Cluster) -> Cluster:
     """The ScheduledDeployment CRD and kopf's peering CRDs, installed and established."""
-    cluster.kubectl("apply", "-f", str(REPO / "crds"))
+    cluster.kubectl("apply", "-k", str(REPO / "crds"))
     for name in ("scheduleddeployments.sundial.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
     return cluster
