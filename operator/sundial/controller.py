@@ -35,7 +35,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from sundial import jobs as jobmeta
-from sundial.metrics import Metrics
+from sundial.metrics import Metrics, is_invalid
 from sundial.reconcile import (
     CreateFailure,
     Event,
@@ -96,6 +96,10 @@ class Controller:
         self._dependents: dict[Key, set[str]] = defaultdict(set)
         """(namespace, name) -> the names of the objects whose dependsOn names it."""
         self.wakeups: WakeupQueue[Key] = WakeupQueue(self.reconcile_key, clock=clock)
+        self._invalid: set[Key] = set()
+        """Objects whose status says their spec cannot be scheduled; kept for the invalid-objects gauge."""
+        self.metrics.watch_armed(lambda: len(self.wakeups))
+        self.metrics.watch_invalid(lambda: len(self._invalid))
         self._background: set[asyncio.Task[None]] = set()
         self.may_fire: Callable[[], bool] = lambda: True
         """Asked right before each Job is created. kopf can take seconds to cancel a busy daemon after it
@@ -134,15 +138,23 @@ class Controller:
         if deleted:
             self.objects.pop(key, None)
             self.wakeups.forget(key)
+            self._invalid.discard(key)
         else:
             self.objects[key] = dict(body)
             self.wakeups.request(key)
+            self._note_validity(key, body.get("status"))
         self._index_dependency(key, previous, None if deleted else body)
         if previous is None or deleted or previous.get("spec") != body.get("spec"):
             # Dependencies add up along chains, so a change anywhere in a chain can move instants on both
             # sides of it, and a deletion can invalidate a dependent: wake the chain as it was and as it is.
             for other in (before | self.component(key)) - {key}:
                 self.wakeups.request(other)
+
+    def _note_validity(self, key: Key, status: Mapping[str, Any] | None) -> None:
+        if is_invalid(status):
+            self._invalid.add(key)
+        else:
+            self._invalid.discard(key)
 
     @staticmethod
     def _depends_on(body: Mapping[str, Any] | None) -> str | None:
@@ -341,6 +353,7 @@ class Controller:
                 # under the GIL, on the path between the instant and the next object's Job.
                 raw = await self._fire_call(self._raw, self._batch.create_namespaced_job, namespace, manifest)
                 state = job_state_from_body(json.loads(raw))
+                self.metrics.job_created(run.role, run.scheduled_time, run.fired_time)
                 logger.info(
                     "fired %s/%s for %s (%s)",
                     namespace,
@@ -352,9 +365,11 @@ class Controller:
                     os._exit(FAULT_EXIT_CODE)
             except ApiException as error:
                 if error.status in RETRYABLE:
+                    self.metrics.fire_api_error(error.status)
                     raise  # the wake-up queue tries this object again shortly; nothing is recorded yet
                 state = await self._existing_job_if_ours(body, run.job_name) if error.status == 409 else None
                 if state is None:
+                    self.metrics.fire_api_error(error.status)
                     failures.append(
                         CreateFailure(run=run, reason=_api_reason(error), message=_api_message(error))
                     )
@@ -421,6 +436,9 @@ class Controller:
                 return True
             raise
         self.objects[key] = result
+        # Counted here, once: this write (guarded by resourceVersion) is what made the transitions happen.
+        self.metrics.record_transitions(body.get("status"), plan.status)
+        self._note_validity(key, plan.status)
         return True
 
     async def _post_events(self, body: Mapping[str, Any], events: Iterable[Event]) -> None:

@@ -81,30 +81,28 @@ def label(value: str) -> str:
 # ---------------------------------------------------------------------------------------------- pure
 
 
-def run_transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[tuple[RunResult, RunRole]]:
-    """The run results that ``new`` status records and ``old`` did not: one entry per run that reached one.
+def run_transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[tuple[RunResult, str]]:
+    """The run results that ``new`` status records and ``old`` did not, as (result, role) pairs.
 
-    Runs are matched by ``scheduledTime`` (a run's identity: its Job's name is derived from it). A run
-    that is new in ``new`` with a counted result counts; so does one whose result changed (Running ->
-    Succeeded). A run that drops out of ``new`` (history pruned) is not a transition.
+    Runs are matched by ``scheduledTime`` and, for manual runs, ``trigger`` (a run's identity: its Job's
+    name is derived from them). A run that is new in ``new`` with a counted result counts; so does one
+    whose result changed (Running -> Succeeded). A run that drops out of ``new`` (history pruned) is not a
+    transition, and Pending or Running are not results.
     """
-    before = {
-        record.get("scheduledTime"): record.get("result")
-        for record in _runs(old)
-        if "scheduledTime" in record
-    }
+    before = {_identity(record): record.get("result") for record in _runs(old)}
     counted = {result.value for result in COUNTED_RESULTS}
-    transitions: list[tuple[RunResult, RunRole]] = []
+    transitions: list[tuple[RunResult, str]] = []
     for record in _runs(new):
         result = record.get("result")
-        if result not in counted or before.get(record.get("scheduledTime")) == result:
+        if result not in counted or before.get(_identity(record)) == result:
             continue
-        try:
-            role = RunRole(record.get("role") or RunRole.DEPLOY.value)
-        except ValueError:
-            role = RunRole.DEPLOY
-        transitions.append((RunResult(result), role))
+        role = record.get("role")
+        transitions.append((RunResult(result), role if isinstance(role, str) else RunRole.DEPLOY.value))
     return transitions
+
+
+def _identity(record: Mapping[str, Any]) -> tuple[object, object]:
+    return record.get("scheduledTime"), record.get("trigger")
 
 
 def _runs(status: Mapping[str, Any] | None) -> Iterable[Mapping[str, Any]]:
@@ -259,12 +257,15 @@ class Metrics:
 
     def record_transitions(self, old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> None:
         for result, role in run_transitions(old, new):
-            self.runs.labels(result=label(result.value), role=label(role.value)).inc()
+            self.runs.labels(result=label(result.value), role=label(role)).inc()
 
-    def job_created(self, role: RunRole, scheduled_time: datetime, fired_time: datetime) -> None:
-        self.jobs_created.labels(role=label(role.value)).inc()
+    def job_created(self, role: str, scheduled_time: datetime, fired_time: datetime) -> None:
+        """A Job was created for a run: ``fired_time`` is the instant recorded in status as the run's."""
+        self.jobs_created.labels(role=label(role)).inc()
         lateness = (fired_time - scheduled_time).total_seconds()
-        self.fire_lateness.labels(role=label(role.value)).observe(max(lateness, 0.0))
+        # Never negative in practice (a Job is created at or after its instant); clamped so a stepped clock
+        # cannot push a negative sum into the histogram.
+        self.fire_lateness.labels(role=label(role)).observe(max(lateness, 0.0))
 
     def fire_api_error(self, status: int | None) -> None:
         self.fire_api_errors.labels(code=str(status or 0)).inc()
