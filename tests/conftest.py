@@ -54,6 +54,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="kubeconfig of an existing cluster (implies --k8s-backend=existing under auto)",
     )
+    faults = parser.getgroup("sundial-faults", "the fault-injection suite, tests/integration/test_faults.py")
+    faults.addoption(
+        "--fault-trials",
+        type=int,
+        default=50,
+        help="operator SIGKILL trials around an instant (default: 50, the bounded CI run)",
+    )
+    faults.addoption(
+        "--fault-seed",
+        type=int,
+        default=None,
+        help="seed for the fault suite's random timings (default: fresh, printed so it can be replayed)",
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -261,6 +274,7 @@ def start_operator(crds: Cluster, tmp_path: Path) -> Iterator[Callable[..., Oper
         identity: str | None = None,
         kubeconfig: Path | None = None,
         lease_namespace: str | None = None,
+        env_extra: dict[str, str] | None = None,
     ) -> OperatorProcess:
         index = len(started)
         log_path = tmp_path / f"operator-{index}.log"
@@ -282,6 +296,7 @@ def start_operator(crds: Cluster, tmp_path: Path) -> Iterator[Callable[..., Oper
         env["POD_NAME"] = identity or f"test-operator-{index}"
         # Deploy Jobs of the built-in targets use this image; kwok leaves their pods to the pod runner.
         env["SUNDIAL_DEPLOYER_IMAGE"] = "sundial.local/deployer:dev"
+        env.update(env_extra or {})
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
