@@ -27,6 +27,10 @@ ANNOTATION_LOCAL = "sundial.dev/local-time"
 ANNOTATION_TIME_ZONE = "sundial.dev/time-zone"
 ANNOTATION_FIRED = "sundial.dev/fired-time"
 ANNOTATION_TRIGGER = "sundial.dev/trigger"
+"""On a ScheduledDeployment: a manual trigger request, written by the user (see `sundial.trigger`). On a
+Job: the request the Job serves."""
+LABEL_MANUAL = "sundial.dev/manual"
+"""``"true"`` on the Job of a manual run, so ``kubectl get jobs -l sundial.dev/manual=true`` lists them."""
 
 DEPLOY_CONTAINER = "deploy"
 DEFAULT_DEPLOYER_IMAGE = "ghcr.io/sundial-dev/sundial:latest"
@@ -46,6 +50,8 @@ class Run:
     time_zone: str
     fired_time: datetime
     """When the operator created the Job (UTC); lateness is ``fired_time - scheduled_time``."""
+    trigger: str | None = None
+    """For a manual run, the trigger request it serves; ``scheduled_time`` is then the request's instant."""
 
 
 def rfc3339(instant: datetime, millis: bool = False) -> str:
@@ -62,6 +68,8 @@ def effective_service_account(spec: Mapping[str, Any]) -> str:
 
 
 def run_environment(sd_name: str, run: Run) -> list[dict[str, str]]:
+    # SUNDIAL_TRIGGER only on a manual run: a script tells one from a scheduled run by its presence.
+    manual = [{"name": "SUNDIAL_TRIGGER", "value": run.trigger}] if run.trigger is not None else []
     return [
         {"name": "SUNDIAL_SCHEDULED_DEPLOYMENT", "value": sd_name},
         {"name": "SUNDIAL_ROLE", "value": run.role},
@@ -70,6 +78,7 @@ def run_environment(sd_name: str, run: Run) -> list[dict[str, str]]:
         {"name": "SUNDIAL_LOCAL_TIME", "value": run.local_time.isoformat(timespec="seconds")},
         {"name": "SUNDIAL_TIME_ZONE", "value": run.time_zone},
         {"name": "SUNDIAL_FIRED_TIME", "value": rfc3339(run.fired_time, millis=True)},
+        *manual,
     ]
 
 
@@ -152,6 +161,9 @@ def build_job(
         ANNOTATION_TIME_ZONE: run.time_zone,
         ANNOTATION_FIRED: rfc3339(run.fired_time, millis=True),
     }
+    if run.trigger is not None:
+        labels[LABEL_MANUAL] = "true"
+        annotations[ANNOTATION_TRIGGER] = run.trigger
     environment = run_environment(metadata["name"], run)
 
     template = spec.get("jobTemplate")

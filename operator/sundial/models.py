@@ -376,7 +376,7 @@ class RunResult(StrEnum):
     """Not started within startingDeadlineSeconds (the operator was down), or superseded by a later run."""
     SKIPPED = "Skipped"
     """Not started on purpose: a nonexistent local time under dstPolicy Skip, suspend, or concurrencyPolicy
-    Forbid while the previous run was still going."""
+    Forbid while the previous run was still going; for a manual run, a trigger request that was refused."""
     HELD = "Held"
     """Not started because a dependency that must succeed did not."""
     CANCELLED = "Cancelled"
@@ -406,6 +406,11 @@ class RunRecord(StatusModel):
 
     message: str | None = None
     """Details for people."""
+
+    trigger: str | None = Field(None, max_length=64)
+    """Set only for a manual run (kubectl sundial trigger): the request it served, the value of the
+    sundial.dev/trigger annotation, which is the RFC 3339 instant it was requested at. scheduledTime is that
+    instant."""
 
 
 class ActiveJob(StatusModel):
@@ -459,6 +464,11 @@ class ScheduledDeploymentStatus(StatusModel):
 
     upcoming: list[UtcTime] = Field(default_factory=list, max_length=MAX_UPCOMING)
     """For a schedule, the next three run instants in UTC."""
+
+    last_trigger: str | None = Field(None, max_length=64)
+    """The last manual trigger request (sundial.dev/trigger annotation) the operator has served: run,
+    refused or found too old. A request equal to it is never served again, even after its run has left
+    runs."""
 
     kopf: dict[str, Any] | None = None
     """Reserved for the bookkeeping of the operator framework (kopf); not part of the API."""

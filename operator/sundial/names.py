@@ -37,3 +37,21 @@ def job_name(object_name: str, instant: datetime) -> str:
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:_DIGEST_LENGTH]
     prefix = _NOT_LABEL.sub("-", object_name.lower())[: MAX_LENGTH - _SUFFIX_LENGTH].strip("-") or "run"
     return f"{prefix}-{utc:%Y%m%d-%H%M%S}-{digest}"
+
+
+_MANUAL_SUFFIX_LENGTH = len("-manual-20270314-073000-") + _DIGEST_LENGTH
+
+
+def manual_job_name(object_name: str, request: str, requested_at: datetime) -> str:
+    """The name of the Job that serves the manual trigger ``request`` (made at ``requested_at``).
+
+    Every replica and every retry derives the same name from the request, so a trigger runs at most once,
+    and ``-manual-`` keeps it apart from every scheduled run's name (whose suffix is all digits).
+    """
+    if requested_at.tzinfo is None or requested_at.utcoffset() is None:
+        raise ValueError(f"manual_job_name needs a timezone-aware instant, got {requested_at.isoformat()}")
+    utc = requested_at.astimezone(UTC)
+    digest = hashlib.sha256(f"{object_name}@manual@{request}".encode()).hexdigest()[:_DIGEST_LENGTH]
+    shortened = _NOT_LABEL.sub("-", object_name.lower())[: MAX_LENGTH - _MANUAL_SUFFIX_LENGTH]
+    prefix = shortened.strip("-") or "run"
+    return f"{prefix}-manual-{utc:%Y%m%d-%H%M%S}-{digest}"

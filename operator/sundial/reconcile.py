@@ -39,11 +39,12 @@ from sundial.models import (
     RunRole,
     ScheduledDeploymentStatus,
 )
-from sundial.names import job_name
+from sundial.names import job_name, manual_job_name
 from sundial.reasons import Invalid, SpecError
-from sundial.schedule import CronSchedule, check_run_at_not_past, due, upcoming
+from sundial.schedule import CronSchedule, check_run_at_not_past, due, format_duration, upcoming
 from sundial.schedule import Plan as TimingPlan
 from sundial.schedule import Run as TimedRun
+from sundial.trigger import FUTURE_TOLERANCE, BadTrigger, parse_request, pending_request
 from sundial.validation import Valid, validate
 from sundial.wallclock import format_local, format_utc
 
@@ -73,6 +74,8 @@ class JobState:
     message: str | None = None
     deleting: bool = False
     """The Job has a deletionTimestamp (replaced, pruned or its owner deleted)."""
+    trigger: str | None = None
+    """For the Job of a manual run, the trigger request it serves (annotation ``sundial.dev/trigger``)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
         None,
     )
     role = RunRole.DEPENDENCY if labels.get(jobmeta.LABEL_ROLE) == "dependency" else RunRole.DEPLOY
+    trigger = annotations.get(jobmeta.ANNOTATION_TRIGGER)
     phase, reason, message = JobPhase.ACTIVE, None, None
     for condition in (body.get("status") or {}).get("conditions") or []:
         if condition.get("status") != "True":
@@ -171,6 +175,7 @@ def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
         reason=reason,
         message=message,
         deleting=bool(metadata.get("deletionTimestamp")),
+        trigger=trigger if isinstance(trigger, str) and trigger else None,
     )
 
 
@@ -224,29 +229,38 @@ def _parse_status(raw: object) -> ScheduledDeploymentStatus:
 
 def _records_with_jobs(
     records: Iterable[RunRecord], own_jobs: Iterable[JobState]
-) -> dict[datetime, RunRecord]:
-    """Run records by instant, brought up to date from the Jobs (and created for Jobs without one)."""
-    by_instant = {record.scheduled_time: record for record in records}
+) -> tuple[dict[datetime, RunRecord], dict[str, RunRecord]]:
+    """Run records brought up to date from the Jobs (and created for Jobs without one): scheduled runs by
+    instant, manual runs by trigger request (a request's instant may equal a scheduled one)."""
+    records = list(records)
+    by_instant = {record.scheduled_time: record for record in records if record.trigger is None}
+    by_trigger = {record.trigger: record for record in records if record.trigger is not None}
     for job in own_jobs:
-        record = by_instant.get(job.scheduled_time)
-        result = _RESULT_OF_PHASE[job.phase]
-        update = {
-            "job_name": job.name,
-            "result": result,
-            "role": job.role,
-            "fired_time": job.fired_time
-            if record is None or record.fired_time is None
-            else record.fired_time,
-            "reason": job.reason if job.phase is not JobPhase.ACTIVE else "JobRunning",
-            "message": job.message if job.phase is not JobPhase.ACTIVE else "the Job is running",
-        }
-        if record is not None and record.result is RunResult.CANCELLED:
-            continue  # we deleted it on purpose; its last moments do not change the record
-        if record is None:
-            by_instant[job.scheduled_time] = RunRecord(scheduled_time=job.scheduled_time, **update)
-        elif record.result in (RunResult.PENDING, RunResult.RUNNING) or record.job_name == job.name:
-            by_instant[job.scheduled_time] = record.model_copy(update=update)
-    return by_instant
+        if job.trigger is not None:
+            _update_from_job(by_trigger, job.trigger, job)
+        else:
+            _update_from_job(by_instant, job.scheduled_time, job)
+    return by_instant, by_trigger
+
+
+def _update_from_job(records: dict[Any, RunRecord], key: Any, job: JobState) -> None:
+    """Bring the record under ``key`` up to date from its Job, or create it."""
+    record = records.get(key)
+    result = _RESULT_OF_PHASE[job.phase]
+    update = {
+        "job_name": job.name,
+        "result": result,
+        "role": job.role,
+        "fired_time": job.fired_time if record is None or record.fired_time is None else record.fired_time,
+        "reason": job.reason if job.phase is not JobPhase.ACTIVE else "JobRunning",
+        "message": job.message if job.phase is not JobPhase.ACTIVE else "the Job is running",
+    }
+    if record is not None and record.result is RunResult.CANCELLED:
+        return  # we deleted it on purpose; its last moments do not change the record
+    if record is None:
+        records[key] = RunRecord(scheduled_time=job.scheduled_time, trigger=job.trigger, **update)
+    elif record.result in (RunResult.PENDING, RunResult.RUNNING) or record.job_name == job.name:
+        records[key] = record.model_copy(update=update)
 
 
 def _describe(instant: datetime, zone: Any) -> str:
@@ -380,6 +394,11 @@ class _Draft:
     """The status being assembled, and what it implies."""
 
     records: dict[datetime, RunRecord]
+    """Scheduled runs (own and as a dependency) by instant."""
+    manual: dict[str, RunRecord] = field(default_factory=dict)
+    """Manual runs by trigger request."""
+    last_trigger: str | None = None
+    """The last trigger request served (status.lastTrigger)."""
     creates: list[jobmeta.Run] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -403,18 +422,20 @@ def reconcile(world: World) -> Plan:
         for job in world.jobs.values()
         if job.owner == name and (job.owner_uid is None or job.owner_uid == metadata.get("uid"))
     ]
-    draft = _Draft(_records_with_jobs(old.runs, own_jobs))
+    draft = _Draft(*_records_with_jobs(old.runs, own_jobs), last_trigger=old.last_trigger)
     verdict = _validate(world, draft)
 
     if isinstance(verdict, Invalid):
+        _refuse_trigger_of_invalid(world, draft, verdict)
         return _invalid_plan(world, old, draft, own_jobs, verdict, generation)
 
     plans = _timing_plans(world, verdict)
     spec = verdict.spec
     # The window starts after the latest run the *status* remembers. A Job without a record (created a
     # moment ago, or just before a crash) is inside the window and counts as handled, so runs that fell due
-    # before it are still recorded as missed rather than skipped over.
-    recorded = [record.scheduled_time for record in old.runs]
+    # before it are still recorded as missed rather than skipped over. Manual runs do not count: a trigger
+    # served a second after a scheduled instant must not hide that scheduled run.
+    recorded = [record.scheduled_time for record in old.runs if record.trigger is None]
     since = max(recorded) if recorded else _creation_floor(metadata, verdict.plan)
     window = due(name, plans, since, world.now)
     for run in window.skipped:
@@ -433,6 +454,7 @@ def reconcile(world: World) -> Plan:
         )
     if window.due is not None:
         _start_run(world, window.due, verdict, own_jobs, draft)
+    _serve_trigger(world, verdict, own_jobs, draft)
 
     _prune_history(own_jobs, spec.successful_jobs_history_limit, spec.failed_jobs_history_limit, draft)
     coming = upcoming(name, plans, world.now, 3)
@@ -544,7 +566,7 @@ def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobSta
         if policy is ConcurrencyPolicy.REPLACE:
             draft.deletes.extend(job.name for job in active)
             for job in active:
-                draft.records[job.scheduled_time] = RunRecord(
+                cancelled = RunRecord(
                     scheduled_time=job.scheduled_time,
                     role=job.role,
                     result=RunResult.CANCELLED,
@@ -553,7 +575,12 @@ def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobSta
                     reason="Replaced",
                     message=f"Job {job.name} was deleted to make way for the run for "
                     f"{format_utc(run.instant)} (concurrencyPolicy Replace)",
+                    trigger=job.trigger,
                 )
+                if job.trigger is not None:
+                    draft.manual[job.trigger] = cancelled
+                else:
+                    draft.records[job.scheduled_time] = cancelled
     run_job = job_name(name, run.instant)
     failure = next((f for f in world.create_failures if f.run.job_name == run_job), None)
     if failure is not None:
@@ -578,6 +605,118 @@ def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobSta
     )
 
 
+def _unserved_request(world: World, draft: _Draft) -> str | None:
+    """The trigger annotation's request, if it has not been served (status and Jobs are the memory)."""
+    request = pending_request(world.body["metadata"].get("annotations"))
+    if request is None or request == draft.last_trigger:
+        return None
+    if request in draft.manual:
+        draft.last_trigger = request  # its record or its Job says it was served; the status lagged behind
+        return None
+    return request
+
+
+def _record_manual(
+    draft: _Draft, request: str, instant: datetime, result: RunResult, reason: str, message: str
+) -> RunRecord:
+    record = RunRecord(scheduled_time=instant, result=result, reason=reason, message=message, trigger=request)
+    draft.manual[request] = record
+    draft.last_trigger = request
+    return record
+
+
+def _refuse_trigger_of_invalid(world: World, draft: _Draft, invalid: Invalid) -> None:
+    request = _unserved_request(world, draft)
+    if request is None:
+        return
+    try:
+        instant = parse_request(request).requested_at
+    except BadTrigger:
+        instant = world.now
+    record = _record_manual(
+        draft,
+        request,
+        instant,
+        RunResult.SKIPPED,
+        invalid.reason.value,
+        f"trigger {request} refused: the object is invalid ({invalid.reason.value}: {invalid.message})",
+    )
+    draft.events.append(Event("Warning", "TriggerRefused", record.message or ""))
+
+
+def _serve_trigger(world: World, me: Valid, own_jobs: Sequence[JobState], draft: _Draft) -> None:
+    """Run the object now for an unserved trigger request, or record why not.
+
+    A manual run is this object's own Job and nothing else: its dependencies do not run and are not waited
+    for, and suspend does not stop it (suspend stops the schedule; a trigger is an explicit request, as
+    ``kubectl create job --from=cronjob/...`` is for a suspended CronJob). It never replaces a running
+    Job: unless concurrencyPolicy is Allow it is refused while a Job of this object runs.
+    """
+    request = _unserved_request(world, draft)
+    if request is None:
+        return
+    try:
+        instant = parse_request(request).requested_at
+    except BadTrigger as error:
+        _record_manual(draft, request, world.now, RunResult.SKIPPED, "InvalidTrigger", str(error))
+        return
+    refused = f"trigger {request} refused"
+    if instant > world.now + FUTURE_TOLERANCE:
+        message = (
+            f"{refused}: it is dated {format_duration(instant - world.now)} ahead of the operator's clock "
+            f"({format_utc(world.now)}); write the time of the request"
+        )
+        _record_manual(draft, request, instant, RunResult.SKIPPED, "InvalidTrigger", message)
+        return
+    if instant < world.now - me.plan.deadline:
+        seconds = int(me.plan.deadline.total_seconds())
+        message = (
+            f"{refused}: it was made {format_duration(world.now - instant)} ago, more than "
+            f"startingDeadlineSeconds ({seconds}); trigger again to run now"
+        )
+        _record_manual(draft, request, instant, RunResult.SKIPPED, "TriggerExpired", message)
+        return
+    if world.missing_service_account is not None:
+        message = _missing_account_message(world)
+        _record_manual(draft, request, instant, RunResult.FAILED, "ServiceAccountNotFound", message)
+        return
+    running = [job.name for job in own_jobs if job.phase is JobPhase.ACTIVE and not job.deleting] + [
+        run.job_name for run in draft.creates
+    ]
+    policy = me.spec.concurrency_policy
+    if running and policy is not ConcurrencyPolicy.ALLOW:
+        message = (
+            f"{refused}: Job {', '.join(running)} of this object is running and concurrencyPolicy is "
+            f"{policy.value} (a manual run never replaces a running Job); trigger again once it has finished"
+        )
+        _record_manual(draft, request, instant, RunResult.SKIPPED, "ConcurrencyForbidden", message)
+        return
+    name = manual_job_name(me.name, request, instant)
+    failure = next((f for f in world.create_failures if f.run.job_name == name), None)
+    if failure is not None:
+        record = _record_manual(
+            draft,
+            request,
+            instant,
+            RunResult.FAILED,
+            failure.reason,
+            f"the API server refused to create Job {name}: {failure.message}",
+        )
+        draft.manual[request] = record.model_copy(update={"job_name": name})
+        return
+    draft.creates.append(
+        jobmeta.Run(
+            job_name=name,
+            role=RunRole.DEPLOY.value,
+            scheduled_time=instant,
+            local_time=instant.astimezone(me.plan.zone),
+            time_zone=me.spec.time_zone,
+            fired_time=world.now,
+            trigger=request,
+        )
+    )
+
+
 def _prune_history(
     own_jobs: Sequence[JobState], keep_succeeded: int, keep_failed: int, draft: _Draft
 ) -> None:
@@ -591,7 +730,9 @@ def _prune_history(
 
 
 def _runs_and_active(draft: _Draft, own_jobs: Sequence[JobState]) -> tuple[list[RunRecord], list[ActiveJob]]:
-    runs = [draft.records[instant] for instant in sorted(draft.records)][-MAX_RUN_RECORDS:]
+    every = [*draft.records.values(), *draft.manual.values()]
+    # Sorted by instant; at a tie the scheduled run first. The oldest fall off the end of the history.
+    runs = sorted(every, key=lambda run: (run.scheduled_time, run.trigger or ""))[-MAX_RUN_RECORDS:]
     active = [
         ActiveJob(name=job.name, role=job.role, scheduled_time=job.scheduled_time)
         for job in sorted(own_jobs, key=lambda job: job.scheduled_time)
@@ -628,12 +769,14 @@ def _invalid_plan(
         conditions=_ordered(conditions),
         active=active,
         runs=runs,
+        last_trigger=draft.last_trigger,
         **_last_fields(runs),
     )
     previous = find_condition(old.conditions, ConditionType.READY)
     events: list[Event] = []
     if previous is None or previous.reason != invalid.reason.value or previous.message != invalid.message:
         events.append(Event("Warning", invalid.reason.value, invalid.message))
+    events.extend(draft.events)
     return Plan(status=status.model_dump(mode="json", by_alias=True, exclude_none=True), events=tuple(events))
 
 
@@ -787,6 +930,7 @@ def _valid_status(
         active=active,
         runs=runs,
         upcoming=[run.instant for run in coming if not run.skipped] if me.spec.schedule is not None else [],
+        last_trigger=draft.last_trigger,
         **_last_fields(runs),
     )
 
@@ -818,9 +962,12 @@ def _transition_events(
         events.append(
             Event("Normal", "Armed", f"next run at {_describe(new.next_run_time, zone)}{dependency}")
         )
-    before = {record.scheduled_time: record for record in old.runs}
+    before = {(record.scheduled_time, record.trigger): record for record in old.runs}
     for record in new.runs:
-        previous = before.get(record.scheduled_time)
+        previous = before.get((record.scheduled_time, record.trigger))
+        if record.trigger is not None:
+            events.extend(_manual_run_events(previous, record))
+            continue
         if record.fired_time is not None and (previous is None or previous.fired_time is None):
             lateness = (record.fired_time - record.scheduled_time) / timedelta(milliseconds=1)
             reason = "DependencyStarted" if record.role is RunRole.DEPENDENCY else "Fired"
@@ -839,4 +986,28 @@ def _transition_events(
                 Event(kind, reason, f"{what}: {record.message or record.reason or record.result.value}")
             )
     events.extend(extra)
+    return events
+
+
+def _manual_run_events(previous: RunRecord | None, record: RunRecord) -> list[Event]:
+    """Triggered when its Job is created; TriggerRefused when it is not run; then the outcome."""
+    events: list[Event] = []
+    what = f"manual run for trigger {record.trigger}"
+    if record.fired_time is not None and (previous is None or previous.fired_time is None):
+        events.append(
+            Event(
+                "Normal",
+                "Triggered",
+                f"created Job {record.job_name} for trigger {record.trigger} (a manual run, requested "
+                f"{format_utc(record.scheduled_time)}); dependencies are not run for a manual run",
+            )
+        )
+    if previous is not None and previous.result == record.result:
+        return events
+    detail = record.message or record.reason or record.result.value
+    if record.result is RunResult.SKIPPED:
+        events.append(Event("Warning", "TriggerRefused", detail))
+    elif record.result in _EVENT_OF_RESULT:
+        kind, reason = _EVENT_OF_RESULT[record.result]
+        events.append(Event(kind, reason, f"{what}: {detail}"))
     return events

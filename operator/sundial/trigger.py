@@ -1,0 +1,73 @@
+"""Manual trigger requests: ``kubectl sundial trigger NAME`` asks the operator to run an object now.
+
+The request is the user's action, so it lives where the user's actions live: an annotation on the object,
+``sundial.dev/trigger``, whose value is the RFC 3339 instant the request was made
+(``2026-11-27T08:39:00.123Z``). The operator never writes it; it remembers the last request it served in
+``status.lastTrigger`` and in the run's record (``status.runs[].trigger``), and names the Job after the
+request (`sundial.names.manual_job_name`), so a request runs at most once however often it is seen.
+
+Notes
+-----
+The value is a time rather than an opaque id so that the operator can refuse a stale request: an object
+copied with its annotations, or restored from a backup, must not deploy because somebody once triggered
+its original. A request older than ``startingDeadlineSeconds`` is recorded ``Missed``. Any RFC 3339 instant
+with an offset works, so ``kubectl annotate sdep api sundial.dev/trigger=$(date -u +%FT%TZ) --overwrite``
+is the same request as the plugin's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sundial.jobs import ANNOTATION_TRIGGER
+
+MAX_LENGTH = 64
+FUTURE_TOLERANCE = timedelta(minutes=5)
+"""How far ahead of the operator's clock a request may be dated (clock skew between laptop and cluster)."""
+
+
+@dataclass(frozen=True)
+class TriggerRequest:
+    """A well-formed request: its text (the id) and the instant it names."""
+
+    request: str
+    requested_at: datetime
+
+
+class BadTrigger(ValueError):
+    """The annotation's value is not a request the operator can serve; the message says what to write."""
+
+
+def format_request(instant: datetime) -> str:
+    """The request for ``instant``: RFC 3339 in UTC with milliseconds, as the plugin writes it."""
+    if instant.tzinfo is None:
+        raise ValueError("a trigger request needs a timezone-aware instant")
+    return instant.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_request(text: str) -> TriggerRequest:
+    """Read an annotation value; raises `BadTrigger` with a message that says what to write instead."""
+    value = text.strip()
+    hint = (
+        f"set {ANNOTATION_TRIGGER} to the time of the request as an RFC 3339 instant, "
+        "such as 2027-03-14T07:30:00Z"
+    )
+    if not value or len(value) > MAX_LENGTH:
+        raise BadTrigger(f"{ANNOTATION_TRIGGER} {text!r} is not a trigger request; {hint}")
+    try:
+        instant = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BadTrigger(f"{ANNOTATION_TRIGGER} {value!r} is not a trigger request; {hint}") from None
+    if instant.tzinfo is None:
+        raise BadTrigger(f"{ANNOTATION_TRIGGER} {value!r} has no offset; {hint}")
+    return TriggerRequest(value, instant.astimezone(UTC))
+
+
+def pending_request(annotations: object) -> str | None:
+    """The trigger annotation's value, if the object has one (served or not)."""
+    if not isinstance(annotations, Mapping):
+        return None
+    value = annotations.get(ANNOTATION_TRIGGER)
+    return value.strip() or None if isinstance(value, str) else None
