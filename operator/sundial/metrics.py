@@ -42,6 +42,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 import sundial
 from sundial.models import RunResult, RunRole
+from sundial.reasons import Reason
 
 logger = logging.getLogger("sundial.metrics")
 
@@ -113,19 +114,24 @@ def _runs(status: Mapping[str, Any] | None) -> Iterable[Mapping[str, Any]]:
 
 
 def is_invalid(status: Mapping[str, Any] | None) -> bool:
-    """Whether the operator marked the object invalid: its ``Scheduled`` condition is False.
+    """Whether the operator marked the object invalid: ``Scheduled`` is False for a reason of bad input.
 
-    ``Scheduled`` is False only when the spec cannot be scheduled (bad cron, unknown zone, a dependency
-    cycle...), which is the user's to fix; a finished one-shot keeps ``Scheduled`` True with reason
-    Completed.
+    ``Scheduled`` is also False for states that are nobody's mistake (Suspended, Completed,
+    NoUpcomingRuns); only the reasons of `sundial.reasons.Reason` mean the user has something to fix.
     """
     conditions = (status or {}).get("conditions")
     if not isinstance(conditions, list):
         return False
     return any(
-        isinstance(c, Mapping) and c.get("type") == "Scheduled" and c.get("status") == "False"
+        isinstance(c, Mapping)
+        and c.get("type") == "Scheduled"
+        and c.get("status") == "False"
+        and c.get("reason") in _BAD_INPUT
         for c in conditions
     )
+
+
+_BAD_INPUT = frozenset(reason.value for reason in Reason)
 
 
 def parse_bind(text: str) -> tuple[str, int]:
@@ -210,7 +216,7 @@ class Metrics:
         )
         invalid = Gauge(
             "invalid_objects",
-            "ScheduledDeployments whose spec cannot be scheduled (condition Scheduled=False).",
+            "ScheduledDeployments whose spec cannot be scheduled (Scheduled=False for bad input).",
             namespace=NAMESPACE,
             registry=registry,
         )

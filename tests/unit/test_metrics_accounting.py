@@ -106,13 +106,17 @@ def scheduled(status: str, reason: str = "Armed") -> dict[str, Any]:
         (None, False),
         ({}, False),
         (scheduled("True"), False),
-        (scheduled("True", "Completed"), False),
         (scheduled("Unknown", "Pending"), False),
+        (scheduled("False", "Completed"), False),
+        (scheduled("False", "Suspended"), False),
+        (scheduled("False", "NoUpcomingRuns"), False),
         (scheduled("False", "InvalidSchedule"), True),
+        (scheduled("False", "DependencyCycle"), True),
+        (scheduled("False", "RunAtInPast"), True),
         ({"conditions": [{"type": "Ready", "status": "False"}]}, False),
     ],
 )
-def test_an_object_is_invalid_when_its_scheduled_condition_is_false(
+def test_an_object_is_invalid_when_scheduled_is_false_for_bad_input(
     status: dict[str, Any] | None, invalid: bool
 ) -> None:
     assert is_invalid(status) is invalid
