@@ -375,6 +375,9 @@ class Controller:
                     )
                     logger.warning("could not create %s/%s: %s", namespace, run.job_name, _api_message(error))
                     continue
+            except Exception:
+                self.metrics.fire_api_error(None)  # no answer at all: a timeout, a refused connection
+                raise
             if state is not None:
                 created.append(state)
                 self.jobs[(namespace, state.name)] = state

@@ -203,7 +203,7 @@ class Metrics:
             fire_lateness.labels(role=label(role.value))
         fire_api_errors = Counter(
             "fire_api_errors",
-            "API errors while creating a Job, by HTTP status code (retryable ones are retried).",
+            "Failed Job creations, by HTTP status code (<error>: no answer); 429 and 5xx are retried.",
             ["code"],
             namespace=NAMESPACE,
             registry=registry,
@@ -274,7 +274,8 @@ class Metrics:
         self.fire_lateness.labels(role=label(role)).observe(max(lateness, 0.0))
 
     def fire_api_error(self, status: int | None) -> None:
-        self.fire_api_errors.labels(code=str(status or 0)).inc()
+        """``status`` None: no HTTP answer (a timeout, a refused connection); labelled ``<error>``, as client-go."""
+        self.fire_api_errors.labels(code="<error>" if status is None else str(status)).inc()
 
 
 class MetricsServer:

@@ -252,6 +252,8 @@ class FakeBatch:
         self.error = error
 
     def create_namespaced_job(self, _namespace: str, manifest: dict[str, Any], **_: Any) -> RawResponse:
+        if self.error == 0:
+            raise TimeoutError("read timed out")
         if self.error is not None:
             raise ApiException(status=self.error, reason="refused")
         return RawResponse(json.dumps(manifest).encode())
@@ -327,16 +329,26 @@ def test_a_created_job_is_counted_with_its_lateness(controller: Controller) -> N
     assert value(metrics, "sundial_fire_lateness_seconds_bucket", role="deploy", le="0.005") == 1
 
 
-@pytest.mark.parametrize("status", [403, 422, 503])
-def test_a_refused_create_is_an_api_error_and_no_job(controller: Controller, status: int) -> None:
+@pytest.mark.parametrize(
+    ("status", "code", "raised"),
+    [
+        (403, "403", None),
+        (422, "422", None),
+        (503, "503", ApiException),  # retried by the wake-up queue, so raised
+        (0, "<error>", TimeoutError),  # no answer at all
+    ],
+)
+def test_a_refused_create_is_an_api_error_and_no_job(
+    controller: Controller, status: int, code: str, raised: type[Exception] | None
+) -> None:
     controller._batch = FakeBatch(error=status)
     plan = Plan(status={}, create=(a_run(timedelta(0)),))
-    if status == 503:
-        with pytest.raises(ApiException):
+    if raised is not None:
+        with pytest.raises(raised):
             asyncio.run(controller._create_jobs(sd_body(), plan))
     else:
         created, failures = asyncio.run(controller._create_jobs(sd_body(), plan))
         assert (created, len(failures)) == ([], 1)
-    assert value(controller.metrics, "sundial_fire_api_errors_total", code=str(status)) == 1
+    assert value(controller.metrics, "sundial_fire_api_errors_total", code=code) == 1
     assert value(controller.metrics, "sundial_jobs_created_total", role="deploy") == 0
     assert value(controller.metrics, "sundial_fire_lateness_seconds_count", role="deploy") == 0
