@@ -274,7 +274,7 @@ class Metrics:
         self.fire_lateness.labels(role=label(role)).observe(max(lateness, 0.0))
 
     def fire_api_error(self, status: int | None) -> None:
-        """``status`` None: no HTTP answer (a timeout, a refused connection); labelled ``<error>``, as client-go."""
+        """``status`` None: no HTTP answer (a timeout, a refused connection); labelled ``<error>``."""
         self.fire_api_errors.labels(code="<error>" if status is None else str(status)).inc()
 
 
