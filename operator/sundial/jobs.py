@@ -9,6 +9,7 @@ as done. Everything a script might want to know about the run travels with the J
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,8 @@ KIND = "ScheduledDeployment"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "sundial"
 LABEL_OWNER = "sundial.dev/scheduled-deployment"
+"""The owner's name, shortened by `owner_label_value` when it is longer than a label value may be; the
+operator reads the owner from the Job's ownerReference, the label is for selecting."""
 LABEL_ROLE = "sundial.dev/role"
 ANNOTATION_SCHEDULED = "sundial.dev/scheduled-time"
 ANNOTATION_LOCAL = "sundial.dev/local-time"
@@ -34,6 +37,18 @@ LABEL_MANUAL = "sundial.dev/manual"
 
 DEPLOY_CONTAINER = "deploy"
 DEFAULT_DEPLOYER_IMAGE = "ghcr.io/sundial-dev/sundial:latest"
+
+
+def owner_label_value(name: str) -> str:
+    """``name`` as a label value: itself up to 63 characters, else a prefix and 8 hex digits of its SHA-256.
+
+    Object names may have 253 characters, label values only 63; a longer value makes the API server refuse
+    the Job, so such an object could never run. Names are DNS subdomains, whose characters labels allow.
+    """
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{name[:54].rstrip('-.')}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -154,7 +169,11 @@ def build_job(
     """The Job for ``run`` of the ScheduledDeployment ``sd`` (the object as the API server returned it)."""
     metadata = sd["metadata"]
     spec = sd["spec"]
-    labels = {MANAGED_BY: MANAGER, LABEL_OWNER: metadata["name"], LABEL_ROLE: run.role.lower()}
+    labels = {
+        MANAGED_BY: MANAGER,
+        LABEL_OWNER: owner_label_value(metadata["name"]),
+        LABEL_ROLE: run.role.lower(),
+    }
     annotations = {
         ANNOTATION_SCHEDULED: rfc3339(run.scheduled_time),
         ANNOTATION_LOCAL: run.local_time.isoformat(timespec="seconds"),

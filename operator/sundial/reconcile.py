@@ -142,14 +142,15 @@ def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
     metadata = body.get("metadata") or {}
     labels = metadata.get("labels") or {}
     annotations = metadata.get("annotations") or {}
-    owner = labels.get(jobmeta.LABEL_OWNER)
-    scheduled = _parse_time(annotations.get(jobmeta.ANNOTATION_SCHEDULED))
-    if not owner or scheduled is None:
-        return None
-    owner_uid = next(
-        (ref.get("uid") for ref in metadata.get("ownerReferences") or [] if ref.get("kind") == jobmeta.KIND),
-        None,
+    reference = next(
+        (ref for ref in metadata.get("ownerReferences") or [] if ref.get("kind") == jobmeta.KIND), {}
     )
+    # The reference has the full name; the label holds a shortened one for names beyond 63 characters.
+    owner = reference.get("name") or labels.get(jobmeta.LABEL_OWNER)
+    scheduled = _parse_time(annotations.get(jobmeta.ANNOTATION_SCHEDULED))
+    if not labels.get(jobmeta.LABEL_OWNER) or not owner or scheduled is None:
+        return None
+    owner_uid = reference.get("uid")
     role = RunRole.DEPENDENCY if labels.get(jobmeta.LABEL_ROLE) == "dependency" else RunRole.DEPLOY
     trigger = annotations.get(jobmeta.ANNOTATION_TRIGGER)
     phase, reason, message = JobPhase.ACTIVE, None, None

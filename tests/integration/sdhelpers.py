@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conftest import Cluster, OperatorProcess, wait_until
+from sundial.jobs import LABEL_OWNER, owner_label_value
 
 GROUP, VERSION, PLURAL = "sundial.dev", "v1alpha1", "scheduleddeployments"
 FAILURE_LABEL = "local-cluster.sundial.dev/outcome"
@@ -57,7 +58,7 @@ def patch_spec(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]
 
 
 def jobs_of(cluster: Cluster, namespace: str, owner: str) -> list[Any]:
-    selector = f"sundial.dev/scheduled-deployment={owner}"
+    selector = f"{LABEL_OWNER}={owner_label_value(owner)}"
     return list(cluster.batch().list_namespaced_job(namespace, label_selector=selector).items)
 
 

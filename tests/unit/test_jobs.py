@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sundial.jobs import Run, build_job
+from sundial.jobs import Run, build_job, owner_label_value
 from sundial.names import job_name
 
 SCHEDULED = datetime(2027, 3, 14, 7, 30, tzinfo=UTC)
@@ -121,6 +123,24 @@ def test_the_job_is_named_after_the_run_and_lives_beside_its_object(target: dict
     assert job["kind"] == "Job"
     assert job["metadata"]["name"] == RUN.job_name
     assert job["metadata"]["namespace"] == "shop"
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("api", "api"),
+        ("a" * 63, "a" * 63),
+        ("a" * 64, "a" * 54 + "-ffe054fe"),
+        (
+            "x" * 53 + "." + "y" * 199,
+            "x" * 53 + "-" + hashlib.sha256(("x" * 53 + "." + "y" * 199).encode()).hexdigest()[:8],
+        ),
+    ],
+    ids=["short", "63 characters", "64 characters", "a dot where it is cut"],
+)
+def test_the_owner_label_is_the_name_shortened_to_a_valid_label_value(name: str, label: str) -> None:
+    assert owner_label_value(name) == label
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?", label)
 
 
 @pytest.mark.parametrize(

@@ -266,6 +266,22 @@ def test_a_one_shot_creates_nothing_a_second_before_its_instant() -> None:
     assert plan.wake_at == T
 
 
+def test_an_object_with_a_253_character_name_gets_a_valid_job_that_records_its_run() -> None:
+    """Label values stop at 63 characters; the full name used to go into one, and the API refused the Job."""
+    long_name = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+    armed = world(scheduled_deployment(long_name), T - HOUR)
+    due = written(armed, reconcile(armed), T)
+    [run] = reconcile(due).create
+    job = build_job(due.body, run)
+    assert len(job["metadata"]["name"]) <= 63
+    assert all(len(value) <= 63 for value in job["metadata"]["labels"].values())
+    state = created_job(due.body, run)
+    assert state.owner == long_name
+    plan = reconcile(replace(due, jobs={run.job_name: state}))
+    assert plan.create == ()
+    assert [record["result"] for record in plan.status["runs"]] == ["Running"]
+
+
 def test_with_its_job_present_the_run_is_recorded_running_and_nothing_is_created_again() -> None:
     armed = world(scheduled_deployment(), T - HOUR)
     due = written(armed, reconcile(armed), T + 2 * SECOND)
