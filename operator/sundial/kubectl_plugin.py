@@ -1,0 +1,463 @@
+"""``kubectl sundial``: the user's tool for ScheduledDeployments, installed as the ``kubectl-sundial`` script.
+
+kubectl finds any executable named ``kubectl-<name>`` on ``PATH`` and runs it for ``kubectl <name> …``, so
+installing the package is installing the plugin. Unlike the operator, this is a user tool and finds its
+credentials as kubectl does: ``--kubeconfig``, else ``$KUBECONFIG``, else ``~/.kube/config``; the
+namespace is ``-n``, else the context's, else ``default``.
+
+Exit status: 0 when all went well, 1 when a problem was found (an object missing, forbidden, invalid, a
+run that failed or was refused), 2 for a usage error or when the API server cannot be reached.
+
+Notes
+-----
+Decisions live in pure modules (`sundial.timeline`, `sundial.trigger`, `sundial.preview`); this one
+reads the clock (once per command, in `_system_clock`), talks to the API server and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from sundial import jobs as jobmeta
+from sundial import preview
+from sundial.models import PLURAL
+from sundial.names import manual_job_name
+from sundial.reasons import Invalid
+from sundial.timeline import build_timeline, parse_within, render_json, render_text
+from sundial.trigger import BadTrigger, format_request, parse_request
+from sundial.validation import validate_namespace
+
+PROG = "kubectl sundial"
+REQUEST_TIMEOUT = (5, 30)
+"""(connect, read) seconds for every API call: a user waits at the terminal."""
+GITOPS_HINT = (
+    "note: if a GitOps tool (Argo CD, Flux) manages this object, it will set spec.suspend back to what "
+    "the repository says; change it there to make this last"
+)
+
+
+class PluginError(Exception):
+    """An expected failure: printed as one line, no traceback."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _system_clock() -> datetime:
+    """The one clock read of the plugin."""
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------------------------------------- API access
+
+
+@dataclass
+class Api:
+    """The few calls the plugin makes, with kubectl-like errors."""
+
+    custom: Any
+    server: str
+    namespace: str
+
+    def _fail(self, error: Exception, what: str) -> NoReturn:
+        from kubernetes.client.exceptions import ApiException
+
+        if isinstance(error, ApiException):
+            message = _api_message(error)
+            if error.status == 404 and not _names_an_object(error):
+                raise PluginError(
+                    f"the ScheduledDeployment API ({jobmeta.GROUP}) is not installed on {self.server}; "
+                    "install the CRD first (kubectl apply -f crds/)"
+                ) from None
+            if error.status == 404:
+                raise PluginError(f"{what} not found") from None
+            if error.status == 403:
+                raise PluginError(f"forbidden: {message}") from None
+            if error.status == 401:
+                raise PluginError(f"unauthorized by {self.server}: {message}", 2) from None
+            raise PluginError(f"{what}: the API server answered {error.status}: {message}") from None
+        raise PluginError(f"cannot reach the API server at {self.server}: {_root_cause(error)}", 2) from None
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args, _request_timeout=REQUEST_TIMEOUT)
+        except Exception as error:  # every transport error (urllib3, OSError, …) becomes one friendly line
+            self._fail(error, what)
+
+    def get(self, namespace: str, name: str) -> dict[str, Any]:
+        return dict(
+            self._call(
+                f"scheduleddeployment {namespace}/{name}",
+                self.custom.get_namespaced_custom_object,
+                jobmeta.GROUP,
+                jobmeta.VERSION,
+                namespace,
+                PLURAL,
+                name,
+            )
+        )
+
+    def list(self, namespace: str | None) -> list[dict[str, Any]]:
+        if namespace is None:
+            body = self._call(
+                "scheduleddeployments",
+                self.custom.list_cluster_custom_object,
+                jobmeta.GROUP,
+                jobmeta.VERSION,
+                PLURAL,
+            )
+        else:
+            body = self._call(
+                f"scheduleddeployments in {namespace}",
+                self.custom.list_namespaced_custom_object,
+                jobmeta.GROUP,
+                jobmeta.VERSION,
+                namespace,
+                PLURAL,
+            )
+        return [dict(item) for item in body.get("items") or []]
+
+    def patch(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(
+            self._call(
+                f"scheduleddeployment {namespace}/{name}",
+                self.custom.patch_namespaced_custom_object,
+                jobmeta.GROUP,
+                jobmeta.VERSION,
+                namespace,
+                PLURAL,
+                name,
+                patch,
+            )
+        )
+
+
+def _api_message(error: Any) -> str:
+    try:
+        return str(json.loads(error.body or "").get("message") or error.reason)
+    except (TypeError, ValueError, AttributeError):
+        return f"{error.status} {error.reason}"
+
+
+def _names_an_object(error: Any) -> bool:
+    """A 404 for a named object (it does not exist) rather than for the resource (no CRD)."""
+    try:
+        return bool((json.loads(error.body or "").get("details") or {}).get("name"))
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def _root_cause(error: BaseException) -> str:
+    reason = getattr(error, "reason", None)
+    cause = reason if isinstance(reason, BaseException) else error
+    return str(cause).split(": ", 1)[-1] if ": " in str(cause) else str(cause) or type(cause).__name__
+
+
+def kubeconfig_path(explicit: str | None, environ: Mapping[str, str]) -> str:
+    """As kubectl: ``--kubeconfig``, else ``$KUBECONFIG`` (a ``:``-separated list), else ~/.kube/config."""
+    if explicit:
+        if not Path(explicit).is_file():
+            raise PluginError(f"--kubeconfig {explicit}: no such file", 2)
+        return explicit
+    listed = [part for part in environ.get("KUBECONFIG", "").split(os.pathsep) if part]
+    if listed:
+        if not any(Path(part).is_file() for part in listed):
+            raise PluginError(f"KUBECONFIG={environ['KUBECONFIG']}: no such file", 2)
+        return os.pathsep.join(listed)
+    default = Path(environ.get("HOME", "~")).expanduser() / ".kube" / "config"
+    if not default.is_file():
+        raise PluginError(f"no kubeconfig: pass --kubeconfig PATH, set KUBECONFIG, or create {default}", 2)
+    return str(default)
+
+
+def connect(args: argparse.Namespace, environ: Mapping[str, str]) -> Api:
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    path = kubeconfig_path(args.kubeconfig, environ)
+    configuration = client.Configuration()
+    try:
+        # persist_config=False: never write refreshed tokens back into the user's file.
+        config.load_kube_config(  # type: ignore[no-untyped-call, unused-ignore]  # unannotated in kubernetes
+            config_file=path, context=args.context, client_configuration=configuration, persist_config=False
+        )
+        contexts, active = config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call, unused-ignore]  # unannotated in kubernetes
+    except (ConfigException, OSError, ValueError) as error:
+        raise PluginError(f"kubeconfig {path}: {error}", 2) from None
+    chosen = next((c for c in contexts if c.get("name") == args.context), active) if args.context else active
+    namespace = args.namespace or ((chosen or {}).get("context") or {}).get("namespace") or "default"
+    configuration.retries = 0  # fail fast and say so, rather than retry silently against a dead server
+    return Api(client.CustomObjectsApi(client.ApiClient(configuration)), str(configuration.host), namespace)
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+def cmd_timeline(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) -> int:
+    objects = api.list(None if args.all_namespaces else api.namespace)
+    timeline = build_timeline(objects, now, count=args.count, within=args.within)
+    out.write(render_json(timeline) if args.output == "json" else render_text(timeline))
+    return 1 if timeline.invalid else 0
+
+
+def cmd_trigger(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) -> int:
+    namespace, name = api.namespace, args.name
+    body = api.get(namespace, name)
+    siblings = api.list(namespace)
+    ran = [str(obj["metadata"]["name"]) for obj in siblings if (obj.get("status") or {}).get("runs")]
+    verdict = dict(
+        (str(obj["metadata"]["name"]), verdict)
+        for obj, verdict in validate_namespace(siblings or [body], now, already_ran=ran)
+    ).get(name)
+    if isinstance(verdict, Invalid):
+        raise PluginError(
+            f"cannot trigger {namespace}/{name}: it is invalid ({verdict.reason.value}: {verdict.message})"
+        )
+    try:
+        request = parse_request(args.request) if args.request else parse_request(format_request(now))
+    except BadTrigger as error:
+        raise PluginError(f"--request: {error}", 2) from None
+    job = manual_job_name(name, request.request, request.requested_at)
+    api.patch(namespace, name, {"metadata": {"annotations": {jobmeta.ANNOTATION_TRIGGER: request.request}}})
+    out.write(f"scheduleddeployment {namespace}/{name} triggered (request {request.request})\n")
+    out.write(f"the operator runs it now as Job {job}\n")
+    spec = body.get("spec") or {}
+    if (spec.get("dependsOn") or {}).get("name"):
+        out.write(
+            f"note: a manual run runs only this object's Job; dependency "
+            f"{spec['dependsOn']['name']!r} is neither run nor waited for\n"
+        )
+    if not args.wait:
+        return 0
+    return _wait_for_run(api, namespace, name, request.request, args.timeout, out)
+
+
+def _wait_for_run(api: Api, namespace: str, name: str, request: str, timeout: float, out: TextIO) -> int:
+    deadline = time.monotonic() + timeout
+    reported = None
+    while True:
+        runs = (api.get(namespace, name).get("status") or {}).get("runs") or []
+        record = next((run for run in runs if run.get("trigger") == request), None)
+        result = record.get("result") if record else None
+        if result != reported and result is not None:
+            out.write(f"{result}: {record.get('message') or record.get('reason') or ''}\n")  # type: ignore[union-attr]
+            out.flush()
+            reported = result
+        if result == "Succeeded":
+            return 0
+        if result in ("Failed", "Skipped", "Missed", "Held", "Cancelled"):
+            return 1
+        if time.monotonic() >= deadline:
+            hint = (
+                "the operator has not picked the request up: is it running and watching this namespace?"
+                if record is None
+                else "the run has not finished yet"
+            )
+            raise PluginError(f"gave up waiting after {timeout:.0f}s: {hint}")
+        time.sleep(1)
+
+
+def cmd_suspend(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) -> int:
+    suspend = args.command == "suspend"
+    namespace, name = api.namespace, args.name
+    body = api.get(namespace, name)
+    spec = body.get("spec") or {}
+    if bool(spec.get("suspend")) == suspend:
+        state = "suspended" if suspend else "active"
+        out.write(f"scheduleddeployment {namespace}/{name} is already {state}\n")
+        return 0
+    api.patch(namespace, name, {"spec": {"suspend": suspend}})
+    out.write(f"scheduleddeployment {namespace}/{name} {'suspended' if suspend else 'resumed'}\n")
+    run_at = spec.get("runAt")
+    if suspend:
+        out.write("runs that fall due while suspended are recorded Skipped and never made up later\n")
+        if run_at:
+            out.write(f"its runAt {run_at} deploys only if you resume before then\n")
+    elif run_at:
+        skipped = [
+            run
+            for run in (body.get("status") or {}).get("runs") or []
+            if run.get("reason") == "Suspended" and not run.get("trigger")
+        ]
+        if skipped:
+            out.write(f"its runAt {run_at} passed while suspended and will not run; set a new runAt\n")
+    out.write(GITOPS_HINT + "\n")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- parser
+
+
+MAIN_EPILOG = """examples:
+  kubectl sundial timeline -A --within 24h
+  kubectl sundial trigger api-v42 -n shop --wait
+  kubectl sundial suspend api-v42 -n shop
+  kubectl sundial preview -f api-v42.yaml
+
+`kubectl sundial COMMAND --help` shows each command's options and examples.
+exit status: 0 ok; 1 a problem was found (not found, forbidden, invalid, a run failed or was refused);
+2 usage error, bad kubeconfig, or API server unreachable
+"""
+TIMELINE_EXAMPLES = """examples:
+  # the next 20 runs in the current namespace
+  kubectl sundial timeline
+  # everything in the next day, in every namespace
+  kubectl sundial timeline -A --within 24h
+  # as JSON, for a script
+  kubectl sundial timeline -A --count 100 -o json
+"""
+TRIGGER_EXAMPLES = """examples:
+  # run api-v42 now, as a manual run
+  kubectl sundial trigger api-v42 -n shop
+  # run it and follow the Job to its end (exit 0 when it succeeded)
+  kubectl sundial trigger api-v42 -n shop --wait --timeout 10m
+  # retry a request safely: the same request never runs twice
+  kubectl sundial trigger api-v42 -n shop --request 2026-11-27T08:39:00.123Z
+
+A manual run is this object's own Job, started now. Its dependsOn is neither run nor waited for;
+spec.suspend does not stop it; unless concurrencyPolicy is Allow it is refused while a Job of this object
+is running. The operator records it in status.runs with its trigger and posts a Triggered Event.
+"""
+SUSPEND_EXAMPLES = """examples:
+  kubectl sundial suspend api-v42 -n shop
+  kubectl sundial resume api-v42 -n shop
+
+Runs that fall due while suspended are recorded Skipped and never made up later; for a runAt, that means
+it does not deploy unless resumed before its instant. A GitOps tool reverts spec.suspend unless the
+repository changes too.
+"""
+PREVIEW_EXAMPLES = """examples:
+  kubectl sundial preview -f api-v42.yaml
+  kubectl sundial preview -f api-v42.yaml --now 2027-01-01T00:00:00Z --count 10 -o json
+  kustomize build overlays/prod | kubectl sundial preview -f -
+
+Offline: no cluster is contacted. dependsOn resolves among the file's documents.
+"""
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000")
+    return int(text)
+
+
+def _within(text: str) -> Any:
+    try:
+        return parse_within(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        return parse_within(text).total_seconds()
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    connection = argparse.ArgumentParser(add_help=False)
+    group = connection.add_argument_group("connection (as kubectl)")
+    group.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
+    group.add_argument("--context", help="kubeconfig context (default: its current-context)")
+    group.add_argument("-n", "--namespace", help="namespace (default: the context's, else default)")
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="See, run and pause Sundial's ScheduledDeployments.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=MAIN_EPILOG,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    raw = argparse.RawDescriptionHelpFormatter
+
+    timeline = commands.add_parser(
+        "timeline",
+        parents=[connection],
+        help="upcoming runs across namespaces, as a timeline (UTC and local time)",
+        description="Upcoming runs, computed with the operator's own engine from the objects in the cluster "
+        "(no running operator needed). Dependency runs appear leadTime ahead of the run they serve. Invalid "
+        "objects are listed at the end, and make the exit status 1.",
+        epilog=TIMELINE_EXAMPLES,
+        formatter_class=raw,
+    )
+    timeline.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+    timeline.add_argument("--count", type=_count, default=20, help="at most this many runs (default 20)")
+    timeline.add_argument("--within", type=_within, help="only runs within this long, e.g. 90m, 24h, 7d")
+    timeline.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
+    timeline.add_argument("--now", type=preview._instant, help=argparse.SUPPRESS)
+    timeline.set_defaults(handler=cmd_timeline)
+
+    trigger = commands.add_parser(
+        "trigger",
+        parents=[connection],
+        help="run a ScheduledDeployment now, recorded as a manual run",
+        description="Ask the operator to run NAME now, by writing the sundial.dev/trigger annotation.",
+        epilog=TRIGGER_EXAMPLES,
+        formatter_class=raw,
+    )
+    trigger.add_argument("name", metavar="NAME")
+    trigger.add_argument("--wait", action="store_true", help="follow the run to its end")
+    trigger.add_argument(
+        "--timeout", type=_seconds, default=600.0, help="how long --wait waits (default 10m)"
+    )
+    trigger.add_argument(
+        "--request",
+        help="the request (an RFC 3339 instant, default now); repeat one to retry without running twice",
+    )
+    trigger.set_defaults(handler=cmd_trigger)
+
+    for name, text in (("suspend", "stop new runs (spec.suspend=true)"), ("resume", "allow runs again")):
+        command = commands.add_parser(
+            name,
+            parents=[connection],
+            help=text,
+            description=f"{text[0].upper()}{text[1:]}.",
+            epilog=SUSPEND_EXAMPLES,
+            formatter_class=raw,
+        )
+        command.add_argument("name", metavar="NAME")
+        command.set_defaults(handler=cmd_suspend)
+
+    preview.add_parser(commands)
+    preview_parser = commands.choices["preview"]
+    preview_parser.epilog = PREVIEW_EXAMPLES
+    preview_parser.formatter_class = raw
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    clock: Callable[[], datetime] = _system_clock,
+) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    args = build_parser().parse_args(argv)
+    if args.command == "preview":
+        return int(preview.run(args, stdout=out, stderr=err, clock=clock))
+    try:
+        api = connect(args, os.environ if environ is None else environ)
+        now = getattr(args, "now", None) or clock()
+        return int(args.handler(args, api, out, now))
+    except PluginError as error:
+        err.write(f"error: {error}\n")
+        return error.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
