@@ -278,6 +278,23 @@ class Metrics:
         self.fire_api_errors.labels(code="<error>" if status is None else str(status)).inc()
 
 
+def exported_names(registry: CollectorRegistry) -> set[str]:
+    """Every sample name ``registry`` can serve, including series no label has been seen for yet.
+
+    A counter ``x`` is served as ``x_total``, a histogram as ``x_bucket``, ``x_count`` and ``x_sum``; the
+    dashboard and docs tests check their queries against this set, not against a hand-kept list.
+    """
+    suffixes = {
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_count", "_sum"),
+        "summary": ("", "_count", "_sum"),
+        "info": ("_info",),
+    }
+    return {
+        family.name + suffix for family in registry.collect() for suffix in suffixes.get(family.type, ("",))
+    }
+
+
 class MetricsServer:
     """``/metrics`` over HTTP from a daemon thread; `close` stops it."""
 
