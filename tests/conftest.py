@@ -275,23 +275,29 @@ def start_operator(crds: Cluster, tmp_path: Path) -> Iterator[Callable[..., Oper
         kubeconfig: Path | None = None,
         lease_namespace: str | None = None,
         env_extra: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> OperatorProcess:
+        """``args``: exactly these arguments after ``sundial`` (e.g. the shipped Deployment's) instead of
+        the test defaults built from ``namespace``, ``extra``, ``kubeconfig`` and ``lease_namespace``."""
         index = len(started)
         log_path = tmp_path / f"operator-{index}.log"
         lease_namespace = lease_namespace or namespace
-        argv = [
-            str(sundial),
-            "run",
-            "--kubeconfig",
-            str(kubeconfig or crds.kubeconfig),
-            "--namespace",
-            namespace,
-            "--lease-namespace",
-            lease_namespace,
-            *extra,
-        ]
-        if "--peering" not in extra:
-            argv.append("--standalone")
+        if args is not None:
+            argv = [str(sundial), *args]
+        else:
+            argv = [
+                str(sundial),
+                "run",
+                "--kubeconfig",
+                str(kubeconfig or crds.kubeconfig),
+                "--namespace",
+                namespace,
+                "--lease-namespace",
+                lease_namespace,
+                *extra,
+            ]
+            if "--peering" not in extra:
+                argv.append("--standalone")
         env = isolated_env(crds.home)
         env["POD_NAME"] = identity or f"test-operator-{index}"
         # Deploy Jobs of the built-in targets use this image; kwok leaves their pods to the pod runner.

@@ -13,7 +13,7 @@ import yaml
 from kubernetes import client
 from podrunner import PodRunner
 
-from conftest import REPO, Cluster, service_account_kubeconfig, wait_until
+from conftest import REPO, Cluster, wait_until
 from sdhelpers import StartOperator, create_sd, event_reasons, jobs_of, rfc3339, utc_in, wait_for_condition
 
 FAILURE_LABEL = "local-cluster.sundial.dev/outcome"
@@ -158,45 +158,6 @@ def test_a_missing_service_account_is_reported_before_the_instant(
     wait_for_condition(cluster, namespace, "early-warning", "Ready", "True", "Armed", timeout=30)
 
 
-def test_the_operator_needs_no_more_than_its_shipped_rbac(
-    cluster: Cluster, namespace: str, runner: PodRunner, start_operator: StartOperator, tmp_path: Path
-) -> None:
-    """Run the operator as the shipped `sundial` service account instead of the admin certificate."""
-    cluster.kubectl("apply", "-f", str(REPO / "manifests" / "rbac.yaml"))
-    apply_deployer_rbac(cluster, namespace)
-    create_deployment(cluster, namespace)
-    kubeconfig = service_account_kubeconfig(
-        cluster, "sundial-system", "sundial", tmp_path / "operator.kubeconfig"
-    )
-    operator = start_operator(
-        namespace, kubeconfig=kubeconfig, lease_namespace="sundial-system", identity="shipped-rbac"
-    )
-
-    create_sd(cluster, namespace, "least-privilege", {"runAt": rfc3339(utc_in(4)), **TARGET})
-    wait_for_condition(cluster, namespace, "least-privilege", "Ready", "True", "Succeeded", timeout=60)
-
-    assert deployment_image(cluster, namespace) == "registry.example/api:v42"
-    log = operator.log()
-    assert "forbidden" not in log.lower(), log[-3000:]
-    denied = cluster.kubectl(
-        "auth",
-        "can-i",
-        "patch",
-        "deployments",
-        "--as=system:serviceaccount:sundial-system:sundial",
-        "-n",
-        namespace,
-        check=False,
-    )
-    assert denied.stdout.strip() == "no", "the operator itself must not be able to deploy"
-    secrets = cluster.kubectl(
-        "auth",
-        "can-i",
-        "get",
-        "secrets",
-        "--as=system:serviceaccount:sundial-system:sundial",
-        "-n",
-        namespace,
-        check=False,
-    )
-    assert secrets.stdout.strip() == "no"
+# The operator under exactly its shipped RBAC (its own service account's token, the Deployment's own
+# arguments, this Deployment target): test_install.py, test_the_operator_runs_and_deploys_under_exactly_
+# the_shipped_rbac.
