@@ -142,7 +142,7 @@ def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
     metadata = body.get("metadata") or {}
     labels = metadata.get("labels") or {}
     annotations = metadata.get("annotations") or {}
-    reference = next(
+    reference: Mapping[str, Any] = next(
         (ref for ref in metadata.get("ownerReferences") or [] if ref.get("kind") == jobmeta.KIND), {}
     )
     # The reference has the full name; the label holds a shortened one for names beyond 63 characters.
