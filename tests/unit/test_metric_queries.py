@@ -1,7 +1,8 @@
-"""manifests/grafana-dashboard.json: every query parses as PromQL and asks only for metrics Sundial serves.
+"""The Grafana dashboard and docs/metrics.md: every query parses as PromQL and asks only for served metrics.
 
 The metric names come from the operator's own registry (`sundial.metrics.exported_names`), so renaming a
-metric without fixing the dashboard fails here rather than as an empty panel in production.
+metric without fixing the dashboard or the docs fails here rather than as an empty panel or a silent
+alert in production.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from typing import Any
 
 import promql_parser
 import pytest
+import yaml
 
 from sundial.metrics import Metrics, exported_names
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "manifests" / "grafana-dashboard.json"
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "manifests" / "grafana-dashboard.json"
+DOCS = ROOT / "docs" / "metrics.md"
 # Grafana's variables, replaced by values of the right kind so that the query parses as plain PromQL.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "6h", "$__interval": "30s", "$job": ".*"}
 LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)$")
@@ -100,3 +104,44 @@ def test_the_name_check_would_catch_a_renamed_metric() -> None:
     assert metric_names('sum(rate(sundial_runs{job=~"$job"}[$__rate_interval]))') == ["sundial_runs"]
     with pytest.raises(ValueError):
         promql_parser.parse("sum(rate(sundial_runs_total[5m])")
+
+
+# ---------------------------------------------------------------------------------------------- docs
+
+
+def fenced(language: str) -> list[str]:
+    return re.findall(
+        rf"^```{language}\n(.*?)^```$", DOCS.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL
+    )
+
+
+def doc_queries() -> list[str]:
+    found = [block.strip() for block in fenced("promql")]
+    for block in fenced("yaml"):
+        document = yaml.safe_load(block)
+        for group in document["spec"]["groups"]:
+            found += [rule["expr"] for rule in group["rules"]]
+    return found
+
+
+DOC_QUERIES = doc_queries()
+
+
+def test_the_docs_show_queries_and_alert_rules() -> None:
+    assert len(fenced("promql")) >= 5
+    assert any("absent(sundial_active_replica" in query for query in DOC_QUERIES)
+
+
+@pytest.mark.parametrize("expression", DOC_QUERIES)
+def test_every_query_in_the_docs_uses_only_metrics_the_operator_exports(expression: str) -> None:
+    exported = exported_names(Metrics.create().registry)
+    names = metric_names(expression)
+    assert names and set(names) <= exported, f"{sorted(set(names) - exported)} are not exported"
+
+
+def test_the_docs_describe_every_sundial_metric() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    for family in Metrics.create().registry.collect():
+        if family.name.startswith("sundial_"):
+            served = family.name + "_total" if family.type == "counter" else family.name
+            assert f"| `{served}` |" in text, f"docs/metrics.md has no row for {served}"
