@@ -1,0 +1,536 @@
+"""Fault injection: the operator, the API server, etcd and the network fail around instants, and still every
+due run fires exactly once (late, within its deadline) or is recorded as missed; none is lost or doubled.
+
+What each test breaks:
+
+* the operator, by SIGKILL at random moments around instants, and deterministically in the one window that
+  outside timing rarely hits (after a Job is created, before the status that records it is written), with
+  ``SUNDIAL_FAULT_EXIT_AFTER_JOB_CREATE=1`` (see `sundial.controller`);
+* kube-apiserver and etcd, restarted mid-burst with ``hack/local-cluster restart`` on a cluster of this
+  module's own, so the session's cluster is never disturbed;
+* the operator's connections (watch streams and API calls), reset and stalled by a proxy (`faultproxy`);
+* single-active: two replicas that both believe they are active;
+* input: malformed YAML, huge values, unicode and long names, past instants, leap seconds, while good
+  objects fire on time.
+
+Bounded for CI (``--fault-trials 50`` by default); ``--fault-trials 500`` for a longer run. Random timings
+come from ``--fault-seed`` (printed, so a failure can be replayed).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from faultproxy import TcpProxy, proxied_kubeconfig, upstream_of
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from conftest import LOCAL_CLUSTER, REPO, Cluster, OperatorProcess, local_bin_dir, wait_until
+from sdhelpers import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    StartOperator,
+    create_sd,
+    job_template,
+    read_sd,
+    rfc3339,
+    utc_in,
+)
+from sundial.controller import FAULT_EXIT_CODE
+from sundial.jobs import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, LABEL_OWNER
+from sundial.names import job_name
+
+LONG_DEADLINE = 600
+"""Runs with this deadline must always fire: no fault here keeps the operator away for ten minutes."""
+HOOK = {"SUNDIAL_FAULT_EXIT_AFTER_JOB_CREATE": "1"}
+
+
+@pytest.fixture
+def fault_rng(request: pytest.FixtureRequest) -> tuple[random.Random, int]:
+    seed = request.config.getoption("--fault-seed")
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**32)
+    print(f"\nfault seed {seed} (replay with --fault-seed {seed})")
+    return random.Random(seed), int(seed)
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Due:
+    """A one-shot run the test created and expects to end as a Job or as a recorded miss."""
+
+    name: str
+    instant: datetime
+    deadline: int
+
+
+def create_due(cluster: Cluster, ns: str, name: str, instant: datetime, deadline: int) -> Due:
+    spec = {"runAt": rfc3339(instant), "startingDeadlineSeconds": deadline, "jobTemplate": job_template()}
+    create_sd(cluster, ns, name, spec)
+    return Due(name, instant, deadline)
+
+
+def snapshot(cluster: Cluster, ns: str) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]]]:
+    """Every ScheduledDeployment and every Job of the namespace (Jobs by owner), in two list calls."""
+    objects = cluster.custom().list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+    jobs: dict[str, list[Any]] = {}
+    for job in cluster.batch().list_namespaced_job(ns, label_selector=LABEL_OWNER).items:
+        owner = next(ref.name for ref in job.metadata.owner_references if ref.kind == "ScheduledDeployment")
+        jobs.setdefault(owner, []).append(job)
+    return {o["metadata"]["name"]: o for o in objects}, jobs
+
+
+def runs_of(body: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return list(((body or {}).get("status") or {}).get("runs") or [])
+
+
+def unrecorded(cluster: Cluster, ns: str, dues: list[Due]) -> list[str]:
+    objects, _ = snapshot(cluster, ns)
+    return [due.name for due in dues if not runs_of(objects.get(due.name))]
+
+
+def wait_all_recorded(cluster: Cluster, ns: str, dues: list[Due], timeout: float, context: str) -> None:
+    def none_left() -> bool:
+        try:
+            return not unrecorded(cluster, ns, dues)
+        except (ApiException, HTTPError):
+            return False  # the API server is still coming back from a restart
+
+    wait_until(f"every due run to be recorded ({context})", none_left, timeout, interval=0.5)
+
+
+def audit(cluster: Cluster, ns: str, dues: list[Due], context: str) -> Counter[str]:
+    """Exactly one record per run: a Job with a Running/Succeeded record, or no Job and a recorded miss."""
+    objects, jobs = snapshot(cluster, ns)
+    counts: Counter[str] = Counter()
+    lateness: list[float] = []
+    for due in dues:
+        where = f"{ns}/{due.name} due {rfc3339(due.instant)} deadline {due.deadline}s ({context})"
+        own = jobs.get(due.name, [])
+        runs = runs_of(objects.get(due.name))
+        assert len(own) <= 1, f"{where}: duplicate Jobs {[j.metadata.name for j in own]}"
+        assert len(runs) == 1, f"{where}: expected one run record, got {runs}"
+        [record] = runs
+        assert record["scheduledTime"] == rfc3339(due.instant), f"{where}: {record}"
+        if own:
+            [job] = own
+            assert job.metadata.name == job_name(due.name, due.instant)
+            assert job.metadata.annotations[ANNOTATION_SCHEDULED] == rfc3339(due.instant)
+            assert record.get("jobName") == job.metadata.name, f"{where}: {record}"
+            assert record["result"] in ("Running", "Succeeded"), f"{where}: {record}"
+            fired = datetime.fromisoformat(job.metadata.annotations[ANNOTATION_FIRED].replace("Z", "+00:00"))
+            late = (fired - due.instant).total_seconds()
+            assert 0 <= late <= due.deadline, f"{where}: fired {late:.3f}s after its instant"
+            lateness.append(late)
+            counts["fired on time (<1 s)" if late < 1 else "fired late"] += 1
+        else:
+            assert (record["result"], record.get("reason")) == ("Missed", "MissedDeadline"), (
+                f"{where}: {record}"
+            )
+            assert due.deadline < LONG_DEADLINE, f"{where}: a run with a {due.deadline}s deadline was missed"
+            counts["missed (recorded)"] += 1
+    if lateness:
+        lateness.sort()
+        print(
+            f"{context}: {dict(counts)}; lateness p50 {lateness[len(lateness) // 2]:.3f}s "
+            f"max {lateness[-1]:.3f}s"
+        )
+    return counts
+
+
+def wait_serving(operator: OperatorProcess, timeout: float = 60) -> None:
+    """Until the operator's log says it is the active scheduler (faster than polling its Lease)."""
+
+    def serving() -> bool:
+        if ") is active:" in operator.log():
+            return True  # (a hooked operator may already have exited again)
+        if operator.process.poll() is not None:
+            raise AssertionError(
+                f"the operator exited ({operator.process.returncode}):\n{operator.log()[-3000:]}"
+            )
+        return False
+
+    wait_until("the operator to start serving", serving, timeout, interval=0.05)
+
+
+def sleep_until(moment: datetime) -> None:
+    """Fault timing, not synchronisation: the fault is due at this wall-clock moment."""
+    time.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()))
+
+
+# ---------------------------------------------------------------------------------------------- 1. SIGKILL
+
+OBJECTS_PER_TRIAL = 3
+WINDOW_EVERY = 5
+"""Every fifth trial the operator dies in the window between a Job's creation and its status write."""
+FIRED = re.compile(r"fired (\S+)/(\S+) for (\S+)")
+
+
+def test_sigkill_at_random_moments_around_instants_neither_duplicates_nor_loses_a_run(
+    cluster: Cluster,
+    deployer_namespace: str,
+    start_operator: StartOperator,
+    fault_rng: tuple[random.Random, int],
+    request: pytest.FixtureRequest,
+) -> None:
+    rng, seed = fault_rng
+    trials = int(request.config.getoption("--fault-trials"))
+    ns = deployer_namespace
+    dues: list[Due] = []
+    incarnation = 0
+    windows_hit = 0
+    began = time.monotonic()
+
+    def launch(hooked: bool) -> OperatorProcess:
+        nonlocal incarnation
+        incarnation += 1
+        operator = start_operator(
+            ns, identity=f"faults-{incarnation}", wait_active=False, env_extra=HOOK if hooked else None
+        )
+        wait_serving(operator)
+        return operator
+
+    operator = launch(hooked=False)
+    for trial in range(trials):
+        window = trial % WINDOW_EVERY == WINDOW_EVERY - 1
+        context = f"trial {trial} seed {seed}"
+        if window:
+            operator.kill()
+            operator = launch(hooked=True)
+        trial_dues = [
+            create_due(
+                cluster,
+                ns,
+                f"t{trial}-{k}",
+                utc_in(rng.uniform(2, 4)),
+                rng.choice((2, LONG_DEADLINE)),
+            )
+            for k in range(OBJECTS_PER_TRIAL)
+        ]
+        dues += trial_dues
+        if window:
+            # The hooked operator dies right after its first Job create: find that Job and see that no status
+            # records it yet, which proves the crash landed in the window.
+            operator.process.wait(30)
+            assert operator.process.returncode == FAULT_EXIT_CODE, f"{context}: {operator.log()[-2000:]}"
+            fired = FIRED.findall(operator.log())
+            assert len(fired) == 1, f"{context}: {fired}"
+            _, name, scheduled = fired[0]
+            owner = next(d.name for d in dues if job_name(d.name, d.instant) == name)
+            assert cluster.batch().read_namespaced_job(name, ns).metadata.annotations[
+                ANNOTATION_SCHEDULED
+            ] == (scheduled)
+            assert not [r for r in runs_of(read_sd(cluster, ns, owner)) if r.get("jobName") == name], (
+                f"{context}: the status already recorded {name}; the crash missed the window"
+            )
+            windows_hit += 1
+        else:
+            instants = sorted(d.instant for d in trial_dues)
+            kill_at = instants[0] + timedelta(
+                seconds=rng.uniform(-1.0, (instants[-1] - instants[0]).total_seconds() + 1.0)
+            )
+            sleep_until(kill_at)
+            operator.kill()
+        operator = launch(hooked=False)
+
+    wait_all_recorded(cluster, ns, dues, 90, f"seed {seed}")
+    counts = audit(cluster, ns, dues, f"{trials} SIGKILL trials, seed {seed}")
+    assert windows_hit == trials // WINDOW_EVERY
+    assert operator.process.poll() is None
+    print(
+        f"{trials} trials ({windows_hit} in the create-to-status window), {len(dues)} runs, {dict(counts)}, "
+        f"{time.monotonic() - began:.0f}s"
+    )
+
+
+# ------------------------------------------------------------------------------------------- 2. control plane
+
+
+@pytest.fixture(scope="module")
+def own_cluster(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Path]]:
+    """A control plane of this module's own (its components get restarted); brought down afterwards."""
+    if cluster.backend != "local":
+        pytest.skip("restarting control-plane components needs hack/local-cluster (--k8s-backend=local)")
+    state = tmp_path_factory.mktemp("faults") / "cluster"
+    up = subprocess.run([str(LOCAL_CLUSTER), "--state-dir", str(state), "up"], capture_output=True, text=True)
+    try:
+        assert up.returncode == 0, up.stderr[-4000:]
+        own = Cluster(
+            "local", Path(up.stdout.strip().splitlines()[-1]), local_bin_dir() / "kubectl", cluster.home
+        )
+        own.kubectl("apply", "-f", str(REPO / "crds"))
+        own.kubectl(
+            "wait", "--for=condition=Established", "crd/scheduleddeployments.sundial.dev", "--timeout=60s"
+        )
+        yield own, state
+    finally:
+        subprocess.run(
+            [str(LOCAL_CLUSTER), "--state-dir", str(state), "down"], capture_output=True, check=False
+        )
+
+
+def restart_mid_burst(
+    own: Cluster,
+    state: Path,
+    start_operator: StartOperator,
+    rng: random.Random,
+    component: str,
+    down_for: float,
+) -> Counter[str]:
+    """24 runs due at one instant (four with a 1 s deadline); ``component`` is SIGKILLed around it."""
+    ns = f"burst-{component}-{uuid.uuid4().hex[:6]}"
+    own.kubectl("create", "namespace", ns)
+    own.kubectl("create", "serviceaccount", "sundial-deployer", "-n", ns)
+    operator = start_operator(ns, kubeconfig=own.kubeconfig, wait_active=False)
+    wait_serving(operator)
+    instant = utc_in(6)
+    dues = [create_due(own, ns, f"b{i}", instant, 1 if i < 4 else 120) for i in range(24)]
+    sleep_until(instant + timedelta(seconds=rng.uniform(-0.5, 0.2)))
+    restart = subprocess.run(
+        [
+            str(LOCAL_CLUSTER),
+            "--state-dir",
+            str(state),
+            "restart",
+            component,
+            "--kill",
+            "--down-for",
+            str(down_for),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert restart.returncode == 0, restart.stderr[-3000:]
+    print(restart.stderr.strip().splitlines()[-1])
+    wait_all_recorded(own, ns, dues, 90, f"{component} restart")
+    counts = audit(own, ns, dues, f"{component} restarted mid-burst")
+    assert operator.process.poll() is None, operator.log()[-3000:]
+    return counts
+
+
+def test_a_kube_apiserver_restart_mid_burst_fires_every_run_once_or_records_it_missed(
+    own_cluster: tuple[Cluster, Path], start_operator: StartOperator, fault_rng: tuple[random.Random, int]
+) -> None:
+    own, state = own_cluster
+    counts = restart_mid_burst(own, state, start_operator, fault_rng[0], "kube-apiserver", down_for=1)
+    assert counts["fired late"] + counts["missed (recorded)"] > 0, "the restart should have caught some runs"
+
+
+def test_an_etcd_restart_mid_burst_fires_every_run_once_or_records_it_missed(
+    own_cluster: tuple[Cluster, Path], start_operator: StartOperator, fault_rng: tuple[random.Random, int]
+) -> None:
+    own, state = own_cluster
+    counts = restart_mid_burst(own, state, start_operator, fault_rng[0], "etcd", down_for=2)
+    assert counts["fired late"] + counts["missed (recorded)"] > 0, "the restart should have caught some runs"
+
+
+# ---------------------------------------------------------------------------------------------- 3. network
+
+
+def test_reset_and_stalled_connections_still_fire_every_run_once(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator, tmp_path: Path
+) -> None:
+    ns = deployer_namespace
+    proxy = TcpProxy(*upstream_of(cluster.kubeconfig))
+    try:
+        kubeconfig = proxied_kubeconfig(cluster.kubeconfig, proxy, tmp_path / "proxied-kubeconfig")
+        operator = start_operator(ns, kubeconfig=kubeconfig, wait_active=False)
+        wait_serving(operator)
+        start = utc_in(4)
+        dues = [create_due(cluster, ns, f"n{i}", start + timedelta(seconds=2 * i), 120) for i in range(8)]
+        # Resets: just before the first instant, exactly at the second, and between the third and fourth.
+        severed = 0
+        for moment in (
+            start - timedelta(seconds=0.3),
+            start + timedelta(seconds=2),
+            start + timedelta(seconds=5),
+        ):
+            sleep_until(moment)
+            severed += proxy.sever()
+        # A partition of 4 s across two instants, during which a new object is created behind the
+        # operator's back: it must still see it (its watch resumes) and fire it.
+        sleep_until(start + timedelta(seconds=7.5))
+        stall = threading.Thread(target=proxy.stall, args=(4.0,))
+        stall.start()
+        time.sleep(1)  # fault timing: the object appears while the partition holds
+        dues.append(create_due(cluster, ns, "born-in-stall", start + timedelta(seconds=14), 120))
+        stall.join()
+        wait_all_recorded(cluster, ns, dues, 60, "connections reset and stalled")
+        counts = audit(cluster, ns, dues, "connections reset and stalled")
+        assert severed >= 3, f"only {severed} connections were reset: the faults did not reach the operator"
+        assert counts["missed (recorded)"] == 0
+        assert operator.process.poll() is None, operator.log()[-3000:]
+        print(f"proxy: {proxy.accepted} connections accepted, {proxy.severed} reset")
+        assert proxy.accepted > 3, "the operator should have reconnected after the resets"
+    finally:
+        proxy.close()
+
+
+# ---------------------------------------------------------------------------------------------- 4. two active
+
+
+def test_two_replicas_both_active_for_a_burst_still_create_one_job_per_run(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    """Peering off on both (``--standalone``): each believes it alone fires; the Job name is the only lock."""
+    ns = deployer_namespace
+    replicas = [start_operator(ns, identity=f"both-{i}", wait_active=False) for i in range(2)]
+    for replica in replicas:
+        wait_serving(replica)
+    instant = utc_in(5)
+    dues = [create_due(cluster, ns, f"r{i}", instant, 120) for i in range(20)]
+    wait_all_recorded(cluster, ns, dues, 60, "two active replicas")
+    counts = audit(cluster, ns, dues, "two active replicas")
+    assert counts["missed (recorded)"] == 0
+    fired_by = [len(FIRED.findall(replica.log())) for replica in replicas]
+    print(f"Jobs created by each replica: {fired_by} (the rest of each one's tries met AlreadyExists)")
+    assert sum(fired_by) == len(dues)
+    assert all(replica.process.poll() is None for replica in replicas)
+
+
+# ---------------------------------------------------------------------------------------------- 5. bad input
+
+INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Input the API server (or kubectl) refuses: nothing reaches the operator."""
+
+    why: str
+    manifest: str
+    error: str
+
+
+def rejected_corpus(ns: str) -> list[Rejected]:
+    def sd(name: str, **spec: Any) -> str:
+        return yaml.safe_dump(
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ScheduledDeployment",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"jobTemplate": job_template(), **spec},
+            },
+            allow_unicode=True,
+        )
+
+    valid = sd("malformed")
+    return [
+        Rejected(
+            "malformed YAML: an unclosed flow mapping", valid.replace("spec:", "spec: {runAt: [", 1), "yaml"
+        ),
+        Rejected("malformed YAML: a tab in the indentation", valid.replace("  name:", "\tname:", 1), "yaml"),
+        Rejected("a unicode name", sd("déploiement-été"), "RFC 1123"),
+        Rejected("an upper-case name", sd("Deploy-API"), "RFC 1123"),
+        Rejected("a name of 254 characters", sd("n" * 254), "253"),
+        Rejected(
+            "startingDeadlineSeconds 2**63", sd("deadline-2-63", startingDeadlineSeconds=2**63), "integer"
+        ),
+        Rejected(
+            "startingDeadlineSeconds 0",
+            sd("deadline-zero", startingDeadlineSeconds=0),
+            "greater than or equal to 1",
+        ),
+        Rejected(
+            "a negative history limit",
+            sd("history-negative", failedJobsHistoryLimit=-1),
+            "greater than or equal to 0",
+        ),
+        Rejected("a time zone of 65 characters", sd("zone-long", timeZone="Z" * 65), "64"),
+        Rejected("a schedule of 257 characters", sd("schedule-long", schedule="*" * 257), "256"),
+        Rejected(
+            "runAt with a fraction of a second", sd("fraction", runAt="2030-01-01T00:00:00.5Z"), "runAt"
+        ),
+    ]
+
+
+def accepted_corpus(ns: str, now: datetime) -> list[tuple[str, dict[str, Any], str]]:
+    """Input the API server stores and the operator must judge: (name, spec, expected Ready reason)."""
+    soon = rfc3339(now + timedelta(seconds=40))
+    return [
+        ("leap-second-utc", {"runAt": "2027-06-30T23:59:60Z"}, "InvalidRunAt"),
+        ("leap-second-local", {"runAt": "2027-06-30T23:59:60", "timeZone": "Europe/Paris"}, "InvalidRunAt"),
+        ("year-one", {"runAt": "0001-01-01T00:00:00Z"}, "RunAtInPast"),
+        ("last-century", {"runAt": "1999-12-31T23:59", "timeZone": "Asia/Tokyo"}, "RunAtInPast"),
+        ("year-9999", {"runAt": "9999-12-31T23:59:59Z"}, "Armed"),
+        ("unicode-zone", {"runAt": soon, "timeZone": "Europe/Zürich"}, "InvalidTimeZone"),
+        ("zone-64", {"runAt": soon, "timeZone": "Z" * 64}, "InvalidTimeZone"),
+        ("schedule-253", {"schedule": "*/1 " * 62 + "* * *"}, "InvalidSchedule"),
+        ("deadline-int64-max", {"runAt": soon, "startingDeadlineSeconds": INT64_MAX}, "Armed"),
+        (
+            "history-int64-max",
+            {"runAt": soon, "successfulJobsHistoryLimit": INT64_MAX, "failedJobsHistoryLimit": INT64_MAX},
+            "Armed",
+        ),
+        ("self-dependency", {"runAt": soon, "dependsOn": {"name": "self-dependency"}}, "DependencyCycle"),
+        (
+            "lead-time-huge",
+            {"runAt": soon, "dependsOn": {"name": "year-9999", "leadTime": "9" * 30 + "h"}},
+            "InvalidSpec",
+        ),
+    ]
+
+
+def test_bad_input_gets_clear_reasons_while_good_objects_fire_on_time(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    """Complements test_bad_input.py (the API issue's corpus): what issue 7 adds to it."""
+    ns = deployer_namespace
+    operator = start_operator(ns)
+    # Good objects due while the corpus is being applied: two with plain names, one of 63 characters and
+    # one of 253 (the longest a name may be; its Job name and labels must still be valid).
+    names = ["good-a", "good-b", "g" * 63, ".".join(["l" * 63, "o" * 63, "n" * 63, "g" * 61])]
+    good = [create_due(cluster, ns, name, utc_in(6 + 3 * i), 120) for i, name in enumerate(names)]
+
+    outcomes: list[str] = []
+    for case in rejected_corpus(ns):
+        result = cluster.kubectl("apply", "-f", "-", input=case.manifest, check=False)
+        assert result.returncode != 0, f"{case.why}: kubectl accepted it"
+        assert case.error.lower() in result.stderr.lower(), f"{case.why}: {result.stderr}"
+        outcomes.append(f"{case.why}: {' '.join(result.stderr.split())[:200]}")
+    accepted = accepted_corpus(ns, datetime.now(UTC))
+    for name, spec, _ in accepted:
+        create_sd(cluster, ns, name, {"jobTemplate": job_template(), **spec})
+
+    def ready_reason(name: str) -> str | None:
+        for condition in (read_sd(cluster, ns, name).get("status") or {}).get("conditions") or []:
+            if condition["type"] == "Ready":
+                return f"{condition['reason']}: {condition['message']}"
+        return None
+
+    for name, _, reason in accepted:
+        found = wait_until(f"{name} to report Ready", lambda name=name: ready_reason(name), 30)
+        assert found.startswith(f"{reason}:"), f"{name}: {found}"
+        assert len(found) > len(reason) + 20, f"{name}: the message must say what to change: {found}"
+        outcomes.append(f"{name}: {found[:160]}")
+
+    wait_all_recorded(cluster, ns, good, 40, "good objects beside the bad corpus")
+    _, jobs = snapshot(cluster, ns)
+    for due in good:
+        [job] = jobs[due.name]
+        assert len(job.metadata.name) <= 63 and job.metadata.name == job_name(due.name, due.instant)
+        fired = datetime.fromisoformat(job.metadata.annotations[ANNOTATION_FIRED].replace("Z", "+00:00"))
+        late = (fired - due.instant).total_seconds()
+        outcomes.append(f"good {due.name[:20]}… ({len(due.name)} chars) fired {late:.3f}s after its instant")
+        assert 0 <= late < 2, f"{due.name} fired {late:.3f}s late while the corpus was applied"
+    audit(cluster, ns, good, "good objects beside the bad corpus")
+    assert operator.process.poll() is None, operator.log()[-3000:]
+    assert "Traceback" not in operator.log(), operator.log()[-5000:]
+    print("\n".join(outcomes))
