@@ -146,7 +146,9 @@ def configure_settings(settings: kopf.OperatorSettings, options: OperatorOptions
 def build_registry(options: OperatorOptions, controller: Controller) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     replica = ActiveReplica(options, controller, client.CoordinationV1Api(controller.api_client))
-    controller.metrics.watch_active(lambda: replica.active)
+    # Active means firing: kopf's pause signal stops Job creation at once (may_fire), while the daemon that
+    # clears `replica.active` can take seconds to be cancelled.
+    controller.metrics.watch_active(lambda: replica.active and controller.may_fire())
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> Any:

@@ -2,7 +2,8 @@
 
 One object succeeds and one fails; the scrape must show each result once, a lateness observation per Job,
 the armed gauge rising and falling, and which replica is active. With two peered replicas, only the active
-one says active_replica 1 and only it counts the run.
+one says active_replica 1 and only it counts the run; when it exits, the standby takes over and says so,
+without counting the run that the other one recorded.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def test_only_the_active_replica_says_so_and_counts_runs(
     )
     active_port, standby_port = free_port(), free_port()
     peering = ("--peering", "sundial", "--peering-lifetime", "6")
-    start_operator(ns, *peering, "--metrics-bind", f"127.0.0.1:{active_port}", identity="older")
+    older = start_operator(ns, *peering, "--metrics-bind", f"127.0.0.1:{active_port}", identity="older")
     start_operator(
         ns, *peering, "--metrics-bind", f"127.0.0.1:{standby_port}", identity="newer", wait_active=False
     )
@@ -124,6 +125,10 @@ def test_only_the_active_replica_says_so_and_counts_runs(
     assert value(standby, "sundial_active_replica") == 0
     assert value(standby, "sundial_runs_total", result="succeeded", role="deploy") == 0
     assert value(standby, "sundial_jobs_created_total", role="deploy") == 0
+
+    older.stop()  # a graceful exit hands over: the standby now says it is active, and still counted nothing
+    taken_over = wait_for_value(standby_port, "sundial_active_replica", 1, 30)
+    assert value(taken_over, "sundial_runs_total", result="succeeded", role="deploy") == 0
 
 
 def _finished(cluster: Cluster, namespace: str, names: tuple[str, ...]) -> bool:
