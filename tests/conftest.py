@@ -91,6 +91,9 @@ class Cluster:
     kubeconfig: Path
     kubectl_path: Path
     home: Path
+    operator_images: tuple[str, ...] = ()
+    """kind only: Sundial's image built from this checkout and loaded into the nodes, then the same image
+    under a second tag (a "new version" for deploy tests). Empty where no image can run."""
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def kubectl(
@@ -168,6 +171,20 @@ def local_bin_dir() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+KIND_IMAGES = ("sundial.local/sundial:kind", "sundial.local/sundial:kind-next")
+
+
+def build_and_load_operator_image(kind: Any) -> tuple[str, ...]:
+    """kind only: ``docker build`` this checkout's image and load it (under both tags) into the nodes."""
+    first, *others = KIND_IMAGES
+    subprocess.run(["docker", "build", "--tag", first, str(REPO)], check=True)
+    for tag in others:
+        subprocess.run(["docker", "tag", first, tag], check=True)
+    for tag in KIND_IMAGES:
+        kind.load_docker_image(tag)
+    return KIND_IMAGES
+
+
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     backend = choose_backend(request.config)
@@ -189,7 +206,10 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         kind = KindCluster("sundial-test")
         kind.create()
         try:
-            yield Cluster(backend, Path(kind.kubeconfig_path), Path(kind.kubectl_path), home)
+            images = build_and_load_operator_image(kind)
+            yield Cluster(
+                backend, Path(kind.kubeconfig_path), Path(kind.kubectl_path), home, operator_images=images
+            )
         finally:
             kind.delete()
     else:

@@ -9,6 +9,10 @@ ports) and its environment. A ScheduledDeployment fires and deploys, the replica
 the shipped ClusterKopfPeering, a graceful exit hands over, and the documented uninstall leaves nothing
 behind but the CRDs. Any permission the manifests lack shows up as a Forbidden in the operator's log or a
 run that never succeeds, and fails the test.
+
+On the kind back-end (a machine with Docker), where an image can run, the same test applies the
+Deployment itself with the image conftest built from this checkout and loaded into kind, and the run
+deploys a Deployment whose pods really run; see docs/install.md.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import copy
 import re
 import socket
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +39,7 @@ from test_deploy_targets import (
     deployment_image,
 )
 
-from conftest import REPO, Cluster, OperatorProcess, lease_holder, service_account_kubeconfig, wait_until
+from conftest import REPO, Cluster, lease_holder, service_account_kubeconfig, wait_until
 from sdhelpers import StartOperator, create_sd, job_template, jobs_of, read_sd, rfc3339, utc_in
 
 MANIFESTS = REPO / "manifests"
@@ -100,24 +106,26 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def local_arguments(args: list[str], kubeconfig: Path) -> tuple[list[str], list[str]]:
-    """The Deployment's arguments for a process on this machine, and the loopback addresses it serves.
+def local_arguments(args: list[str], kubeconfig: Path) -> tuple[list[str], dict[int, int]]:
+    """The Deployment's arguments for a process on this machine, and where each of its ports moved.
 
     Only two things change: ``--in-cluster`` becomes ``--kubeconfig PATH``, and every ``0.0.0.0:PORT``
     (liveness, metrics) becomes ``127.0.0.1:<a free port>``, so that two replicas fit on one machine.
     """
     assert args.count("--in-cluster") == 1
-    served: list[str] = []
+    moved: dict[int, int] = {}
+
+    def to_loopback(match: re.Match[str]) -> str:
+        moved[int(match.group(1))] = free_port()
+        return f"127.0.0.1:{moved[int(match.group(1))]}"
+
     local: list[str] = []
     for arg in args:
         if arg == "--in-cluster":
             local += ["--kubeconfig", str(kubeconfig)]
-            continue
-        moved = re.sub(r"0\.0\.0\.0:\d+", lambda _: f"127.0.0.1:{free_port()}", arg)
-        if moved != arg:
-            served.append(moved)
-        local.append(moved)
-    return local, served
+        else:
+            local.append(re.sub(r"0\.0\.0\.0:(\d+)", to_loopback, arg))
+    return local, moved
 
 
 def pod_environment(container: dict[str, Any], pod_name: str) -> dict[str, str]:
@@ -142,9 +150,9 @@ def peering_identities(cluster: Cluster) -> set[str]:
     return set((body.get("status") or {}).keys())
 
 
-def active_replica(address: str) -> str | None:
-    """The ``sundial_active_replica`` sample served at ``http://ADDRESS/metrics``."""
-    found = re.search(r"^sundial_active_replica (\S+)$", http_get(f"http://{address}/metrics"), re.MULTILINE)
+def active_replica(metrics: str) -> str | None:
+    """The ``sundial_active_replica`` sample in a /metrics body."""
+    found = re.search(r"^sundial_active_replica (\S+)$", metrics, re.MULTILINE)
     return found.group(1) if found else None
 
 
@@ -233,62 +241,47 @@ def test_the_operator_runs_and_deploys_under_exactly_the_shipped_rbac(
     start_operator: StartOperator,
     tmp_path: Path,
 ) -> None:
-    container = operator_container(installed)
-    replicas = int(only(installed, "Deployment", "sundial")["spec"]["replicas"])
-    token = service_account_kubeconfig(cluster, SYSTEM, ACCOUNT, tmp_path / "sundial.kubeconfig")
-    apply_deployer_rbac(cluster, namespace)
-    create_deployment(cluster, namespace)
-    wait_until("deployment/api to be available", lambda: deployment_available(cluster, namespace), 60)
-
-    operators: list[OperatorProcess] = []
-    endpoints: list[list[str]] = []
-    for index in range(replicas):
-        args, served = local_arguments(container["args"], token)
-        env = pod_environment(container, f"sundial-{index}")
-        # No image runs here: the pod runner plays the deployer's container for this image name.
-        env["SUNDIAL_DEPLOYER_IMAGE"] = DEPLOYER_IMAGE
-        operators.append(
-            start_operator(
-                namespace,
-                args=args,
-                env_extra=env,
-                identity=env["POD_NAME"],
-                lease_namespace=SYSTEM,
-                wait_active=index == 0,
-            )
-        )
-        endpoints.append(served)
-    identities = {f"sundial-{index}" for index in range(replicas)}
+    target, new_image = deploy_target(cluster, namespace)
+    if cluster.operator_images:
+        replicas = in_cluster_replicas(cluster, installed)
+    else:
+        replicas = local_replicas(cluster, installed, namespace, start_operator, tmp_path)
+    active, standby = replicas
+    identities = {replica.identity for replica in replicas}
     wait_until(
         "every replica in the ClusterKopfPeering", lambda: identities <= peering_identities(cluster), 30
     )
 
-    # The probes and the metrics Service's port answer on every replica; only the oldest is active.
-    for index, served in enumerate(endpoints):
-        healthz = next(url for url in served if url.endswith("/healthz"))
-        metrics = next(address for address in served if not address.startswith("http"))
-        assert '"scheduler"' in http_get(healthz)
-        active = wait_until(f"sundial-{index}'s metrics", lambda m=metrics: active_replica(m), 15)
-        assert active == ("1.0" if index == 0 else "0.0")
-    assert lease_holder(cluster, SYSTEM) == "sundial-0"
+    # The probes and the metrics Service's port answer on every replica; one of them is active.
+    for replica in replicas:
+        assert '"scheduler"' in replica.get("healthz", "/healthz")
+        expected = "1.0" if replica is active else "0.0"
+        wait_until(
+            f"{replica.identity} to report sundial_active_replica {expected}",
+            lambda r=replica, e=expected: active_replica(r.get("metrics", "/metrics")) == e,
+            15,
+        )
+    assert lease_holder(cluster, SYSTEM) == active.identity
 
-    with PodRunner(cluster, namespace, tmp_path) as runner:
-        create_sd(cluster, namespace, "shipped", {"runAt": rfc3339(utc_in(4)), **TARGET})
-        wait_until("the deploy to succeed", lambda: succeeded(cluster, namespace, "shipped"), 60)
-    assert deployment_image(cluster, namespace) == "registry.example/api:v42"
-    assert runner.executed[0]["exit"] == 0
+    runner: AbstractContextManager[Any] = (
+        nullcontext() if cluster.operator_images else PodRunner(cluster, namespace, tmp_path)
+    )
+    with runner:
+        create_sd(cluster, namespace, "shipped", {"runAt": rfc3339(utc_in(4)), **target})
+        wait_until("the deploy to succeed", lambda: succeeded(cluster, namespace, "shipped"), 90)
+    assert deployment_image(cluster, namespace) == new_image
+    assert not rbac_denials(active.log()), active.log()[-3000:]
 
     # A graceful exit hands over to the standby, which fires the next run.
-    operators[0].stop()
-    wait_until("the standby to take over the Lease", lambda: lease_holder(cluster, SYSTEM) == "sundial-1", 30)
-    create_sd(
-        cluster, namespace, "after-handover", {"runAt": rfc3339(utc_in(3)), "jobTemplate": job_template()}
+    active.stop()
+    wait_until(
+        "the standby to take over the Lease", lambda: lease_holder(cluster, SYSTEM) == standby.identity, 30
     )
+    create_sd(cluster, namespace, "after-handover", {"runAt": rfc3339(utc_in(3)), **quick_job(cluster)})
     wait_until("the standby's run to succeed", lambda: succeeded(cluster, namespace, "after-handover"), 60)
     assert len(jobs_of(cluster, namespace, "after-handover")) == 1
+    assert not rbac_denials(standby.log()), standby.log()[-3000:]
 
-    for operator in operators:
-        assert not rbac_denials(operator.log()), operator.log()[-3000:]
     # Least privilege: the operator itself can neither deploy nor read Secrets.
     assert can_i(cluster, "patch", "deployments", "-n", namespace) == "no"
     assert can_i(cluster, "get", "secrets", "-n", namespace) == "no"
@@ -299,8 +292,8 @@ def test_the_operator_runs_and_deploys_under_exactly_the_shipped_rbac(
     lease = cluster.kubectl("get", "lease", LEASE, "-n", SYSTEM, "-o", "json").stdout
     assert LEASE_FINALIZER in lease
     cluster.kubectl("-n", SYSTEM, "delete", "lease", LEASE, "--timeout=30s")
-    operators[1].stop()
-    cluster.kubectl(*UNINSTALL_KEEPING_CRDS, "--ignore-not-found", "--timeout=60s")
+    standby.stop()
+    cluster.kubectl(*UNINSTALL_KEEPING_CRDS, "--ignore-not-found", "--timeout=120s")
     gone = cluster.kubectl("get", "namespace", SYSTEM, check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr
     cluster.kubectl("get", "crd", "scheduleddeployments.sundial.dev")
@@ -311,3 +304,127 @@ def test_the_operator_runs_and_deploys_under_exactly_the_shipped_rbac(
     else:
         raise AssertionError("the uninstall left the ClusterKopfPeering")
     assert jobs_of(cluster, namespace, "shipped"), "an uninstall keeping the CRDs keeps the runs' Jobs"
+
+
+# ---------------------------------------------------------------------------- replicas, local and in-cluster
+
+
+@dataclass
+class Replica:
+    """One operator replica: a local process (local back-end) or a pod of the Deployment (kind)."""
+
+    identity: str
+    get: Callable[[str, str], str]
+    """(container port name, path) -> the body served there."""
+    log: Callable[[], str]
+    stop: Callable[[], None]
+    """Graceful: SIGTERM, as a rolling update or a drain would."""
+
+
+def local_replicas(
+    cluster: Cluster,
+    installed: list[dict[str, Any]],
+    namespace: str,
+    start_operator: StartOperator,
+    tmp_path: Path,
+) -> list[Replica]:
+    """The Deployment's replicas as local processes with the shipped ServiceAccount's token, oldest first."""
+    container = operator_container(installed)
+    ports = {port["name"]: int(port["containerPort"]) for port in container["ports"]}
+    count = int(only(installed, "Deployment", "sundial")["spec"]["replicas"])
+    token = service_account_kubeconfig(cluster, SYSTEM, ACCOUNT, tmp_path / "sundial.kubeconfig")
+    replicas = []
+    for index in range(count):
+        args, moved = local_arguments(container["args"], token)
+        env = pod_environment(container, f"sundial-{index}")
+        # No image runs here: the pod runner plays the deployer's container for this image name.
+        env["SUNDIAL_DEPLOYER_IMAGE"] = DEPLOYER_IMAGE
+        process = start_operator(
+            namespace,
+            args=args,
+            env_extra=env,
+            identity=env["POD_NAME"],
+            lease_namespace=SYSTEM,
+            wait_active=index == 0,  # the first one started is the oldest: it must become active
+        )
+
+        def get(port: str, path: str, moved: dict[int, int] = moved) -> str:
+            return http_get(f"http://127.0.0.1:{moved[ports[port]]}{path}")
+
+        replicas.append(Replica(env["POD_NAME"], get, process.log, process.stop))
+    return replicas
+
+
+def in_cluster_replicas(cluster: Cluster, installed: list[dict[str, Any]]) -> list[Replica]:
+    """kind: the Deployment itself, running the image built from this checkout; the active pod first."""
+    image = cluster.operator_images[0]
+    deployment = copy.deepcopy(only(installed, "Deployment", "sundial"))
+    container = next(
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "operator"
+    )
+    container["image"] = image
+    next(e for e in container["env"] if e["name"] == "SUNDIAL_DEPLOYER_IMAGE")["value"] = image
+    ports = {port["name"]: int(port["containerPort"]) for port in container["ports"]}
+    apply(cluster, [deployment])
+    cluster.kubectl("rollout", "status", "deployment/sundial", "-n", SYSTEM, "--timeout=180s")
+    selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    pods = [
+        pod.metadata.name for pod in cluster.core().list_namespaced_pod(SYSTEM, label_selector=selector).items
+    ]
+    wait_until("a pod to hold the Lease", lambda: lease_holder(cluster, SYSTEM) in pods, 60)
+
+    def replica(pod: str) -> Replica:
+        def get(port: str, path: str) -> str:
+            raw = f"/api/v1/namespaces/{SYSTEM}/pods/{pod}:{ports[port]}/proxy{path}"
+            return cluster.kubectl("get", "--raw", raw).stdout
+
+        def log() -> str:
+            return cluster.kubectl("logs", "-n", SYSTEM, pod).stdout
+
+        def stop() -> None:
+            cluster.kubectl("delete", "pod", pod, "-n", SYSTEM, "--timeout=60s")
+
+        return Replica(pod, get, log, stop)
+
+    active = lease_holder(cluster, SYSTEM)
+    return [replica(pod) for pod in sorted(pods, key=lambda pod: pod != active)]
+
+
+def deploy_target(cluster: Cluster, namespace: str) -> tuple[dict[str, Any], str]:
+    """A Deployment to deploy to, its deployer RBAC, and (the SD's target, the image the run sets)."""
+    apply_deployer_rbac(cluster, namespace)
+    if not cluster.operator_images:
+        create_deployment(cluster, namespace)
+        new_image = TARGET["deployment"]["image"]
+        target: dict[str, Any] = TARGET
+    else:
+        # kind: pods that really run, so the rollout is real: Sundial's own image, sleeping.
+        current, new_image = cluster.operator_images
+        labels = {"app": "api"}
+        sleeper = {
+            "name": "api",
+            "image": current,
+            "command": ["python", "-c", "import time; time.sleep(1e6)"],
+        }
+        body = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": namespace},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [sleeper]}},
+            },
+        }
+        apply(cluster, [body])
+        target = {"deployment": {"name": "api", "container": "api", "image": new_image}}
+    wait_until("deployment/api to be available", lambda: deployment_available(cluster, namespace), 120)
+    return target, new_image
+
+
+def quick_job(cluster: Cluster) -> dict[str, Any]:
+    """A jobTemplate target that succeeds at once: kwok's stages here, a real short container on kind."""
+    if not cluster.operator_images:
+        return {"jobTemplate": job_template()}
+    container = {"name": "main", "image": cluster.operator_images[0], "args": ["--version"]}
+    return {"jobTemplate": {"spec": {"backoffLimit": 0, "template": {"spec": {"containers": [container]}}}}}
