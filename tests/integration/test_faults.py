@@ -274,7 +274,7 @@ def own_cluster(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> I
         own = Cluster(
             "local", Path(up.stdout.strip().splitlines()[-1]), local_bin_dir() / "kubectl", cluster.home
         )
-        own.kubectl("apply", "-f", str(REPO / "crds"))
+        own.kubectl("apply", "-k", str(REPO / "crds"))
         own.kubectl(
             "wait", "--for=condition=Established", "crd/scheduleddeployments.sundial.dev", "--timeout=60s"
         )
@@ -293,15 +293,17 @@ def restart_mid_burst(
     component: str,
     down_for: float,
 ) -> Counter[str]:
-    """24 runs due at one instant (four with a 1 s deadline); ``component`` is SIGKILLed around it."""
+    """24 runs due over three seconds (four with a 1 s deadline); ``component`` is SIGKILLed amid them."""
     ns = f"burst-{component}-{uuid.uuid4().hex[:6]}"
     own.kubectl("create", "namespace", ns)
     own.kubectl("create", "serviceaccount", "sundial-deployer", "-n", ns)
     operator = start_operator(ns, kubeconfig=own.kubeconfig, wait_active=False)
     wait_serving(operator)
-    instant = utc_in(6)
-    dues = [create_due(own, ns, f"b{i}", instant, 1 if i < 4 else 120) for i in range(24)]
-    sleep_until(instant + timedelta(seconds=rng.uniform(-0.5, 0.2)))
+    first = utc_in(6)
+    dues = [
+        create_due(own, ns, f"b{i}", first + timedelta(seconds=i % 3), 1 if i < 4 else 120) for i in range(24)
+    ]
+    sleep_until(first + timedelta(seconds=rng.uniform(-0.5, 0.5)))
     restart = subprocess.run(
         [
             str(LOCAL_CLUSTER),
