@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import platform
 import socket
+import time
 import urllib.request
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import Cluster, lease_holder, wait_until
-from sdhelpers import StartOperator, create_sd, job_template, jobs_of, rfc3339, run_results, utc_in
+from sdhelpers import (
+    StartOperator,
+    create_sd,
+    job_template,
+    jobs_of,
+    patch_spec,
+    read_sd,
+    rfc3339,
+    run_results,
+    utc_in,
+)
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -90,6 +101,38 @@ def test_metrics_count_a_success_and_a_failure_once_each(
     wait_for_value(port, "sundial_armed_schedules", 0, 10)
 
 
+def test_a_missed_run_is_counted_once_and_not_again_after_a_restart(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    instant = utc_in(2)
+    spec = {"runAt": rfc3339(instant), "startingDeadlineSeconds": 1, "jobTemplate": job_template()}
+    create_sd(cluster, ns, "overslept", spec)
+    # No operator runs while the instant and its one-second deadline pass: the condition is time itself.
+    time.sleep(max(0.0, (instant - datetime.now(UTC)).total_seconds()) + 2)
+
+    port = free_port()
+    first = start_operator(ns, "--metrics-bind", f"127.0.0.1:{port}")
+    missed = wait_for_value(port, "sundial_runs_total", 1, 20, result="missed", role="deploy")
+    assert run_results(cluster, ns, "overslept")[0][0] == "Missed"
+    assert value(missed, "sundial_jobs_created_total", role="deploy") == 0
+    assert value(missed, "sundial_fire_lateness_seconds_count", role="deploy") == 0
+
+    first.stop()
+    port = free_port()
+    start_operator(ns, "--metrics-bind", f"127.0.0.1:{port}")
+    wait_for_value(port, "sundial_active_replica", 1, 20)
+    # Make the restarted operator write this object's status (a new generation to observe), so that the
+    # check below follows a write that saw the Missed record, not a scrape taken before it looked.
+    patch_spec(cluster, ns, "overslept", {"startingDeadlineSeconds": 2})
+    wait_until(
+        "the restarted operator to observe the new generation",
+        lambda: _observed(cluster, ns, "overslept"),
+        20,
+    )
+    assert value(scrape(port), "sundial_runs_total", result="missed", role="deploy") == 0
+
+
 def test_an_invalid_object_shows_in_the_invalid_gauge(
     cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
 ) -> None:
@@ -145,6 +188,11 @@ def _annotated_lateness(job: Any) -> float:
         for key in ("sundial.dev/fired-time", "sundial.dev/scheduled-time")
     )
     return (fired - scheduled).total_seconds()
+
+
+def _observed(cluster: Cluster, namespace: str, name: str) -> bool:
+    body = read_sd(cluster, namespace, name)
+    return bool((body.get("status") or {}).get("observedGeneration") == body["metadata"]["generation"])
 
 
 def _finished(cluster: Cluster, namespace: str, names: tuple[str, ...]) -> bool:
