@@ -213,6 +213,24 @@ def test_the_rendering_holds_everything_an_install_needs(cluster: Cluster) -> No
     assert "0.0.0.0:9090" in args
 
 
+def test_an_overlay_with_its_own_image_gives_the_deploy_jobs_that_image_too(cluster: Cluster) -> None:
+    text = cluster.kubectl("kustomize", str(REPO / "examples" / "own-image")).stdout
+    container = operator_container([d for d in yaml.safe_load_all(text) if d])
+    env = {entry["name"]: entry.get("value") for entry in container["env"]}
+    assert container["image"] == "registry.example/platform/sundial:0.1.0"
+    assert env["SUNDIAL_DEPLOYER_IMAGE"] == container["image"]
+
+
+def test_the_install_guide_gives_the_commands_this_file_runs() -> None:
+    guide = (REPO / "docs" / "install.md").read_text(encoding="utf-8")
+    for command in (
+        f"kubectl -n {SYSTEM} delete lease {LEASE} --ignore-not-found",
+        "kubectl delete -k manifests -l app.kubernetes.io/component!=crd --ignore-not-found",
+        "kubectl apply --server-side -k manifests",
+    ):
+        assert command in guide
+
+
 def test_the_rendering_passes_a_server_side_dry_run_and_the_restricted_pod_security_standard(
     cluster: Cluster, installed: list[dict[str, Any]]
 ) -> None:
@@ -291,7 +309,7 @@ def test_the_operator_runs_and_deploys_under_exactly_the_shipped_rbac(
     # namespace in Terminating for ever).
     lease = cluster.kubectl("get", "lease", LEASE, "-n", SYSTEM, "-o", "json").stdout
     assert LEASE_FINALIZER in lease
-    cluster.kubectl("-n", SYSTEM, "delete", "lease", LEASE, "--timeout=30s")
+    cluster.kubectl("-n", SYSTEM, "delete", "lease", LEASE, "--ignore-not-found", "--timeout=30s")
     standby.stop()
     cluster.kubectl(*UNINSTALL_KEEPING_CRDS, "--ignore-not-found", "--timeout=120s")
     gone = cluster.kubectl("get", "namespace", SYSTEM, check=False)
