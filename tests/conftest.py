@@ -5,7 +5,8 @@ Back-ends (``--k8s-backend``):
 * ``local`` (what CI and ``make test`` use): ``hack/local-cluster`` builds kube-apiserver, the controller
   manager, the scheduler, etcd and kwok from source and runs them on 127.0.0.1. Started once per session in
   its own state directory and stopped at the end, unless it was already running when the session began.
-* ``kind``: on a machine with a Docker engine and pytest-kind, a throw-away kind cluster.
+* ``kind``: on a machine with a Docker engine and pytest-kind, a throw-away kind cluster with Sundial's
+  image built from this checkout and loaded into it (docs/install.md, "The kind back-end").
 * ``existing``: the cluster in ``--k8s-kubeconfig PATH``, used as it is.
 * ``auto`` (default): ``existing`` when a kubeconfig is given; else ``kind`` when Docker answers and
   pytest-kind is installed; else ``local``.
@@ -206,6 +207,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         kind = KindCluster("sundial-test")
         kind.create()
         try:
+            kind.ensure_kubectl()  # create() fetches only kind; Cluster.kubectl runs this binary
             images = build_and_load_operator_image(kind)
             yield Cluster(
                 backend, Path(kind.kubeconfig_path), Path(kind.kubectl_path), home, operator_images=images
