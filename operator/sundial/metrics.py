@@ -305,6 +305,10 @@ def exported_names(registry: CollectorRegistry) -> set[str]:
     }
 
 
+class MetricsBindError(ValueError):
+    """The metrics endpoint cannot listen where it was told to (port taken, address not on this host)."""
+
+
 class MetricsServer:
     """``/metrics`` over HTTP from a daemon thread; `close` stops it."""
 
@@ -313,7 +317,13 @@ class MetricsServer:
         self._thread: threading.Thread
         # The ``*_created`` timestamp series double the number of series and no dashboard needs them.
         disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client 0.26
-        self._server, self._thread = start_http_server(port, addr=host, registry=metrics.registry)
+        try:
+            self._server, self._thread = start_http_server(port, addr=host, registry=metrics.registry)
+        except OSError as error:
+            raise MetricsBindError(
+                f"--metrics-bind {host}:{port}: cannot listen there ({error.strerror or error}); "
+                "choose a free port or an address of this host"
+            ) from error
         self.port = int(self._server.server_port)
         logger.info("serving metrics at http://%s:%d/metrics", host, self.port)
 

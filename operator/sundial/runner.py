@@ -172,5 +172,11 @@ def run_command(args: argparse.Namespace) -> int:
         options.peering_name or "off (standalone)",
         priority,
     )
-    asyncio.run(handlers.run_operator(options))
+    from sundial.metrics import MetricsBindError
+
+    try:
+        asyncio.run(handlers.run_operator(options))
+    except MetricsBindError as error:
+        print(f"sundial run: {error}", file=sys.stderr)
+        return 2
     return 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +22,15 @@ from kubernetes.client.exceptions import ApiException
 import sundial
 from sundial.controller import Controller, ControllerSettings
 from sundial.jobs import Run
-from sundial.metrics import LATENESS_BUCKETS, Metrics, is_invalid, parse_bind, run_transitions
+from sundial.metrics import (
+    LATENESS_BUCKETS,
+    Metrics,
+    MetricsBindError,
+    MetricsServer,
+    is_invalid,
+    parse_bind,
+    run_transitions,
+)
 from sundial.models import RunResult
 from sundial.reconcile import Plan
 
@@ -141,6 +151,30 @@ def test_metrics_bind_parses_host_and_port(text: str, expected: tuple[str, int])
 def test_metrics_bind_rejects_what_is_not_host_colon_port(text: str) -> None:
     with pytest.raises(ValueError):
         parse_bind(text)
+
+
+def test_the_server_serves_its_registry_and_stops() -> None:
+    metrics = Metrics.create(runtime_collectors=False)
+    metrics.record_transitions({}, {"runs": [record(T0, "Missed")]})
+    server = MetricsServer(metrics, "127.0.0.1", 0)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        server.close()
+    assert 'sundial_runs_total{result="missed",role="deploy"} 1.0' in text
+    assert "sundial_runs_created" not in text, "the *_created series are switched off"
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", server.port), timeout=1):
+        pass
+
+
+def test_a_taken_port_is_a_bind_error_that_says_what_to_change() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(MetricsBindError, match=f"127.0.0.1:{port}: cannot listen there.*free port"):
+            MetricsServer(Metrics.create(runtime_collectors=False), "127.0.0.1", port)
 
 
 # ---------------------------------------------------------------------------------------------- registry
