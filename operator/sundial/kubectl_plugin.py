@@ -212,6 +212,10 @@ def cmd_timeline(args: argparse.Namespace, api: Api, out: TextIO, now: datetime)
 
 def cmd_trigger(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) -> int:
     namespace, name = api.namespace, args.name
+    try:
+        request = parse_request(args.request) if args.request else parse_request(format_request(now))
+    except BadTrigger as error:
+        raise PluginError(f"--request: {error}", 2) from None
     body = api.get(namespace, name)
     siblings = api.list(namespace)
     ran = [str(obj["metadata"]["name"]) for obj in siblings if (obj.get("status") or {}).get("runs")]
@@ -223,11 +227,15 @@ def cmd_trigger(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) 
         raise PluginError(
             f"cannot trigger {namespace}/{name}: it is invalid ({verdict.reason.value}: {verdict.message})"
         )
-    try:
-        request = parse_request(args.request) if args.request else parse_request(format_request(now))
-    except BadTrigger as error:
-        raise PluginError(f"--request: {error}", 2) from None
     job = manual_job_name(name, request.request, request.requested_at)
+    status = body.get("status") or {}
+    served = next((run for run in status.get("runs") or [] if run.get("trigger") == request.request), None)
+    if served is not None or status.get("lastTrigger") == request.request:
+        result = f" ({served.get('result')}, Job {served.get('jobName') or job})" if served else ""
+        out.write(f"request {request.request} was already served{result}; nothing new runs\n")
+        if not args.wait:
+            return 0
+        return _wait_for_run(api, namespace, name, request.request, args.timeout, out)
     api.patch(namespace, name, {"metadata": {"annotations": {jobmeta.ANNOTATION_TRIGGER: request.request}}})
     out.write(f"scheduleddeployment {namespace}/{name} triggered (request {request.request})\n")
     out.write(f"the operator runs it now as Job {job}\n")

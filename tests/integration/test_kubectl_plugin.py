@@ -1,0 +1,238 @@
+"""``kubectl sundial`` against the local control plane: the installed script, and through kubectl itself.
+
+Every run passes ``--kubeconfig`` explicitly and has ``HOME`` set to a temporary directory and no
+``KUBE*`` variables (`conftest.isolated_env`), so nothing on the machine running the tests is read.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Cluster, isolated_env, wait_until
+from sdhelpers import (
+    StartOperator,
+    create_sd,
+    event_reasons,
+    job_template,
+    jobs_of,
+    patch_spec,
+    read_sd,
+    rfc3339,
+    utc_in,
+)
+from sundial.names import manual_job_name
+
+PLUGIN = Path(sys.executable).parent / "kubectl-sundial"
+
+
+def plugin(cluster: Cluster, *args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``kubectl-sundial`` script."""
+    argv = [str(PLUGIN), *args, "--kubeconfig", str(kubeconfig or cluster.kubeconfig)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=isolated_env(cluster.home))
+
+
+def via_kubectl(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    """``kubectl sundial …``: kubectl finds the plugin on PATH (the virtualenv's bin directory)."""
+    env = isolated_env(cluster.home)
+    env["PATH"] = f"{PLUGIN.parent}:{cluster.kubectl_path.parent}:/usr/bin:/bin"
+    argv = [str(cluster.kubectl_path), "sundial", *args, "--kubeconfig", str(cluster.kubeconfig)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+
+
+def manual_runs(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    runs = (read_sd(cluster, namespace, name).get("status") or {}).get("runs") or []
+    return [run for run in runs if "trigger" in run]
+
+
+@pytest.fixture
+def other_namespace(cluster: Cluster) -> Iterator[str]:
+    name = f"plugin-other-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def test_kubectl_discovers_the_plugin_and_the_timeline_spans_namespaces(
+    crds: Cluster, namespace: str, other_namespace: str
+) -> None:
+    cluster = crds
+    soon = utc_in(3600)
+    create_sd(cluster, namespace, "api", {"runAt": rfc3339(soon), "jobTemplate": job_template()})
+    create_sd(
+        cluster,
+        other_namespace,
+        "report",
+        {"schedule": "30 22 * * *", "timeZone": "Europe/Berlin", "jobTemplate": job_template()},
+    )
+    create_sd(
+        cluster,
+        other_namespace,
+        "typo",
+        {"runAt": rfc3339(soon), "timeZone": "Europe/Berlln", "jobTemplate": job_template()},
+    )
+
+    listed = subprocess.run(
+        [str(cluster.kubectl_path), "plugin", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**isolated_env(cluster.home), "PATH": f"{PLUGIN.parent}:/usr/bin:/bin"},
+    )
+    assert str(PLUGIN) in listed.stdout, listed.stdout + listed.stderr
+
+    result = via_kubectl(cluster, "timeline", "-A", "--count", "1000", "-o", "json")
+    assert result.returncode == 1, "an invalid object is a problem found"
+    body = json.loads(result.stdout)
+    ours = [
+        (run["namespace"], run["name"])
+        for run in body["runs"]
+        if run["namespace"] in (namespace, other_namespace)
+    ]
+    assert (namespace, "api") in ours and (other_namespace, "report") in ours
+    api = next(run for run in body["runs"] if (run["namespace"], run["name"]) == (namespace, "api"))
+    assert api["scheduledTime"] == rfc3339(soon)
+    report = next(run for run in body["runs"] if run["namespace"] == other_namespace)
+    assert report["localTime"].split("T")[1].startswith("22:30:00+01:00")
+    assert {"namespace": other_namespace, "name": "typo", "reason": "InvalidTimeZone"}.items() <= next(
+        item for item in body["invalid"] if item["namespace"] == other_namespace
+    ).items()
+
+    text = via_kubectl(cluster, "timeline", "-n", namespace)
+    assert text.returncode == 0, text.stderr
+    assert f"{namespace}/api" in text.stdout and "report" not in text.stdout
+    assert f"{soon:%H:%M:%S}Z" in text.stdout
+
+
+def test_trigger_runs_one_manual_job_that_neither_a_retry_nor_a_restart_runs_again(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    operator = start_operator(ns)
+    create_sd(cluster, ns, "api", {"runAt": rfc3339(utc_in(3600)), "jobTemplate": job_template()})
+
+    first = via_kubectl(cluster, "trigger", "api", "-n", ns, "--wait", "--timeout", "60s")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "Succeeded" in first.stdout
+    [record] = manual_runs(cluster, ns, "api")
+    request = record["trigger"]
+    assert record["result"] == "Succeeded"
+    [job] = jobs_of(cluster, ns, "api")
+    assert job.metadata.name == record["jobName"]
+    assert job.metadata.name == manual_job_name("api", request, _instant(request))
+    assert job.metadata.labels["sundial.dev/manual"] == "true"
+    assert job.metadata.annotations["sundial.dev/trigger"] == request
+    assert {"Triggered", "Succeeded"} <= set(event_reasons(cluster, ns, "api"))
+    status = read_sd(cluster, ns, "api")["status"]
+    assert status["lastTrigger"] == request
+    assert status["nextRunTime"], "the scheduled run is still armed"
+
+    again = plugin(cluster, "trigger", "api", "-n", ns, "--request", request)
+    assert again.returncode == 0, again.stderr
+    assert "already served" in again.stdout
+
+    # A restarted operator re-lists the object with its annotation still set: it must not run it again.
+    # Changing the spec makes the new operator write observedGeneration, proof that it reconciled it.
+    operator.stop()
+    start_operator(ns, identity="test-operator-restarted")
+    patch_spec(cluster, ns, "api", {"runAt": rfc3339(utc_in(7200))})
+    generation = read_sd(cluster, ns, "api")["metadata"]["generation"]
+    wait_until(
+        "the restarted operator to observe the new generation",
+        lambda: (read_sd(cluster, ns, "api").get("status") or {}).get("observedGeneration") == generation,
+        30,
+    )
+    assert [j.metadata.name for j in jobs_of(cluster, ns, "api")] == [job.metadata.name]
+    assert len(manual_runs(cluster, ns, "api")) == 1
+
+
+def test_a_trigger_while_a_run_is_active_is_refused_under_forbid(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    ns = deployer_namespace
+    start_operator(ns)
+    create_sd(
+        cluster, ns, "slow", {"runAt": rfc3339(utc_in(3600)), "jobTemplate": job_template(run_duration="8s")}
+    )
+    first = plugin(cluster, "trigger", "slow", "-n", ns)
+    assert first.returncode == 0, first.stderr
+    wait_until("the first manual Job", lambda: jobs_of(cluster, ns, "slow"), 30)
+
+    second = plugin(cluster, "trigger", "slow", "-n", ns, "--wait", "--timeout", "30s")
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "Skipped: trigger" in second.stdout and "concurrencyPolicy is Forbid" in second.stdout
+    assert "TriggerRefused" in event_reasons(cluster, ns, "slow")
+    assert len(jobs_of(cluster, ns, "slow")) == 1
+    wait_until(
+        "the first manual run to succeed",
+        lambda: [run["result"] for run in manual_runs(cluster, ns, "slow")] == ["Succeeded", "Skipped"],
+        30,
+    )
+
+
+def test_suspend_and_resume_flip_spec_suspend(crds: Cluster, namespace: str) -> None:
+    cluster = crds
+    create_sd(cluster, namespace, "api", {"runAt": rfc3339(utc_in(3600)), "jobTemplate": job_template()})
+    suspended = via_kubectl(cluster, "suspend", "api", "-n", namespace)
+    assert suspended.returncode == 0, suspended.stderr
+    assert read_sd(cluster, namespace, "api")["spec"]["suspend"] is True
+    assert "GitOps" in suspended.stdout and "deploys only if you resume before then" in suspended.stdout
+    assert "already suspended" in plugin(cluster, "suspend", "api", "-n", namespace).stdout
+
+    resumed = plugin(cluster, "resume", "api", "-n", namespace)
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_sd(cluster, namespace, "api")["spec"]["suspend"] is False
+
+
+def test_expected_failures_are_one_line_with_an_exit_status(
+    crds: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    cluster = crds
+    create_sd(
+        cluster,
+        namespace,
+        "typo",
+        {"runAt": rfc3339(utc_in(3600)), "timeZone": "Europe/Berlln", "jobTemplate": job_template()},
+    )
+    config = json.loads(cluster.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    unreachable = tmp_path / "unreachable"
+    unreachable.write_text(json.dumps(config))
+
+    cases = [
+        (
+            plugin(cluster, "trigger", "nope", "-n", namespace),
+            1,
+            f"scheduleddeployment {namespace}/nope not found",
+        ),
+        (plugin(cluster, "suspend", "nope", "-n", namespace), 1, "not found"),
+        (plugin(cluster, "trigger", "typo", "-n", namespace), 1, "it is invalid (InvalidTimeZone"),
+        (
+            plugin(cluster, "timeline", kubeconfig=unreachable),
+            2,
+            "cannot reach the API server at https://127.0.0.1:1",
+        ),
+        (plugin(cluster, "timeline", kubeconfig=tmp_path / "missing"), 2, "no such file"),
+        (plugin(cluster, "trigger", "typo", "-n", namespace, "--request", "now"), 2, "RFC 3339"),
+    ]
+    for result, code, says in cases:
+        assert result.returncode == code, (result.args, result.stdout, result.stderr)
+        assert says in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "annotations" not in read_sd(cluster, namespace, "typo")["metadata"], "nothing was written"
+
+
+def _instant(text: str) -> Any:
+    from sundial.trigger import parse_request
+
+    return parse_request(text).requested_at
