@@ -138,7 +138,12 @@ def configure_settings(settings: kopf.OperatorSettings, options: OperatorOptions
     settings.watching.server_timeout = 300
     # Server-side filters: only Sundial's Jobs, only the scheduler's Lease.
     settings.watching.label_selectors["batch/v1", "jobs"] = f"{jobmeta.MANAGED_BY}={jobmeta.MANAGER}"
-    settings.watching.field_selectors["coordination.k8s.io/v1", "leases"] = f"metadata.name={LEASE_NAME}"
+    # The Lease in the lease namespace only: a cluster-wide replica would otherwise also see another
+    # instance's `sundial-scheduler` Lease (say, one scoped to a team's namespace) and, once that is being
+    # deleted, try to remove the finalizer kopf put there, which the shipped RBAC rightly forbids.
+    settings.watching.field_selectors["coordination.k8s.io/v1", "leases"] = (
+        f"metadata.name={LEASE_NAME},metadata.namespace={options.lease_namespace}"
+    )
     # kopf's own Events for handler errors are noise next to ours; errors are logged anyway.
     settings.posting.enabled = False
 

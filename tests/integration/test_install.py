@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from podrunner import DEPLOYER_IMAGE, PodRunner
 from test_deploy_targets import (
@@ -48,6 +49,7 @@ ACCOUNT = "sundial"
 USER = f"system:serviceaccount:{SYSTEM}:{ACCOUNT}"
 LEASE = "sundial-scheduler"
 LEASE_FINALIZER = "sundial.dev/scheduler-lease"
+NO_FINALIZERS = '{"metadata":{"finalizers":null}}'
 UNINSTALL_KEEPING_CRDS = ("delete", "-k", str(MANIFESTS), "-l", "app.kubernetes.io/component!=crd")
 
 
@@ -87,17 +89,19 @@ def installed(crds: Cluster) -> Iterator[list[dict[str, Any]]]:
 
 
 def strip_lease_finalizer(cluster: Cluster) -> None:
-    cluster.kubectl(
-        "patch",
-        "lease",
-        LEASE,
-        "-n",
-        SYSTEM,
-        "--type=merge",
-        "-p",
-        '{"metadata":{"finalizers":null}}',
-        check=False,
-    )
+    cluster.kubectl("patch", "lease", LEASE, "-n", SYSTEM, "--type=merge", "-p", NO_FINALIZERS, check=False)
+
+
+@pytest.fixture
+def foreign_lease(cluster: Cluster, namespace: str) -> Iterator[None]:
+    """Another Sundial instance's Lease (one scoped to ``namespace``), held by kopf's finalizer while it is
+    deleted: what a cluster-wide replica must leave alone, since its RBAC writes Leases in SYSTEM only."""
+    body = {"metadata": {"name": LEASE, "namespace": namespace, "finalizers": [LEASE_FINALIZER]}, "spec": {}}
+    coordination = client.CoordinationV1Api(cluster.api_client())
+    coordination.create_namespaced_lease(namespace, body)
+    coordination.delete_namespaced_lease(LEASE, namespace)
+    yield
+    cluster.kubectl("patch", "lease", LEASE, "-n", namespace, "--type=merge", "-p", NO_FINALIZERS)
 
 
 def free_port() -> int:
@@ -254,6 +258,7 @@ def test_the_operator_runs_and_deploys_under_exactly_the_shipped_rbac(
     cluster: Cluster,
     installed: list[dict[str, Any]],
     namespace: str,
+    foreign_lease: None,
     start_operator: StartOperator,
     tmp_path: Path,
 ) -> None:
@@ -297,6 +302,10 @@ def test_the_operator_runs_and_deploys_under_exactly_the_shipped_rbac(
     wait_until("the standby's run to succeed", lambda: succeeded(cluster, namespace, "after-handover"), 60)
     assert len(jobs_of(cluster, namespace, "after-handover")) == 1
     assert not rbac_denials(standby.log()), standby.log()[-3000:]
+
+    # The other instance's Lease is none of this operator's business: its finalizer is left alone.
+    foreign = cluster.kubectl("get", "lease", LEASE, "-n", namespace, "-o", "json").stdout
+    assert LEASE_FINALIZER in foreign and "deletionTimestamp" in foreign
 
     # Least privilege: the operator itself can neither deploy nor read Secrets.
     assert can_i(cluster, "patch", "deployments", "-n", namespace) == "no"
