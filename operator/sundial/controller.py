@@ -353,7 +353,9 @@ class Controller:
                 # under the GIL, on the path between the instant and the next object's Job.
                 raw = await self._fire_call(self._raw, self._batch.create_namespaced_job, namespace, manifest)
                 state = job_state_from_body(json.loads(raw))
-                self.metrics.job_created(run.role, run.scheduled_time, run.fired_time)
+                self.metrics.job_created(
+                    run.role, run.scheduled_time, run.fired_time, manual=run.trigger is not None
+                )
                 logger.info(
                     "fired %s/%s for %s (%s)",
                     namespace,

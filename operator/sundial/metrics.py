@@ -266,8 +266,14 @@ class Metrics:
         for result, role in run_transitions(old, new):
             self.runs.labels(result=label(result.value), role=label(role)).inc()
 
-    def job_created(self, role: str, scheduled_time: datetime, fired_time: datetime) -> None:
-        """A Job was created for a run: ``fired_time`` is the instant recorded in status as the run's."""
+    def job_created(
+        self, role: str, scheduled_time: datetime, fired_time: datetime, *, manual: bool = False
+    ) -> None:
+        """A Job was created for a run: ``fired_time`` is the instant recorded in status as the run's.
+
+        A manual run (``manual``) counts as a Job but not in the lateness histogram: its "scheduled" time is
+        when a person asked, on their own clock, and the delay includes the watch; it says nothing about
+        how late scheduled runs start."""
         # On the fire path: the labelled children are looked up once per role (labels() costs as much as
         # the observation itself), leaving an increment and an observation, a few microseconds.
         children = self._fire_children.get(role)
@@ -279,6 +285,8 @@ class Metrics:
             self._fire_children[role] = children
         created, lateness = children
         created.inc()
+        if manual:
+            return
         # Never negative in practice (a Job is created at or after its instant); clamped so a stepped clock
         # cannot push a negative sum into the histogram.
         lateness.observe(max((fired_time - scheduled_time).total_seconds(), 0.0))

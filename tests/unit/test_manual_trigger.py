@@ -363,3 +363,16 @@ def test_a_refused_create_is_a_failed_manual_run() -> None:
     assert manual_runs(plan.status) == [(REQUEST, "Failed", "Forbidden")]
     assert plan.status["runs"][-1]["jobName"] == run.job_name
     assert plan.status["lastTrigger"] == REQUEST
+
+
+def test_a_manual_job_is_counted_but_is_not_fire_lateness() -> None:
+    """Its 'scheduled' time is when a person asked, on their clock: no measure of the scheduler."""
+    from sundial.metrics import Metrics
+
+    metrics = Metrics.create(runtime_collectors=False)
+    metrics.job_created("Deploy", REQUESTED, REQUESTED + timedelta(seconds=3), manual=True)
+    metrics.job_created("Deploy", T, T + timedelta(milliseconds=2))
+    sample = metrics.registry.get_sample_value
+    assert sample("sundial_jobs_created_total", {"role": "deploy"}) == 2
+    assert sample("sundial_fire_lateness_seconds_count", {"role": "deploy"}) == 1
+    assert sample("sundial_fire_lateness_seconds_sum", {"role": "deploy"}) == pytest.approx(0.002)
