@@ -119,6 +119,8 @@ def doc_queries() -> list[str]:
     found = [block.strip() for block in fenced("promql")]
     for block in fenced("yaml"):
         document = yaml.safe_load(block)
+        if document["kind"] != "PrometheusRule":
+            continue
         for group in document["spec"]["groups"]:
             found += [rule["expr"] for rule in group["rules"]]
     return found
@@ -137,6 +139,17 @@ def test_every_query_in_the_docs_uses_only_metrics_the_operator_exports(expressi
     exported = exported_names(Metrics.create().registry)
     names = metric_names(expression)
     assert names and set(names) <= exported, f"{sorted(set(names) - exported)} are not exported"
+
+
+def test_the_docs_service_monitor_selects_the_shipped_metrics_service() -> None:
+    monitors = [doc for doc in map(yaml.safe_load, fenced("yaml")) if doc["kind"] == "ServiceMonitor"]
+    service = yaml.safe_load((ROOT / "manifests" / "service.yaml").read_text(encoding="utf-8"))
+    assert len(monitors) == 1
+    monitor = monitors[0]
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    ports = {port["name"] for port in service["spec"]["ports"]}
+    assert {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]} <= ports
 
 
 def test_the_docs_describe_every_sundial_metric() -> None:
