@@ -217,15 +217,10 @@ def cmd_trigger(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) 
     except BadTrigger as error:
         raise PluginError(f"--request: {error}", 2) from None
     body = api.get(namespace, name)
-    siblings = api.list(namespace)
-    ran = [str(obj["metadata"]["name"]) for obj in siblings if (obj.get("status") or {}).get("runs")]
-    verdict = dict(
-        (str(obj["metadata"]["name"]), verdict)
-        for obj, verdict in validate_namespace(siblings or [body], now, already_ran=ran)
-    ).get(name)
-    if isinstance(verdict, Invalid):
+    invalid = _invalid_verdict(api, namespace, body, now)
+    if invalid is not None:
         raise PluginError(
-            f"cannot trigger {namespace}/{name}: it is invalid ({verdict.reason.value}: {verdict.message})"
+            f"cannot trigger {namespace}/{name}: it is invalid ({invalid.reason.value}: {invalid.message})"
         )
     job = manual_job_name(name, request.request, request.requested_at)
     status = body.get("status") or {}
@@ -248,6 +243,27 @@ def cmd_trigger(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) 
     if not args.wait:
         return 0
     return _wait_for_run(api, namespace, name, request.request, args.timeout, out)
+
+
+def _invalid_verdict(api: Api, namespace: str, body: Mapping[str, Any], now: datetime) -> Invalid | None:
+    """The operator's verdict on ``body`` among its namespace, if it is invalid.
+
+    Without the right to list the namespace, the plugin cannot resolve dependsOn and leaves the verdict
+    to the operator (which refuses a trigger of an invalid object with a TriggerRefused Event)."""
+    try:
+        siblings = api.list(namespace)
+    except PluginError as error:
+        if error.code != 1:
+            raise
+        return None
+    name = body["metadata"]["name"]
+    ran = [str(obj["metadata"]["name"]) for obj in siblings if (obj.get("status") or {}).get("runs")]
+    members = [obj for obj in siblings if obj["metadata"]["name"] != name] + [dict(body)]
+    verdicts = {
+        obj["metadata"]["name"]: verdict for obj, verdict in validate_namespace(members, now, already_ran=ran)
+    }
+    verdict = verdicts.get(name)
+    return verdict if isinstance(verdict, Invalid) else None
 
 
 def _wait_for_run(api: Api, namespace: str, name: str, request: str, timeout: float, out: TextIO) -> int:

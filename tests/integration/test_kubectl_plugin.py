@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Cluster, isolated_env, wait_until
+from conftest import Cluster, isolated_env, service_account_kubeconfig, wait_until
 from sdhelpers import (
     StartOperator,
     create_sd,
@@ -211,6 +211,8 @@ def test_expected_failures_are_one_line_with_an_exit_status(
     config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
     unreachable = tmp_path / "unreachable"
     unreachable.write_text(json.dumps(config))
+    cluster.kubectl("create", "serviceaccount", "nobody", "-n", namespace)
+    nobody = service_account_kubeconfig(cluster, namespace, "nobody", tmp_path / "nobody")
 
     cases = [
         (
@@ -226,6 +228,8 @@ def test_expected_failures_are_one_line_with_an_exit_status(
             "cannot reach the API server at https://127.0.0.1:1",
         ),
         (plugin(cluster, "timeline", kubeconfig=tmp_path / "missing"), 2, "no such file"),
+        (plugin(cluster, "timeline", "-n", namespace, kubeconfig=nobody), 1, "forbidden: "),
+        (plugin(cluster, "trigger", "typo", "-n", namespace, kubeconfig=nobody), 1, "forbidden: "),
         (plugin(cluster, "trigger", "typo", "-n", namespace, "--request", "now"), 2, "RFC 3339"),
     ]
     for result, code, says in cases:
