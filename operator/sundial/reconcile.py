@@ -732,8 +732,16 @@ def _prune_history(
 
 def _runs_and_active(draft: _Draft, own_jobs: Sequence[JobState]) -> tuple[list[RunRecord], list[ActiveJob]]:
     every = [*draft.records.values(), *draft.manual.values()]
-    # Sorted by instant; at a tie the scheduled run first. The oldest fall off the end of the history.
-    runs = sorted(every, key=lambda run: (run.scheduled_time, run.trigger or ""))[-MAX_RUN_RECORDS:]
+
+    def order(run: RunRecord) -> tuple[datetime, str]:
+        return run.scheduled_time, run.trigger or ""  # by instant; at a tie the scheduled run first
+
+    # The oldest fall off the end of the history, except the latest scheduled run: it bounds the window in
+    # which scheduled runs fall due, so ten manual runs must not push it out (it would then be run again or
+    # recorded missed).
+    runs = sorted(every, key=order)[-MAX_RUN_RECORDS:]
+    if draft.records and all(run.trigger is not None for run in runs):
+        runs = sorted([draft.records[max(draft.records)], *runs[1:]], key=order)
     active = [
         ActiveJob(name=job.name, role=job.role, scheduled_time=job.scheduled_time)
         for job in sorted(own_jobs, key=lambda job: job.scheduled_time)

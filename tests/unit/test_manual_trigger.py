@@ -376,3 +376,29 @@ def test_a_manual_job_is_counted_but_is_not_fire_lateness() -> None:
     assert sample("sundial_jobs_created_total", {"role": "deploy"}) == 2
     assert sample("sundial_fire_lateness_seconds_count", {"role": "deploy"}) == 1
     assert sample("sundial_fire_lateness_seconds_sum", {"role": "deploy"}) == pytest.approx(0.002)
+
+
+def test_ten_manual_runs_do_not_push_the_latest_scheduled_run_out_of_the_history() -> None:
+    """The latest scheduled record bounds the window of due runs: without it, a past runAt would be
+    recorded missed (or a schedule's past runs found due again)."""
+    created = T - timedelta(days=1)
+    ran = JobState(NAMESPACE, job_name("api", T), "api", uid("api"), RunRole.DEPLOY, T, T, JobPhase.SUCCEEDED)
+    _, w = controller_pass(
+        world(body_of(trigger=None, created=created), T + timedelta(seconds=5), jobs=[ran])
+    )
+    for minute in range(1, 12):
+        now = T + timedelta(minutes=minute)
+        request = format_request(now)
+        w = replace(w, body=body_of(trigger=request, status=w.body["status"], created=created), now=now)
+        _, w = controller_pass(w)
+        w = finished(w, manual_job_name("api", request, now), JobPhase.SUCCEEDED)
+    plan, _ = controller_pass(replace(w, now=T + timedelta(hours=1)))
+    runs = plan.status["runs"]
+    assert len(runs) == 10
+    scheduled = [(run["scheduledTime"], run["result"]) for run in runs if "trigger" not in run]
+    assert scheduled == [(format_utc(T), "Succeeded")]
+    assert [run["trigger"] for run in runs if "trigger" in run][-1] == format_request(
+        T + timedelta(minutes=11)
+    )
+    assert "Missed" not in [event.reason for event in plan.events]
+    assert plan.create == ()
