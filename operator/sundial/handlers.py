@@ -151,9 +151,16 @@ def configure_settings(settings: kopf.OperatorSettings, options: OperatorOptions
 def build_registry(options: OperatorOptions, controller: Controller) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     replica = ActiveReplica(options, controller, client.CoordinationV1Api(controller.api_client))
+
     # Active means firing: kopf's pause signal stops Job creation at once (may_fire), while the daemon that
     # clears `replica.active` can take seconds to be cancelled.
-    controller.metrics.watch_active(lambda: replica.active and controller.may_fire())
+    def firing() -> bool:
+        return replica.active and controller.may_fire()
+
+    controller.metrics.watch_active(firing)
+    # A standby caches every object but serves no wake-ups: it has armed nothing, and saying 0 lets
+    # sum(sundial_armed_schedules) over all replicas mean what it says.
+    controller.metrics.watch_armed(lambda: len(controller.wakeups) if firing() else 0)
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> Any:

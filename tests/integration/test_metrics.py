@@ -168,7 +168,10 @@ def test_only_the_active_replica_says_so_and_counts_runs(
     assert lease_holder(cluster, ns) == "older"
     assert value(scrape(active_port), "sundial_active_replica") == 1
 
-    create_sd(cluster, ns, "once", {"runAt": rfc3339(utc_in(4)), "jobTemplate": job_template()})
+    create_sd(cluster, ns, "once", {"runAt": rfc3339(utc_in(6)), "jobTemplate": job_template()})
+    wait_for_value(active_port, "sundial_armed_schedules", 1, 5)
+    # The standby has cached the object too (its watch runs) but arms nothing.
+    assert value(scrape(standby_port), "sundial_armed_schedules") == 0
     wait_until("the run to finish", lambda: _finished(cluster, ns, ("once",)), 40)
     wait_for_value(active_port, "sundial_runs_total", 1, 10, result="succeeded", role="deploy")
     standby = scrape(standby_port)
