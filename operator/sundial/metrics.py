@@ -211,7 +211,7 @@ class Metrics:
         )
         armed = Gauge(
             "armed_schedules",
-            "Objects with a wake-up pending in this replica's wake-up heap (their next run, or a recheck).",
+            "Objects with a wake-up pending in the active replica's heap (their next run); 0 on a standby.",
             namespace=NAMESPACE,
             registry=registry,
         )
