@@ -37,6 +37,7 @@ import pytest
 import yaml
 from faultproxy import TcpProxy, proxied_kubeconfig, upstream_of
 from kubernetes.client.exceptions import ApiException
+from test_peering import create_peering
 from urllib3.exceptions import HTTPError
 
 from conftest import LOCAL_CLUSTER, REPO, Cluster, OperatorProcess, local_bin_dir, wait_until
@@ -47,6 +48,7 @@ from sdhelpers import (
     StartOperator,
     create_sd,
     job_template,
+    jobs_of,
     read_sd,
     rfc3339,
     utc_in,
@@ -434,6 +436,34 @@ def test_two_replicas_both_active_for_a_burst_still_create_one_job_per_run(
     print(f"Jobs created by each replica: {fired_by} (the rest of each one's tries met AlreadyExists)")
     assert sum(fired_by) == len(dues)
     assert all(replica.process.poll() is None for replica in replicas)
+
+
+def test_equal_peering_priorities_freeze_both_replicas_and_the_survivor_fires_the_run_once(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    """The other misconfiguration: ``--priority`` set equal. kopf pauses *every* replica then (nothing fires,
+    so nothing fires twice); once one goes, the other resumes and fires the run late, within its deadline."""
+    ns = deployer_namespace
+    create_peering(cluster, ns)
+    peering = ("--peering", "sundial", "--priority", "7", "--peering-lifetime", "6")
+    replicas = [start_operator(ns, *peering, identity=f"equal-{i}", wait_active=False) for i in range(2)]
+    for replica in replicas:
+        wait_until(
+            "both replicas to see a peer of the same priority",
+            lambda replica=replica: "conflicting operators with the same priority" in replica.log(),
+            40,
+        )
+    due = create_due(cluster, ns, "frozen", utc_in(4), 120)
+    sleep_until(due.instant + timedelta(seconds=3))
+    assert jobs_of(cluster, ns, "frozen") == [], "a frozen replica fired"
+    assert not runs_of(read_sd(cluster, ns, "frozen"))
+
+    before = len(replicas[1].log())
+    replicas[0].stop()
+    wait_all_recorded(cluster, ns, [due], 40, "after one of two equal replicas stopped")
+    counts = audit(cluster, ns, [due], "equal priorities, one replica stopped")
+    assert counts["fired late"] == 1
+    assert ") is active:" in replicas[1].log()[before:], "the survivor should have resumed"
 
 
 # ---------------------------------------------------------------------------------------------- 5. bad input
