@@ -205,13 +205,11 @@ class Lane:
 def run_lane(cluster: Cluster, start_operator: StartOperator, lane: Lane, context: str) -> None:
     """SIGKILL one operator around instants, ``lane.trials`` times; every fifth time in the window."""
     ns, rng = lane.namespace, lane.rng
-    incarnation = 0
 
     def launch(hooked: bool) -> OperatorProcess:
-        nonlocal incarnation
-        incarnation += 1
+        # The same identity every time, as a restarted pod keeps its name; readiness comes from its log.
         operator = start_operator(
-            ns, identity=f"{ns}-{incarnation}", wait_active=False, env_extra=HOOK if hooked else None
+            ns, identity=f"{ns}-pod", wait_active=False, env_extra=HOOK if hooked else None
         )
         wait_serving(operator)
         return operator
