@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -57,6 +58,12 @@ T = TypeVar("T")
 PLURAL = "scheduleddeployments"
 # Answers that say "not now" rather than "no": the create is retried instead of failing the run.
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
+# Every API call has a deadline, so a connection that silently stops answering (a partition, a stalled load
+# balancer) costs a retry, not a thread held forever: a pool of 8 would otherwise freeze firing for everyone.
+# (connect, read) seconds; the fire path's read deadline is short because a Job seconds late is already late,
+# and a create that timed out but did happen is found again by its name (AlreadyExists) on the retry.
+FIRE_TIMEOUT = (3.0, 10.0)
+API_TIMEOUT = (5.0, 30.0)
 # Fault injection for tests/integration/test_faults.py only: with SUNDIAL_FAULT_EXIT_AFTER_JOB_CREATE=1 the
 # process dies (exit code 86, no clean-up, as under SIGKILL) right after its first Job is created and before
 # the status that records it is written: the one window a crash cannot be timed into from outside.
@@ -95,7 +102,7 @@ class Controller:
         self._jobs_by_owner: dict[Key, set[str]] = defaultdict(set)
         self._dependents: dict[Key, set[str]] = defaultdict(set)
         """(namespace, name) -> the names of the objects whose dependsOn names it."""
-        self.wakeups: WakeupQueue[Key] = WakeupQueue(self.reconcile_key, clock=clock)
+        self.wakeups: WakeupQueue[Key] = WakeupQueue(self.reconcile_key, clock=clock, transient=is_outage)
         self._invalid: set[Key] = set()
         """Objects whose status says their spec cannot be scheduled; kept for the invalid-objects gauge."""
         self.metrics.watch_armed(lambda: len(self.wakeups))
@@ -111,9 +118,9 @@ class Controller:
         self._fire_executor.shutdown(wait=False, cancel_futures=True)
 
     @staticmethod
-    def _raw(fn: Callable[..., Any], *args: Any) -> bytes:
+    def _raw(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
         """Call ``fn`` for its raw body: no model objects built, and the connection goes back to the pool."""
-        response = fn(*args, _preload_content=False)
+        response = fn(*args, _preload_content=False, **kwargs)
         try:
             return bytes(response.data)
         finally:
@@ -121,12 +128,16 @@ class Controller:
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        return await loop.run_in_executor(
+            self._executor, lambda: fn(*args, _request_timeout=API_TIMEOUT, **kwargs)
+        )
 
     async def _fire_call(self, fn: Callable[..., T], *args: Any) -> T:
         """A call on the path between an instant and its Job: served by threads of its own."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._fire_executor, lambda: fn(*args))
+        return await loop.run_in_executor(
+            self._fire_executor, lambda: fn(*args, _request_timeout=FIRE_TIMEOUT)
+        )
 
     # ------------------------------------------------------------------------------------------ watch side
 
@@ -489,6 +500,13 @@ class Controller:
                 metadata["name"],
                 _api_message(error),
             )
+
+
+def is_outage(error: Exception) -> bool:
+    """An error that says the API server is unreachable, overloaded or slow, not that our code is wrong."""
+    if isinstance(error, ApiException):
+        return error.status in RETRYABLE or error.status == 0
+    return isinstance(error, urllib3.exceptions.HTTPError | OSError)
 
 
 def _api_reason(error: ApiException) -> str:

@@ -32,6 +32,9 @@ Key = TypeVar("Key", bound=Hashable)
 
 logger = logging.getLogger(__name__)
 
+RETRY_SECONDS = 5
+"""How soon a key whose reconcile raised is tried again."""
+
 
 class WakeupQueue(Generic[Key]):
     def __init__(
@@ -41,9 +44,15 @@ class WakeupQueue(Generic[Key]):
         clock: Callable[[], float] = time.time,
         concurrency: int = 64,
         max_sleep: float = 5.0,
+        transient: Callable[[Exception], bool] = lambda error: False,
     ) -> None:
-        """``reconcile(key)`` returns the next instant the key wants to be woken at, or None."""
+        """``reconcile(key)`` returns the next instant the key wants to be woken at, or None.
+
+        ``transient(error)`` says whether a failure is an outage to wait out (logged in one line) rather than
+        a bug (logged with its traceback); both are retried the same way.
+        """
         self._reconcile = reconcile
+        self._transient = transient
         self._clock = clock
         self._max_sleep = max_sleep
         self._heap: list[tuple[float, int, Key]] = []
@@ -129,10 +138,13 @@ class WakeupQueue(Generic[Key]):
                 next_at = await self._reconcile(key)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as error:
             # A bug or an API outage must not kill the timer for everyone: log it and retry this key soon.
-            logger.exception("reconciling %s failed; retrying in 5 s", key)
-            next_at = self._clock() + 5
+            if self._transient(error):
+                logger.warning("reconciling %s failed: %s; retrying in %d s", key, error, RETRY_SECONDS)
+            else:
+                logger.exception("reconciling %s failed; retrying in %d s", key, RETRY_SECONDS)
+            next_at = self._clock() + RETRY_SECONDS
         finally:
             self._inflight.discard(key)
         if key in self._again:

@@ -271,13 +271,13 @@ class FakeCustomObjects:
     def __init__(self, body: dict[str, Any], error: int | None = None) -> None:
         self.body, self.error, self.patches = body, error, 0
 
-    def patch_namespaced_custom_object_status(self, *args: Any) -> dict[str, Any]:
+    def patch_namespaced_custom_object_status(self, *args: Any, **_: Any) -> dict[str, Any]:
         self.patches += 1
         if self.error is not None:
             raise ApiException(status=self.error, reason="refused")
         return {**self.body, "status": args[-1]["status"]}
 
-    def get_namespaced_custom_object(self, *_: Any) -> dict[str, Any]:
+    def get_namespaced_custom_object(self, *_: Any, **__: Any) -> dict[str, Any]:
         return self.body
 
 
