@@ -238,6 +238,8 @@ class SizePlan:
     margin: float
     operator_source: Path | None
     grace: float
+    standing: int = 0
+    """Objects due a day later, created before the measured ones: armed all through the window, never due."""
 
 
 def bounded_summary(observed: Sequence[float], lower_bounds: Sequence[float]) -> dict[str, Any]:
@@ -357,7 +359,7 @@ def missing_status(cluster: Cluster, namespace: str, missing: set[str]) -> dict[
 def run_size(cluster: Cluster, plan: SizePlan, run_id: str) -> dict[str, Any]:
     n = plan.n
     namespace = f"bench-{n}-{run_id}"
-    log(f"=== N={n}: namespace {namespace}, spread {plan.spread}s")
+    log(f"=== N={n}: namespace {namespace}, spread {plan.spread}s, {plan.standing} more armed and not due")
     cluster.kubectl("create", "namespace", namespace)
     core = client.CoreV1Api(cluster.api)
     core.create_namespaced_service_account(
@@ -367,7 +369,12 @@ def run_size(cluster: Cluster, plan: SizePlan, run_id: str) -> dict[str, Any]:
     sampler = Sampler({"operator": operator.pid, **cluster.component_pids(), "bench": os.getpid()})
     sampler.mark("operator_started")
     sampler.start()
-    result: dict[str, Any] = {"n": n, "namespace": namespace, "spread_seconds": plan.spread}
+    result: dict[str, Any] = {
+        "n": n,
+        "standing": plan.standing,
+        "namespace": namespace,
+        "spread_seconds": plan.spread,
+    }
     measured: Measured | None = None
     try:
         measured = measure(cluster, plan, namespace, operator, sampler, run_id, result)
@@ -455,23 +462,28 @@ def measure(
     job_watch.start()
 
     seconds_per_object = calibrate(cluster, namespace, obs, run_id)
-    lead = plan.lead if plan.lead is not None else plan.margin + SAFETY * n * seconds_per_object
+    total = n + plan.standing
+    lead = plan.lead if plan.lead is not None else plan.margin + SAFETY * total * seconds_per_object
     t0 = math.ceil(time.time() + lead)
     names = [f"sd-{i:05d}" for i in range(n)]
     expected = dict(zip(names, instants(t0, spread, n), strict=True))
-    bodies = [scheduled_deployment(name, utc(at), run_id) for name, at in expected.items()]
-    log(f"T0 = {utc(t0)} ({t0 - time.time():.0f}s from now); creating {n} objects")
+    # The standing objects go first, so that every one of them is armed while the measured ones fire.
+    standing = [
+        scheduled_deployment(f"standing-{i:05d}", utc(t0 + 86400), run_id) for i in range(plan.standing)
+    ]
+    tracked = expected.keys() | {body["metadata"]["name"] for body in standing}
+    bodies = standing + [scheduled_deployment(name, utc(at), run_id) for name, at in expected.items()]
+    log(f"T0 = {utc(t0)} ({t0 - time.time():.0f}s from now); creating {total} objects")
     requests = {"create_started": cluster.request_counts()}
     sampler.mark("create_started")
     creation = create_all(cluster, namespace, bodies, t0)
     create_seconds = creation.finished - creation.started
-    log(f"created {n - len(creation.failures)} objects in {create_seconds:.1f}s ({n / create_seconds:.0f}/s)")
-
-    created = n - len(creation.failures)
+    created = total - len(creation.failures)
+    log(f"created {created} objects in {create_seconds:.1f}s ({total / create_seconds:.0f}/s)")
 
     # Bounded by T0: the window is fixed in the objects' specs and will not wait for a slow arming.
     def armed() -> dict[str, float]:
-        return {name: at for name, at in list(obs.armed.items()) if name in expected}
+        return {name: at for name, at in list(obs.armed.items()) if name in tracked}
 
     wait_until(lambda: len(armed()) >= created, max(0.0, t0 - 1 - time.time()))
     sampler.mark("all_armed")
@@ -494,7 +506,7 @@ def measure(
             "operator_pid": operator.pid,
             "operator_startup_seconds": round(startup_seconds, 2),
             "create_seconds": round(create_seconds, 2),
-            "create_rate_per_second": round(n / create_seconds, 1),
+            "create_rate_per_second": round(total / create_seconds, 1),
             "create_calibration_rate_per_second": round(creation.calibration_rate or 0, 1),
             "create_failures": creation.failures[:20],
             "create_failure_count": len(creation.failures),
@@ -517,7 +529,7 @@ def measure(
     sampler.mark("t0")
     deadline = t0 + spread + plan.grace
     last_report = time.monotonic()
-    while len(obs.jobs) < created and time.time() < deadline and operator.alive():
+    while len(obs.jobs) < created - plan.standing and time.time() < deadline and operator.alive():
         time.sleep(0.2)
         if time.monotonic() - last_report > 15:
             last_report = time.monotonic()
@@ -567,7 +579,7 @@ def table(sizes: list[dict[str, Any]]) -> str:
     for size in sizes:
         rows.append(
             [
-                str(size["n"]),
+                str(size["n"]) + (f"+{size['standing']}" if size.get("standing") else ""),
                 fmt(size.get("create_seconds"), 1),
                 fmt(size.get("arm_seconds_after_create"), 1),
                 str(size["spread_seconds"]),
@@ -662,6 +674,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the commit whose operator/ is measured, exported with git archive; 'worktree' for the "
         "files as they are (default: HEAD)",
     )
+    parser.add_argument(
+        "--standing",
+        type=int,
+        default=0,
+        help="objects armed all through the window but due a day later, on top of each size: "
+        "'--sizes 1000 --standing 9000' measures 1,000 Jobs with 10,000 objects armed (default: 0)",
+    )
     parser.add_argument("--output", type=Path, default=None, help="JSON path (default: bench/results/…)")
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
@@ -680,6 +699,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": command_line(),
         "settings": {
             "sizes": args.sizes,
+            "standing": args.standing,
             "spread_seconds": args.spread,
             "lead_seconds": args.lead,
             "margin_seconds": args.margin,
@@ -698,7 +718,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         document["machine"] = machine_facts(cluster)
         log(f"machine: {json.dumps(document['machine'])}")
         for n in args.sizes:
-            plan = SizePlan(n, args.spread, args.lead, args.margin, operator_source, args.grace)
+            plan = SizePlan(
+                n, args.spread, args.lead, args.margin, operator_source, args.grace, args.standing
+            )
             document["sizes"].append(run_size(cluster, plan, run_id))
             write(output, document)
     document["total_seconds"] = round(time.monotonic() - wall, 1)
