@@ -130,7 +130,7 @@ def configure_logging(log_format: str, verbose: bool) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     from sundial.kubeclient import load_credentials
-    from sundial.metrics import parse_bind
+    from sundial.metrics import MetricsBindError, parse_bind
 
     configure_logging(args.log_format, args.verbose)
     try:
@@ -172,8 +172,6 @@ def run_command(args: argparse.Namespace) -> int:
         options.peering_name or "off (standalone)",
         priority,
     )
-    from sundial.metrics import MetricsBindError
-
     try:
         asyncio.run(handlers.run_operator(options))
     except MetricsBindError as error:
