@@ -11,6 +11,13 @@ carries out its output, in this order, which is what makes a crash at any point 
    resourceVersion as a precondition, so a concurrent writer makes us re-plan rather than overwrite), post
    Events for the transitions, and ask to be woken at the plan's next instant.
 
+Nothing is planned from a half-read world. A replica that becomes active (at start, and again after every
+pause, when kopf re-lists) first lists every ScheduledDeployment and every Sundial Job itself, merges the
+listing into the caches (`sync_caches`), and only then serves wake-ups, as every kube-controller-manager
+controller waits for `WaitForCacheSync`. Without that a dependency not yet re-listed reads as missing, a
+Job not yet re-listed reads as never created, and a running Job reads as finished. Watch events and the
+listing are merged by resourceVersion, so an older copy never replaces a newer one whichever arrives last.
+
 A crash between 2 and 3 leaves a Job without a status record; the next reconcile finds the Job (by label,
 through the watch) and records it from the Job's own annotations. A second replica that acts at the same
 moment gets AlreadyExists. So a run is never created twice and never left unrecorded.
@@ -45,6 +52,7 @@ from sundial.reconcile import (
     Plan,
     World,
     failure_detail,
+    internal_error_plan,
     job_state_from_body,
     reconcile,
 )
@@ -69,6 +77,27 @@ API_TIMEOUT = (5.0, 30.0)
 # the status that records it is written: the one window a crash cannot be timed into from outside.
 FAULT_EXIT_AFTER_JOB_CREATE = os.environ.get("SUNDIAL_FAULT_EXIT_AFTER_JOB_CREATE") == "1"
 FAULT_EXIT_CODE = 86
+# Fault injection for tests/integration/test_bad_input.py only: planning the object of this name raises, as a
+# bug in the pure reconcile would, to prove the last-resort guard (InternalError, backoff, others unharmed).
+FAULT_PLAN_RAISES_FOR = os.environ.get("SUNDIAL_FAULT_PLAN_RAISES_FOR")
+LIST_PAGE_SIZE = 500
+"""Items per page when listing: bounded responses even at 10,000 objects."""
+
+
+class PlanningError(Exception):
+    """The pure reconcile raised for one object: a bug, reported on that object and retried with backoff."""
+
+
+def resource_version_older(version: object, than: object) -> bool:
+    """Whether ``version`` is older than ``than``.
+
+    resourceVersions are opaque to clients in general; the kube-apiserver's are etcd revisions, decimal
+    integers that grow with every write, and that is the only form compared here. Anything else is never
+    called older, so an unfamiliar server degrades to "the latest arrival wins", as before.
+    """
+    if not (isinstance(version, str) and isinstance(than, str) and version.isdigit() and than.isdigit()):
+        return False
+    return int(version) < int(than)
 
 
 @dataclass
@@ -87,7 +116,9 @@ class Controller:
         settings: ControllerSettings,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        namespaces: tuple[str, ...] | None = None,
     ) -> None:
+        """``namespaces``: where the ScheduledDeployments and Jobs to cache live; None for every namespace."""
         self.api_client = api_client
         self.metrics = metrics or Metrics.create(runtime_collectors=False)
         self._custom = client.CustomObjectsApi(api_client)
@@ -112,6 +143,16 @@ class Controller:
         """Asked right before each Job is created. kopf can take seconds to cancel a busy daemon after it
         pauses this replica; this lets the pause stop Job creation at once rather than when the task ends."""
         self._service_accounts: dict[Key, tuple[bool, float]] = {}
+        self._namespaces = namespaces
+        self._object_versions: dict[Key, str] = {}
+        self._job_versions: dict[Key, str] = {}
+        self._listed_versions: dict[str, str] = {}
+        """The collection resourceVersion of the last listing, per kind: an event about an object the
+        listing did not hold, older than the listing, describes something already gone."""
+        self._jobs_known_absent: set[Key] = set()
+        """Jobs named in some status as running that a fresh GET found gone (see `_confirm_jobs`)."""
+        self.synced = False
+        """True once the caches hold a complete listing taken since this replica last became active."""
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -141,9 +182,28 @@ class Controller:
 
     # ------------------------------------------------------------------------------------------ watch side
 
-    def object_seen(self, body: Mapping[str, Any], deleted: bool) -> None:
-        """A ScheduledDeployment event: refresh the cache and wake every object whose plan it can change."""
+    def _is_news(
+        self, versions: dict[Key, str], kind: str, key: Key, version: object, deleted: bool = False
+    ) -> bool:
+        """Whether an event or listed item at ``version`` is newer than what the cache holds for ``key``
+        (for a deletion: not older)."""
+        known = versions.get(key)
+        if known is not None:
+            return (deleted or known != version) and not resource_version_older(version, known)
+        return not resource_version_older(version, self._listed_versions.get(kind))
+
+    def object_seen(self, body: Mapping[str, Any], deleted: bool, force: bool = False) -> None:
+        """A ScheduledDeployment event: refresh the cache and wake every object whose plan it can change.
+
+        ``force``: apply it even if it is not newer (a listing found the object gone)."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        version = body["metadata"].get("resourceVersion")
+        if not force and not self._is_news(self._object_versions, "objects", key, version, deleted):
+            return  # a copy no newer than the cached one (kopf's re-list after our own listing)
+        if deleted:
+            self._object_versions.pop(key, None)
+        elif isinstance(version, str):
+            self._object_versions[key] = version
         previous = self.objects.get(key)
         before = self.component(key)
         if deleted:
@@ -197,12 +257,21 @@ class Controller:
                 stack.append(neighbour)
         return {(namespace, name) for name in seen if (namespace, name) in self.objects}
 
-    def job_seen(self, body: Mapping[str, Any], deleted: bool) -> None:
+    def job_seen(self, body: Mapping[str, Any], deleted: bool, force: bool = False) -> None:
+        """A Job event: refresh the cache and wake the Job's owner and the objects that depend on it."""
         state = job_state_from_body(body)
         if state is None:
             return
         key = (state.namespace, state.name)
         owner = (state.namespace, state.owner)
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        if not force and not self._is_news(self._job_versions, "jobs", key, version, deleted):
+            return
+        if deleted:
+            self._job_versions.pop(key, None)
+        elif isinstance(version, str):
+            self._job_versions[key] = version
+            self._jobs_known_absent.discard(key)
         if deleted:
             self.jobs.pop(key, None)
             self._jobs_by_owner[owner].discard(state.name)
@@ -221,6 +290,147 @@ class Controller:
         self.wakeups.request(owner)
         for dependent in self._dependents.get(owner, ()):
             self.wakeups.request((state.namespace, dependent))
+
+    # ------------------------------------------------------------------------------------------ listing
+
+    async def sync_caches(self) -> None:
+        """List every ScheduledDeployment and Sundial Job in scope and merge them into the caches.
+
+        Called each time this replica becomes active, before any wake-up is served; `synced` says it is
+        done. Items newer in the cache than in the listing (a watch event that overtook it) are kept;
+        cached items the listing lacks and that are older than it are gone, and are dropped.
+        """
+        self.synced = False
+        objects, objects_version = await self._list_all(self._list_objects_page)
+        jobs, jobs_version = await self._list_all(self._list_jobs_page)
+        self._merge_listing(
+            "objects", objects, objects_version, self._object_versions, self.object_seen, self._cached_object
+        )
+        self._merge_listing("jobs", jobs, jobs_version, self._job_versions, self.job_seen, self._cached_job)
+        for key in list(self.objects):
+            self.wakeups.request(key)  # anything may have changed while this replica was not watching
+        self.synced = True
+        logger.info("caches synced: %d ScheduledDeployments, %d Jobs", len(self.objects), len(self.jobs))
+
+    def _cached_object(self, key: Key) -> Mapping[str, Any] | None:
+        return self.objects.get(key)
+
+    def _cached_job(self, key: Key) -> Mapping[str, Any] | None:
+        state = self.jobs.get(key)
+        if state is None:
+            return None
+        # job_seen needs a body to find the owner again; the controller reference is all it reads of one.
+        return {
+            "metadata": {
+                "namespace": state.namespace,
+                "name": state.name,
+                "annotations": {jobmeta.ANNOTATION_SCHEDULED: jobmeta.rfc3339(state.scheduled_time)},
+                "ownerReferences": [
+                    {
+                        "apiVersion": f"{jobmeta.GROUP}/{jobmeta.VERSION}",
+                        "kind": jobmeta.KIND,
+                        "name": state.owner,
+                        "uid": state.owner_uid,
+                        "controller": True,
+                    }
+                ],
+            }
+        }
+
+    def _merge_listing(
+        self,
+        kind: str,
+        items: list[dict[str, Any]],
+        version: str | None,
+        versions: dict[Key, str],
+        seen: Callable[..., None],
+        cached: Callable[[Key], Mapping[str, Any] | None],
+    ) -> None:
+        listed: set[Key] = set()
+        for item in items:
+            metadata = item.get("metadata") or {}
+            listed.add((metadata.get("namespace", ""), metadata.get("name", "")))
+            seen(item, False)
+        for key in [key for key in versions if key not in listed]:
+            if version is None or resource_version_older(versions[key], version):
+                body = cached(key)
+                versions.pop(key, None)
+                if body is not None:
+                    seen(body, True, force=True)
+        if version is not None:
+            self._listed_versions[kind] = version
+
+    async def _list_all(
+        self, page: Callable[[str, str | None], dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Every item in scope, page by page; and the oldest collection resourceVersion among the lists."""
+        items: list[dict[str, Any]] = []
+        versions: list[str] = []
+        for namespace in self._namespaces or ("",):
+            token: str | None = None
+            while True:
+                raw = await self._call(page, namespace, token)
+                items.extend(raw.get("items") or [])
+                metadata = raw.get("metadata") or {}
+                token = metadata.get("continue") or None
+                if token is None:
+                    versions.append(str(metadata.get("resourceVersion") or ""))
+                    break
+        known = [v for v in versions if v.isdigit()]
+        return items, (min(known, key=int) if known and len(known) == len(versions) else None)
+
+    def _list_objects_page(self, namespace: str, token: str | None, **kwargs: Any) -> dict[str, Any]:
+        args = {"limit": LIST_PAGE_SIZE, **({"_continue": token} if token else {}), **kwargs}
+        if namespace:
+            fn: Callable[..., Any] = self._custom.list_namespaced_custom_object
+            raw = self._raw(fn, jobmeta.GROUP, jobmeta.VERSION, namespace, PLURAL, **args)
+        else:
+            fn = self._custom.list_cluster_custom_object
+            raw = self._raw(fn, jobmeta.GROUP, jobmeta.VERSION, PLURAL, **args)
+        return cast(dict[str, Any], json.loads(raw))
+
+    def _list_jobs_page(self, namespace: str, token: str | None, **kwargs: Any) -> dict[str, Any]:
+        args = {
+            "limit": LIST_PAGE_SIZE,
+            "label_selector": f"{jobmeta.MANAGED_BY}={jobmeta.MANAGER}",
+            **({"_continue": token} if token else {}),
+            **kwargs,
+        }
+        if namespace:
+            raw = self._raw(self._batch.list_namespaced_job, namespace, **args)
+        else:
+            raw = self._raw(self._batch.list_job_for_all_namespaces, **args)
+        return cast(dict[str, Any], json.loads(raw))
+
+    async def _confirm_jobs(self, body: Mapping[str, Any]) -> None:
+        """Look up, by name, any Job this object's status says is running but the cache lacks.
+
+        The listing makes the cache complete, so this should find nothing; it is the second opinion that
+        concurrency decisions (Forbid, Replace, a manual run's refusal) and the run history rest on, so that
+        even a cache that missed a Job cannot make them wrong. A Job found gone is remembered as such.
+        """
+        namespace = body["metadata"]["namespace"]
+        raw_status = body.get("status")
+        status: Mapping[str, Any] = raw_status if isinstance(raw_status, Mapping) else {}
+        named = [
+            entry.get("name") for entry in (status.get("active") or []) if isinstance(entry, Mapping)
+        ] + [
+            run.get("jobName")
+            for run in (status.get("runs") or [])
+            if isinstance(run, Mapping) and run.get("result") == "Running"
+        ]
+        for name in dict.fromkeys(n for n in named if isinstance(n, str) and n):
+            key = (namespace, name)
+            if key in self.jobs or key in self._jobs_known_absent:
+                continue
+            try:
+                raw = await self._call(self._raw, self._batch.read_namespaced_job, name, namespace)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+                self._jobs_known_absent.add(key)
+                continue
+            self.job_seen(json.loads(raw), deleted=False)
 
     async def _add_failure_detail(self, state: JobState) -> None:
         try:
@@ -307,21 +517,50 @@ class Controller:
         body = self.objects.get(key)
         if body is None:
             return None
+        if not self.synced:
+            # Never plan from a half-read world; the listing wakes every object again when it is done.
+            return None
+        try:
+            return await self._reconcile(key, body)
+        except PlanningError as error:
+            await self._report_internal_error(key, error)
+            raise
+
+    @staticmethod
+    def _plan(world: World) -> Plan:
+        """The pure decision, with anything it raises marked as a bug in planning (not an API failure)."""
+        try:
+            if FAULT_PLAN_RAISES_FOR is not None and world.body["metadata"]["name"] == FAULT_PLAN_RAISES_FOR:
+                raise RuntimeError("injected planning fault (SUNDIAL_FAULT_PLAN_RAISES_FOR)")
+            return reconcile(world)
+        except Exception as error:
+            raise PlanningError(f"{type(error).__name__}: {error}") from error
+
+    async def _report_internal_error(self, key: Key, error: PlanningError) -> None:
+        body = self.objects.get(key)
+        if body is None:
+            return
+        plan = internal_error_plan(body, self._now(), str(error))
+        if await self._write_status(key, body, plan):
+            await self._post_events(body, plan.events)
+
+    async def _reconcile(self, key: Key, body: Mapping[str, Any]) -> float | None:
+        await self._confirm_jobs(body)
         missing = await self._missing_account(body)
-        plan = reconcile(self._world(body, self._now(), missing_service_account=missing))
+        plan = self._plan(self._world(body, self._now(), missing_service_account=missing))
         if plan.create or plan.delete:
             fresh = await self._read(key)
             if fresh is None:
                 return None
             body = fresh
-            plan = reconcile(self._world(body, self._now(), missing_service_account=missing))
+            plan = self._plan(self._world(body, self._now(), missing_service_account=missing))
             created, failures = await self._create_jobs(body, plan)
             await self._delete_jobs(body["metadata"]["namespace"], plan.delete)
             # Plan again on top of the first plan's status, so that what it recorded (missed runs, a replaced
             # Job) stands, and with the Jobs just created, so that the runs they start are recorded too.
             decided = {**body, "status": plan.status}
             first_events = plan.events
-            plan = reconcile(self._world(decided, self._now(), created, failures, missing))
+            plan = self._plan(self._world(decided, self._now(), created, failures, missing))
             plan = replace(plan, events=(*first_events, *plan.events))
         if not await self._write_status(key, body, plan):
             return self._clock()  # somebody else wrote first: plan again from what they wrote
@@ -347,6 +586,7 @@ class Controller:
                 return None
             raise
         self.objects[key] = body
+        self._object_versions[key] = body["metadata"]["resourceVersion"]
         return body
 
     async def _create_jobs(
@@ -363,7 +603,11 @@ class Controller:
                 # Raw JSON back, not the client's model objects: building a V1Job costs milliseconds of CPU
                 # under the GIL, on the path between the instant and the next object's Job.
                 raw = await self._fire_call(self._raw, self._batch.create_namespaced_job, namespace, manifest)
-                state = job_state_from_body(json.loads(raw))
+                created_body = json.loads(raw)
+                state = job_state_from_body(created_body)
+                version = created_body.get("metadata", {}).get("resourceVersion")
+                if state is not None and isinstance(version, str):
+                    self._job_versions[(namespace, state.name)] = version
                 self.metrics.job_created(
                     run.role, run.scheduled_time, run.fired_time, manual=run.trigger is not None
                 )
@@ -402,10 +646,8 @@ class Controller:
         namespace = body["metadata"]["namespace"]
         existing = await self._call(self._batch.read_namespaced_job, name, namespace)
         raw = self.api_client.sanitize_for_serialization(existing)
-        owners = raw.get("metadata", {}).get("ownerReferences") or []
-        if any(o.get("uid") == body["metadata"]["uid"] for o in owners):
-            return job_state_from_body(raw)
-        return None
+        state = job_state_from_body(raw)
+        return state if state is not None and state.owner_uid == body["metadata"]["uid"] else None
 
     async def _delete_jobs(self, namespace: str, names: Iterable[str]) -> None:
         for name in names:
@@ -452,6 +694,7 @@ class Controller:
                 return True
             raise
         self.objects[key] = result
+        self._object_versions[key] = result["metadata"]["resourceVersion"]
         # Counted here, once: this write (guarded by resourceVersion) is what made the transitions happen.
         self.metrics.record_transitions(body.get("status"), plan.status)
         self._note_validity(key, plan.status)

@@ -26,10 +26,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from sundial import jobs as jobmeta
-from sundial.controller import PLURAL, Controller, ControllerSettings
+from sundial.controller import PLURAL, Controller, ControllerSettings, is_outage
 from sundial.kubeclient import Credentials, api_client, kopf_connection_info
 from sundial.metrics import Metrics, MetricsServer
 from sundial.ratelimit import TokenBucket, default_burst
+from sundial.wakeups import retry_delay
 
 logger = logging.getLogger("sundial.operator")
 
@@ -86,9 +87,16 @@ class ActiveReplica:
     async def serve(self, stopped: kopf.DaemonStopped) -> None:
         """Run the wake-up loop until kopf stops this daemon (pause, exit or Lease deletion)."""
         identity = self._options.identity
-        logger.info("this replica (%s) is active: %d objects armed", identity, len(self._controller.wakeups))
         self.active = True
         self._controller.may_fire = lambda: not stopped
+        try:
+            if not await self._sync(stopped):
+                return
+        finally:
+            if stopped:
+                self.active = False
+                self._controller.may_fire = lambda: False
+        logger.info("this replica (%s) is active: %d objects armed", identity, len(self._controller.wakeups))
         loop_task = asyncio.create_task(
             self._controller.wakeups.run(stopped=lambda: bool(stopped)), name="sundial wake-ups"
         )
@@ -101,10 +109,30 @@ class ActiveReplica:
                 await stopped.wait(LEASE_RENEW_SECONDS)
         finally:
             self.active = False
+            self._controller.synced = False  # whatever happens while not active is listed again next time
             self._controller.may_fire = lambda: False
             loop_task.cancel()
             await asyncio.gather(loop_task, return_exceptions=True)
             logger.info("this replica (%s) stopped serving (%s)", identity, stopped.reason)
+
+    async def _sync(self, stopped: kopf.DaemonStopped) -> bool:
+        """List everything before serving any wake-up; retried (with backoff) until it succeeds or we stop.
+
+        kopf re-lists too when it resumes, but through the same watch streams whose events are handled one
+        by one and say nothing of where the listing ends; this listing's end is what planning waits for.
+        """
+        failures = 0
+        while not stopped:
+            self.heartbeat = time.monotonic()
+            try:
+                await self._controller.sync_caches()
+                return True
+            except Exception as error:
+                failures += 1
+                delay = retry_delay(failures, outage=is_outage(error))
+                logger.warning("could not list the objects to serve (%s); retrying in %.1f s", error, delay)
+                await stopped.wait(delay)
+        return False
 
     async def _renew_lease(self) -> None:
         """Show who fires: the Lease is for people and dashboards; kopf's peering decides, not this."""
@@ -158,8 +186,8 @@ def build_registry(options: OperatorOptions, controller: Controller) -> kopf.Ope
         return replica.active and controller.may_fire()
 
     controller.metrics.watch_active(firing)
-    # A standby caches every object but serves no wake-ups: it has armed nothing, and saying 0 lets
-    # sum(sundial_armed_schedules) over all replicas mean what it says.
+    # A standby serves no wake-ups (it lists everything again when it becomes active): it has armed nothing,
+    # and saying 0 lets sum(sundial_armed_schedules) over all replicas mean what it says.
     controller.metrics.watch_armed(lambda: len(controller.wakeups) if firing() else 0)
 
     @kopf.on.login(registry=registry)
@@ -213,7 +241,7 @@ async def run_operator(options: OperatorOptions) -> None:
         burst = options.kube_api_burst or default_burst(options.kube_api_qps)
         rate_limit = TokenBucket(options.kube_api_qps, burst)
     api = api_client(options.credentials, pool_size=2 * settings.api_threads + 4, rate_limit=rate_limit)
-    controller = Controller(api, settings, metrics=Metrics.create())
+    controller = Controller(api, settings, metrics=Metrics.create(), namespaces=options.namespaces)
     await asyncio.to_thread(ensure_lease, api, options.lease_namespace)
     registry = build_registry(options, controller)
     namespaces: list[str] = []

@@ -35,6 +35,9 @@ Job: the request the Job serves."""
 LABEL_MANUAL = "sundial.dev/manual"
 """``"true"`` on the Job of a manual run, so ``kubectl get jobs -l sundial.dev/manual=true`` lists them."""
 
+SUNDIAL_KEY_DOMAIN = "sundial.dev"
+"""Label and annotation keys under this prefix (or a subdomain of it) are Sundial's alone."""
+
 DEPLOY_CONTAINER = "deploy"
 DEFAULT_DEPLOYER_IMAGE = "ghcr.io/sundial-dev/sundial:latest"
 
@@ -49,6 +52,52 @@ def owner_label_value(name: str) -> str:
         return name
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
     return f"{name[:54].rstrip('-.')}-{digest}"
+
+
+def is_sundial_key(key: object) -> bool:
+    """Whether a label or annotation key is one of Sundial's: ``sundial.dev/…`` or ``*.sundial.dev/…``,
+    and the managed-by label, by which Sundial selects its Jobs."""
+    if not isinstance(key, str):
+        return False
+    prefix, slash, _ = key.partition("/")
+    if not slash:
+        return False
+    return key == MANAGED_BY or prefix == SUNDIAL_KEY_DOMAIN or prefix.endswith("." + SUNDIAL_KEY_DOMAIN)
+
+
+def without_sundial_keys(values: object) -> dict[str, Any]:
+    """A user's labels or annotations with Sundial's own keys removed.
+
+    Why: the operator reads its Jobs' keys (the scheduled instant, the trigger request, the role) as facts
+    about the run. A jobTemplate that carried them could make a scheduled run look manual, or claim another
+    instant; only the operator may write them.
+    """
+    if not isinstance(values, Mapping):
+        return {}
+    return {key: value for key, value in values.items() if not is_sundial_key(key)}
+
+
+def controller_reference(metadata: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The ownerReference that makes a ScheduledDeployment this object's controller, if there is one.
+
+    Only this reference (kind, group and ``controller: true``, as `metav1.GetControllerOf` reads it) says
+    whose child a Job is; labels can be written by anyone who can create a Job and prove nothing.
+    """
+    references = metadata.get("ownerReferences")
+    if not isinstance(references, list):
+        return None
+    for reference in references:
+        if (
+            isinstance(reference, Mapping)
+            and reference.get("controller") is True
+            and reference.get("kind") == KIND
+            and isinstance(reference.get("apiVersion"), str)
+            and reference["apiVersion"].partition("/")[0] == GROUP
+            and isinstance(reference.get("uid"), str)
+            and isinstance(reference.get("name"), str)
+        ):
+            return reference
+    return None
 
 
 @dataclass(frozen=True)
@@ -188,11 +237,13 @@ def build_job(
     template = spec.get("jobTemplate")
     if template:
         job_spec = copy.deepcopy(template.get("spec") or {})
-        user_labels = dict((template.get("metadata") or {}).get("labels") or {})
-        user_annotations = dict((template.get("metadata") or {}).get("annotations") or {})
+        user_labels = without_sundial_keys((template.get("metadata") or {}).get("labels"))
+        user_annotations = without_sundial_keys((template.get("metadata") or {}).get("annotations"))
         pod_template = job_spec.setdefault("template", {})
         pod_metadata = pod_template.setdefault("metadata", {})
-        pod_metadata["labels"] = {**(pod_metadata.get("labels") or {}), **labels}
+        pod_metadata["labels"] = {**without_sundial_keys(pod_metadata.get("labels")), **labels}
+        if "annotations" in pod_metadata:
+            pod_metadata["annotations"] = without_sundial_keys(pod_metadata.get("annotations"))
         pod_spec = pod_template.setdefault("spec", {})
         pod_spec.setdefault("restartPolicy", "Never")
         pod_spec.setdefault("serviceAccountName", spec.get("serviceAccountName") or "sundial-deployer")

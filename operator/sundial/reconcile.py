@@ -44,7 +44,14 @@ from sundial.reasons import Invalid, SpecError
 from sundial.schedule import CronSchedule, check_run_at_not_past, due, format_duration, upcoming
 from sundial.schedule import Plan as TimingPlan
 from sundial.schedule import Run as TimedRun
-from sundial.trigger import FUTURE_TOLERANCE, BadTrigger, parse_request, pending_request
+from sundial.trigger import (
+    FUTURE_TOLERANCE,
+    BadTrigger,
+    parse_request,
+    pending_request,
+    request_key,
+    shown,
+)
 from sundial.validation import Valid, validate
 from sundial.wallclock import format_local, format_utc
 
@@ -64,8 +71,9 @@ class JobState:
     namespace: str
     name: str
     owner: str
-    """The ScheduledDeployment that owns it (label ``sundial.dev/scheduled-deployment``)."""
-    owner_uid: str | None
+    """The ScheduledDeployment that controls it (its controller ownerReference's name)."""
+    owner_uid: str
+    """That ScheduledDeployment's UID: a Job counts as an object's run only when this matches."""
     role: RunRole
     scheduled_time: datetime
     fired_time: datetime | None
@@ -139,23 +147,21 @@ def _parse_time(text: object) -> datetime | None:
 
 def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
     """Read one of Sundial's Jobs; None for a Job that lacks Sundial's labels and annotations."""
-    metadata = body.get("metadata") or {}
-    labels = metadata.get("labels") or {}
-    annotations = metadata.get("annotations") or {}
-    reference: Mapping[str, Any] = next(
-        (ref for ref in metadata.get("ownerReferences") or [] if ref.get("kind") == jobmeta.KIND), {}
-    )
-    # The reference has the full name; the label holds a shortened one for names beyond 63 characters.
-    owner = reference.get("name") or labels.get(jobmeta.LABEL_OWNER)
+    metadata = _mapping(body.get("metadata"))
+    labels = _mapping(metadata.get("labels"))
+    annotations = _mapping(metadata.get("annotations"))
+    # Whose Job this is, the controller ownerReference alone says (labels are for selecting, not trust):
+    # a Job that merely carries Sundial's labels is somebody else's and is never counted as a run.
+    reference = jobmeta.controller_reference(metadata)
     scheduled = _parse_time(annotations.get(jobmeta.ANNOTATION_SCHEDULED))
-    if not labels.get(jobmeta.LABEL_OWNER) or not owner or scheduled is None:
+    name, namespace = metadata.get("name"), metadata.get("namespace")
+    if reference is None or scheduled is None or not isinstance(name, str) or not isinstance(namespace, str):
         return None
-    owner_uid = reference.get("uid")
     role = RunRole.DEPENDENCY if labels.get(jobmeta.LABEL_ROLE) == "dependency" else RunRole.DEPLOY
     trigger = annotations.get(jobmeta.ANNOTATION_TRIGGER)
     phase, reason, message = JobPhase.ACTIVE, None, None
-    for condition in (body.get("status") or {}).get("conditions") or []:
-        if condition.get("status") != "True":
+    for condition in _mapping(body.get("status")).get("conditions") or []:
+        if not isinstance(condition, Mapping) or condition.get("status") != "True":
             continue
         if condition.get("type") == "Complete":
             phase, reason, message = JobPhase.SUCCEEDED, "JobSucceeded", "the Job completed"
@@ -163,12 +169,12 @@ def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
             phase = JobPhase.FAILED
             reason = "JobFailed"
             detail = condition.get("message") or condition.get("reason") or "the Job failed"
-            message = f"the Job failed: {detail}"
+            message = f"the Job failed: {_bounded(str(detail))}"
     return JobState(
-        namespace=metadata.get("namespace", ""),
-        name=metadata.get("name", ""),
-        owner=owner,
-        owner_uid=owner_uid,
+        namespace=namespace,
+        name=name,
+        owner=reference["name"],
+        owner_uid=reference["uid"],
         role=role,
         scheduled_time=scheduled,
         fired_time=_parse_time(annotations.get(jobmeta.ANNOTATION_FIRED)),
@@ -176,8 +182,20 @@ def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
         reason=reason,
         message=message,
         deleting=bool(metadata.get("deletionTimestamp")),
-        trigger=trigger if isinstance(trigger, str) and trigger else None,
+        trigger=request_key(trigger) if isinstance(trigger, str) and trigger else None,
     )
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+MESSAGE_LIMIT = 1024
+"""Messages taken from Jobs and pods are cut to this many characters: they end up in status and Events."""
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
 
 
 _REASON_PREFIX = re.compile(r"^([A-Z][A-Za-z0-9]{1,63}): (.+)$", flags=re.DOTALL)
@@ -190,20 +208,21 @@ def failure_detail(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
     message (a user's jobTemplate) is reported as ``JobFailed`` with the message as written.
     """
     for pod in pods:
-        status = pod.get("status") or {}
+        status = _mapping(_mapping(pod).get("status"))
         for container in [
             *(status.get("initContainerStatuses") or []),
             *(status.get("containerStatuses") or []),
         ]:
-            terminated = (container.get("state") or {}).get("terminated") or {}
+            container = _mapping(container)
+            terminated = _mapping(_mapping(container.get("state")).get("terminated"))
             message = str(terminated.get("message") or "").strip()
             if terminated.get("exitCode") in (None, 0) or not message:
                 continue
-            line = " ".join(message.splitlines()[-1:]).strip() or message
+            line = _bounded(" ".join(message.splitlines()[-1:]).strip() or message)
             match = _REASON_PREFIX.match(line)
             if match:
                 return match.group(1), f"the deploy failed: {match.group(2)}"
-            return "JobFailed", f"container {container.get('name')} failed: {line}"
+            return "JobFailed", f"container {_bounded(str(container.get('name')))} failed: {line}"
     return None
 
 
@@ -260,7 +279,13 @@ def _update_from_job(records: dict[Any, RunRecord], key: Any, job: JobState) -> 
         return  # we deleted it on purpose; its last moments do not change the record
     if record is None:
         records[key] = RunRecord(scheduled_time=job.scheduled_time, trigger=job.trigger, **update)
-    elif record.result in (RunResult.PENDING, RunResult.RUNNING) or record.job_name == job.name:
+    elif (
+        record.result in (RunResult.PENDING, RunResult.RUNNING)
+        or record.job_name == job.name
+        # A record that says the run never started (missed, skipped, held, refused) while the run's own Job
+        # exists is wrong: it was written from a view that did not hold the Job yet. The Job is the fact.
+        or record.job_name is None
+    ):
         records[key] = record.model_copy(update=update)
 
 
@@ -285,7 +310,7 @@ def _dependency_gate(run: TimedRun, world: World) -> _Gate:
         return _Gate(go=True)
     dependency = run.dependencies[0]
     name = job_name(dependency.name, dependency.instant)
-    job = world.jobs.get(name)
+    job = _job_of(world, dependency.name, name)
     when = format_utc(dependency.instant)
     if job is not None and job.phase is JobPhase.SUCCEEDED:
         return _Gate(go=True)
@@ -326,6 +351,17 @@ def _dependency_gate(run: TimedRun, world: World) -> _Gate:
         message=f"waiting for dependency {dependency.name!r} (its run at {when}"
         f"{', Job ' + name if job is not None else ''}) to succeed",
     )
+
+
+def _job_of(world: World, owner: str, name: str) -> JobState | None:
+    """The Job ``name`` if the object ``owner`` (as it is now: same UID) controls it; a Job of that
+    predictable name made by anybody else neither blocks a run nor satisfies mustSucceed."""
+    job = world.jobs.get(name)
+    sibling = world.siblings.get(owner)
+    if job is None or sibling is None:
+        return None
+    uid = _mapping(sibling.get("metadata")).get("uid")
+    return job if job.owner == owner and job.owner_uid == uid else None
 
 
 def _dependency_record(world: World, name: str, instant: datetime) -> RunRecord | None:
@@ -419,9 +455,7 @@ def reconcile(world: World) -> Plan:
     generation = metadata.get("generation")
     old = _parse_status(body.get("status"))
     own_jobs = [
-        job
-        for job in world.jobs.values()
-        if job.owner == name and (job.owner_uid is None or job.owner_uid == metadata.get("uid"))
+        job for job in world.jobs.values() if job.owner == name and job.owner_uid == metadata.get("uid")
     ]
     draft = _Draft(*_records_with_jobs(old.runs, own_jobs), last_trigger=old.last_trigger)
     verdict = _validate(world, draft)
@@ -481,6 +515,38 @@ def reconcile(world: World) -> Plan:
         events=tuple(events),
         wake_at=wake,
     )
+
+
+INTERNAL_ERROR = "InternalError"
+
+
+def internal_error_plan(body: Mapping[str, Any], now: datetime, error: str) -> Plan:
+    """The last resort when `reconcile` raised for this object: say so on the object, change nothing else.
+
+    `reconcile` is meant to be total (property tests look for inputs that break it); if one is found in
+    the field anyway, the object shows ``Ready=False``/``InternalError`` with the error, one Warning Event
+    is posted when it starts, and the controller retries this object alone with exponential backoff. The
+    run history and the other conditions are kept as they were, so nothing is claimed about runs.
+    """
+    metadata = _mapping(body.get("metadata"))
+    generation = metadata.get("generation")
+    generation = generation if isinstance(generation, int) and generation >= 0 else None
+    old = _parse_status(body.get("status"))
+    message = _bounded(
+        f"Sundial could not plan this object ({error}); it retries with backoff, and nothing is run for it "
+        "until it succeeds. This is a bug in Sundial: please report it with the object's spec and annotations"
+    )
+    conditions = _set(
+        old.conditions, ConditionType.READY, ConditionStatus.FALSE, INTERNAL_ERROR, message, now, generation
+    )
+    status = old.model_copy(update={"conditions": _ordered(conditions), "observed_generation": generation})
+    previous = find_condition(old.conditions, ConditionType.READY)
+    events = (
+        ()
+        if previous is not None and previous.reason == INTERNAL_ERROR
+        else (Event("Warning", INTERNAL_ERROR, message),)
+    )
+    return Plan(status=status.model_dump(mode="json", by_alias=True, exclude_none=True), events=events)
 
 
 def _creation_floor(metadata: Mapping[str, Any], plan: TimingPlan) -> datetime | None:
@@ -606,15 +672,26 @@ def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobSta
     )
 
 
-def _unserved_request(world: World, draft: _Draft) -> str | None:
+@dataclass(frozen=True)
+class _Request:
+    key: str
+    """The request's identity in status and on its Job (`sundial.trigger.request_key`)."""
+    text: str
+    """The annotation's value as written."""
+
+
+def _unserved_request(world: World, draft: _Draft) -> _Request | None:
     """The trigger annotation's request, if it has not been served (status and Jobs are the memory)."""
-    request = pending_request(world.body["metadata"].get("annotations"))
-    if request is None or request == draft.last_trigger:
+    text = pending_request(_mapping(world.body["metadata"]).get("annotations"))
+    if text is None:
         return None
-    if request in draft.manual:
-        draft.last_trigger = request  # its record or its Job says it was served; the status lagged behind
+    key = request_key(text)
+    if key == draft.last_trigger:
         return None
-    return request
+    if key in draft.manual:
+        draft.last_trigger = key  # its record or its Job says it was served; the status lagged behind
+        return None
+    return _Request(key, text)
 
 
 def _record_manual(
@@ -627,20 +704,21 @@ def _record_manual(
 
 
 def _refuse_trigger_of_invalid(world: World, draft: _Draft, invalid: Invalid) -> None:
-    request = _unserved_request(world, draft)
-    if request is None:
+    unserved = _unserved_request(world, draft)
+    if unserved is None:
         return
     try:
-        instant = parse_request(request).requested_at
+        instant = parse_request(unserved.text).requested_at
     except BadTrigger:
         instant = world.now
     record = _record_manual(
         draft,
-        request,
+        unserved.key,
         instant,
         RunResult.SKIPPED,
         invalid.reason.value,
-        f"trigger {request} refused: the object is invalid ({invalid.reason.value}: {invalid.message})",
+        f"trigger {shown(unserved.text)} refused: the object is invalid "
+        f"({invalid.reason.value}: {invalid.message})",
     )
     draft.events.append(Event("Warning", "TriggerRefused", record.message or ""))
 
@@ -653,11 +731,12 @@ def _serve_trigger(world: World, me: Valid, own_jobs: Sequence[JobState], draft:
     ``kubectl create job --from=cronjob/...`` is for a suspended CronJob). It never replaces a running
     Job: unless concurrencyPolicy is Allow it is refused while a Job of this object runs.
     """
-    request = _unserved_request(world, draft)
-    if request is None:
+    unserved = _unserved_request(world, draft)
+    if unserved is None:
         return
+    request = unserved.key
     try:
-        instant = parse_request(request).requested_at
+        instant = parse_request(unserved.text).requested_at
     except BadTrigger as error:
         _record_manual(draft, request, world.now, RunResult.SKIPPED, "InvalidTrigger", str(error))
         return

@@ -17,6 +17,7 @@ is the same request as the plugin's.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,14 +56,37 @@ def parse_request(text: str) -> TriggerRequest:
         "such as 2027-03-14T07:30:00Z"
     )
     if not value or len(value) > MAX_LENGTH:
-        raise BadTrigger(f"{ANNOTATION_TRIGGER} {text!r} is not a trigger request; {hint}")
+        raise BadTrigger(f"{ANNOTATION_TRIGGER} {shown(text)} is not a trigger request; {hint}")
     try:
         instant = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise BadTrigger(f"{ANNOTATION_TRIGGER} {value!r} is not a trigger request; {hint}") from None
+        raise BadTrigger(f"{ANNOTATION_TRIGGER} {shown(value)} is not a trigger request; {hint}") from None
     if instant.tzinfo is None:
-        raise BadTrigger(f"{ANNOTATION_TRIGGER} {value!r} has no offset; {hint}")
-    return TriggerRequest(value, instant.astimezone(UTC))
+        raise BadTrigger(f"{ANNOTATION_TRIGGER} {shown(value)} has no offset; {hint}")
+    try:
+        return TriggerRequest(value, instant.astimezone(UTC))
+    except OverflowError:
+        # 0001-01-01T00:00+01:00 is a valid RFC 3339 text whose UTC instant is before year 1.
+        raise BadTrigger(f"{ANNOTATION_TRIGGER} {shown(value)} is outside the years 1-9999; {hint}") from None
+
+
+def request_key(value: str) -> str:
+    """The identity of a request, as remembered in status (at most `MAX_LENGTH` characters).
+
+    A well-formed request is its own key. Anything longer is a malformed request that is still remembered,
+    so that it is refused once rather than on every reconcile: its key is a digest of the whole value.
+    """
+    if len(value) <= MAX_LENGTH:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", errors="replace")).hexdigest()
+    return f"sha256:{digest}"[:MAX_LENGTH]
+
+
+def shown(value: str, limit: int = 80) -> str:
+    """``value`` quoted for a message, cut short: an annotation can hold 256 KiB, a message should not."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value)} characters)"
 
 
 def pending_request(annotations: object) -> str | None:

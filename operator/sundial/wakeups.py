@@ -32,8 +32,23 @@ Key = TypeVar("Key", bound=Hashable)
 
 logger = logging.getLogger(__name__)
 
-RETRY_SECONDS = 5
-"""How soon a key whose reconcile raised is tried again."""
+RETRY_FIRST_SECONDS = 0.5
+"""How soon a key whose reconcile raised is first tried again; each further failure in a row doubles it."""
+RETRY_MAX_SECONDS = 300.0
+"""The longest wait between tries of a key that keeps failing (a bug that input alone triggers)."""
+OUTAGE_MAX_SECONDS = 10.0
+"""The longest wait while the API server is unreachable or overloaded: a run due meanwhile should start
+as soon as it answers again, well within any startingDeadlineSeconds."""
+
+
+def retry_delay(failures: int, outage: bool) -> float:
+    """Seconds to wait after the ``failures``-th failure in a row of one key (``failures`` >= 1).
+
+    Per key, as controller-runtime's rate limiter is per item: one object that always fails backs off alone,
+    while every other object keeps its instants.
+    """
+    cap = OUTAGE_MAX_SECONDS if outage else RETRY_MAX_SECONDS
+    return float(min(cap, RETRY_FIRST_SECONDS * 2 ** min(failures - 1, 32)))
 
 
 class WakeupQueue(Generic[Key]):
@@ -63,6 +78,8 @@ class WakeupQueue(Generic[Key]):
         self._again: set[Key] = set()
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._failures: dict[Key, int] = {}
+        """Failures in a row, per key; cleared by a reconcile that succeeds or by `forget`."""
 
     def __len__(self) -> int:
         return len(self._wanted)
@@ -86,6 +103,11 @@ class WakeupQueue(Generic[Key]):
         """The object is gone: drop its pending wake-up (its heap entry is discarded lazily)."""
         self._wanted.pop(key, None)
         self._again.discard(key)
+        self._failures.pop(key, None)
+
+    def failures(self, key: Key) -> int:
+        """How many reconciles of ``key`` in a row have raised."""
+        return self._failures.get(key, 0)
 
     def _drop_stale_heads(self) -> None:
         while self._heap:
@@ -136,15 +158,22 @@ class WakeupQueue(Generic[Key]):
         try:
             async with self._slots:
                 next_at = await self._reconcile(key)
+            self._failures.pop(key, None)
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            # A bug or an API outage must not kill the timer for everyone: log it and retry this key soon.
-            if self._transient(error):
-                logger.warning("reconciling %s failed: %s; retrying in %d s", key, error, RETRY_SECONDS)
+            # A bug or an API outage must not kill the timer for everyone: log it and retry this key alone,
+            # backing off while it keeps failing.
+            failures = self._failures[key] = self._failures.get(key, 0) + 1
+            outage = self._transient(error)
+            delay = retry_delay(failures, outage)
+            if outage:
+                logger.warning("reconciling %s failed: %s; retrying in %.1f s", key, error, delay)
             else:
-                logger.exception("reconciling %s failed; retrying in %d s", key, RETRY_SECONDS)
-            next_at = self._clock() + RETRY_SECONDS
+                logger.exception(
+                    "reconciling %s failed (%d in a row); retrying in %.1f s", key, failures, delay
+                )
+            next_at = self._clock() + delay
         finally:
             self._inflight.discard(key)
         if key in self._again:

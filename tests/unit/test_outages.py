@@ -11,7 +11,13 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from sundial.controller import API_TIMEOUT, FIRE_TIMEOUT, Controller, ControllerSettings, is_outage
-from sundial.wakeups import RETRY_SECONDS, WakeupQueue
+from sundial.wakeups import (
+    OUTAGE_MAX_SECONDS,
+    RETRY_FIRST_SECONDS,
+    RETRY_MAX_SECONDS,
+    WakeupQueue,
+    retry_delay,
+)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +82,7 @@ def run_one_failing_reconcile(error: Exception, caplog: pytest.LogCaptureFixture
 
 def test_an_outage_is_one_line_and_retried(caplog: pytest.LogCaptureFixture) -> None:
     retry_at = run_one_failing_reconcile(ApiException(status=503, reason="Service Unavailable"), caplog)
-    assert retry_at == 1000.0 + RETRY_SECONDS
+    assert retry_at == 1000.0 + RETRY_FIRST_SECONDS
     (record,) = caplog.records
     assert record.levelno == logging.WARNING and record.exc_info is None
     assert "Service Unavailable" in record.getMessage()
@@ -84,6 +90,58 @@ def test_an_outage_is_one_line_and_retried(caplog: pytest.LogCaptureFixture) -> 
 
 def test_a_bug_keeps_its_traceback_and_is_retried(caplog: pytest.LogCaptureFixture) -> None:
     retry_at = run_one_failing_reconcile(KeyError("metadata"), caplog)
-    assert retry_at == 1000.0 + RETRY_SECONDS
+    assert retry_at == 1000.0 + RETRY_FIRST_SECONDS
     (record,) = caplog.records
     assert record.levelno == logging.ERROR and record.exc_info is not None
+
+
+@pytest.mark.parametrize(
+    ("failures", "outage", "delay"),
+    [
+        (1, False, 0.5),
+        (2, False, 1.0),
+        (3, False, 2.0),
+        (10, False, 256.0),
+        (11, False, RETRY_MAX_SECONDS),
+        (10_000, False, RETRY_MAX_SECONDS),
+        (1, True, 0.5),
+        (5, True, 8.0),
+        (6, True, OUTAGE_MAX_SECONDS),
+        (10_000, True, OUTAGE_MAX_SECONDS),
+    ],
+)
+def test_retries_back_off_exponentially_up_to_a_cap(failures: int, outage: bool, delay: float) -> None:
+    assert retry_delay(failures, outage) == delay
+
+
+def test_one_failing_key_backs_off_alone_and_a_success_resets_it() -> None:
+    """The failing key's retries spread out (0.5, 1, 2, 4 s); the healthy key is served at its instant."""
+    now = [1000.0]
+    failing = {"bad": 4}
+    served: list[tuple[str, float]] = []
+
+    async def reconcile(key: str) -> float | None:
+        served.append((key, now[0]))
+        if failing.get(key, 0) > 0:
+            failing[key] -= 1
+            raise TypeError("bug")
+        return None
+
+    async def drive() -> WakeupQueue[str]:
+        queue: WakeupQueue[str] = WakeupQueue(reconcile, clock=lambda: now[0])
+        queue.request("bad")
+        queue.request("good", at=1001.0)
+        for _ in range(40):
+            head = queue.next_wakeup()
+            if head is None:
+                break
+            now[0] = head
+            for key in queue._pop_due(now[0]):
+                await queue._serve(key)
+        return queue
+
+    queue = asyncio.run(drive())
+    times = [at - 1000.0 for key, at in served if key == "bad"]
+    assert times == [0.0, 0.5, 1.5, 3.5, 7.5]
+    assert ("good", 1001.0) in served
+    assert queue.failures("bad") == 0

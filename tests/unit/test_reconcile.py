@@ -1138,21 +1138,29 @@ def test_a_dependency_job_is_read_back_with_its_role() -> None:
     assert state.role is RunRole.DEPENDENCY
 
 
-def test_a_hand_written_job_is_read_like_one_we_built() -> None:
-    body = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": "dep-20270314-072500-0badcafe",
-            "namespace": NAMESPACE,
-            "labels": {"sundial.dev/scheduled-deployment": "dep", "sundial.dev/role": "dependency"},
-            "annotations": {"sundial.dev/scheduled-time": "2027-03-14T07:25:00Z"},
-        },
-        "status": {"conditions": [{"type": "Complete", "status": "True"}]},
+def test_a_job_with_sundials_labels_but_no_controller_reference_is_nobodys_run() -> None:
+    """Labels select; only the controller ownerReference says whose run a Job is (defect: forged runs)."""
+    metadata = {
+        "name": "dep-20270314-072500-0badcafe",
+        "namespace": NAMESPACE,
+        "labels": {"sundial.dev/scheduled-deployment": "dep", "sundial.dev/role": "dependency"},
+        "annotations": {"sundial.dev/scheduled-time": "2027-03-14T07:25:00Z"},
     }
-    state = job_state_from_body(body)
+    body = {"metadata": metadata, "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    assert job_state_from_body(body) is None
+    reference = {
+        "apiVersion": "sundial.dev/v1alpha1",
+        "kind": "ScheduledDeployment",
+        "name": "dep",
+        "uid": uid("dep"),
+        "controller": True,
+    }
+    for not_controller in ({**reference, "controller": False}, {**reference, "kind": "CronJob"}):
+        forged = {**body, "metadata": {**metadata, "ownerReferences": [not_controller]}}
+        assert job_state_from_body(forged) is None
+    state = job_state_from_body({**body, "metadata": {**metadata, "ownerReferences": [reference]}})
     assert state is not None
-    assert (state.owner, state.owner_uid, state.role) == ("dep", None, RunRole.DEPENDENCY)
+    assert (state.owner, state.owner_uid, state.role) == ("dep", uid("dep"), RunRole.DEPENDENCY)
     assert (state.scheduled_time, state.fired_time, state.phase) == (T - LEAD, None, JobPhase.SUCCEEDED)
 
 
