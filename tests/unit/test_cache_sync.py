@@ -1,0 +1,157 @@
+"""The controller plans only from a complete listing, and an older copy never replaces a newer one.
+
+Defect (issue 11): after a take-over the wake-up queue was served before the caches held the whole LIST, so
+every dependent whose dependency had not been re-listed yet went Ready=False with DependencyNotFound, and a
+run whose Job had not been re-listed was recorded Missed although its Job existed. These tests drive the
+controller's caches directly (no API server: the listing is handed in page by page); the integration tier
+proves the same on the real API server with peered replicas killed around instants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+from test_reconcile import NAMESPACE, ONE_SHOT, T, scheduled_deployment, uid, world
+
+from sundial.controller import Controller, ControllerSettings, resource_version_older
+from sundial.jobs import build_job
+from sundial.names import job_name
+from sundial.reconcile import reconcile
+
+
+def sd(name: str, version: str, **spec: Any) -> dict[str, Any]:
+    body = scheduled_deployment(name, {**ONE_SHOT, **spec})
+    body["metadata"]["resourceVersion"] = version
+    return body
+
+
+def job_body(owner: str, version: str, *, controlled: bool = True) -> dict[str, Any]:
+    (run,) = reconcile(world(scheduled_deployment(owner, ONE_SHOT), T)).create
+    manifest = build_job(scheduled_deployment(owner, ONE_SHOT), run)
+    manifest["metadata"]["resourceVersion"] = version
+    if not controlled:
+        del manifest["metadata"]["ownerReferences"]
+    return manifest
+
+
+@pytest.fixture
+def controller() -> Iterator[Controller]:
+    made = Controller(None, ControllerSettings(api_threads=1), namespaces=(NAMESPACE,))
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def serve_listing(
+    controller: Controller, objects: list[dict[str, Any]], jobs: list[dict[str, Any]], version: str
+) -> None:
+    """Answer the controller's LISTs with these items, split over pages to prove it follows ``continue``."""
+
+    def pages(items: list[dict[str, Any]]) -> Any:
+        def page(namespace: str, token: str | None, **_: Any) -> dict[str, Any]:
+            assert namespace == NAMESPACE
+            if token is None and len(items) > 1:
+                return {"items": items[:1], "metadata": {"continue": "next"}}
+            rest = items[1:] if token else items
+            return {"items": rest, "metadata": {"resourceVersion": version}}
+
+        return page
+
+    controller._list_objects_page = pages(objects)  # type: ignore[method-assign]
+    controller._list_jobs_page = pages(jobs)  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(
+    ("version", "than", "older"),
+    [("9", "10", True), ("10", "9", False), ("10", "10", False), ("abc", "10", False), (None, "10", False)],
+)
+def test_resource_versions_compare_as_revisions_only_when_both_are_numbers(
+    version: object, than: object, older: bool
+) -> None:
+    assert resource_version_older(version, than) is older
+
+
+def test_nothing_is_planned_before_the_listing_completes(controller: Controller) -> None:
+    controller.object_seen(sd("api", "5"), deleted=False)
+
+    async def plan_before_sync() -> float | None:
+        return await controller.reconcile_key((NAMESPACE, "api"))
+
+    # Before the listing, reconcile_key returns at once: a call to the API (None client) would raise.
+    assert asyncio.run(plan_before_sync()) is None
+    serve_listing(controller, [sd("api", "5")], [], "7")
+    asyncio.run(controller.sync_caches())
+    assert controller.synced
+
+
+def test_the_listing_completes_the_cache_and_wakes_every_object(controller: Controller) -> None:
+    """kopf had re-listed only part of the namespace (``z-db`` not yet) when the replica became active."""
+    controller.object_seen(sd("a-app", "11", dependsOn={"name": "z-db"}), deleted=False)
+    serve_listing(
+        controller,
+        [sd("a-app", "11", dependsOn={"name": "z-db"}), sd("z-db", "12")],
+        [job_body("z-db", "13"), job_body("forged", "14", controlled=False)],
+        "20",
+    )
+    asyncio.run(controller.sync_caches())
+    assert set(controller.objects) == {(NAMESPACE, "a-app"), (NAMESPACE, "z-db")}
+    assert controller.component((NAMESPACE, "a-app")) == {(NAMESPACE, "a-app"), (NAMESPACE, "z-db")}
+    assert set(controller.jobs) == {(NAMESPACE, job_name("z-db", T))}
+    assert {key for _, _, key in controller.wakeups._heap} == set(controller.objects)
+
+
+def test_an_older_copy_never_replaces_a_newer_one_whichever_arrives_last(controller: Controller) -> None:
+    serve_listing(controller, [sd("api", "30", runAt="2027-03-14T09:00")], [], "30")
+    asyncio.run(controller.sync_caches())
+    # kopf's own re-list began before ours and delivers its older copy afterwards: ignored.
+    controller.object_seen(sd("api", "25", runAt="2027-03-14T08:30"), deleted=False)
+    assert controller.objects[(NAMESPACE, "api")]["spec"]["runAt"] == "2027-03-14T09:00"
+    # A copy of an object the listing did not hold, older than the listing: it was deleted since.
+    controller.object_seen(sd("gone", "29"), deleted=False)
+    assert (NAMESPACE, "gone") not in controller.objects
+    # A newer event is news.
+    controller.object_seen(sd("api", "31", runAt="2027-03-14T10:00"), deleted=False)
+    assert controller.objects[(NAMESPACE, "api")]["spec"]["runAt"] == "2027-03-14T10:00"
+
+
+def test_the_listing_drops_what_is_gone_and_keeps_what_a_watch_event_brought_since(
+    controller: Controller,
+) -> None:
+    controller.object_seen(sd("deleted-while-paused", "3"), deleted=False)
+    controller.job_seen(job_body("deleted-while-paused", "4"), deleted=False)
+    controller.object_seen(sd("created-during-the-list", "41"), deleted=False)
+    serve_listing(controller, [], [], "40")
+    asyncio.run(controller.sync_caches())
+    assert set(controller.objects) == {(NAMESPACE, "created-during-the-list")}
+    assert controller.jobs == {}
+
+
+def test_a_running_job_named_in_status_but_missing_from_the_cache_is_looked_up_by_name(
+    controller: Controller,
+) -> None:
+    """Concurrency decisions consult status.active: a Job it names is fetched before anything is decided."""
+    present, absent = job_name("api", T), "api-20270314-063000-00000000"
+    status = {"active": [{"name": present, "scheduledTime": "2027-03-14T07:30:00Z"}]}
+    status["runs"] = [{"scheduledTime": "2027-03-14T06:30:00Z", "result": "Running", "jobName": absent}]
+    body = {**sd("api", "5"), "status": status}
+    asked: list[str] = []
+
+    def raw(fn: Any, name: str, namespace: str, **_: Any) -> bytes:
+        asked.append(name)
+        if name == present:
+            return json.dumps(job_body("api", "6")).encode()
+        raise ApiException(status=404)
+
+    controller._raw = raw  # type: ignore[method-assign]
+    controller._batch = type("Batch", (), {"read_namespaced_job": None})()
+    asyncio.run(controller._confirm_jobs(body))
+    assert sorted(asked) == sorted([present, absent])
+    assert controller.jobs[(NAMESPACE, present)].owner_uid == uid("api")
+    asyncio.run(controller._confirm_jobs(body))
+    assert len(asked) == 2  # found, and known gone: neither is asked for again
