@@ -35,8 +35,9 @@ Job: the request the Job serves."""
 LABEL_MANUAL = "sundial.dev/manual"
 """``"true"`` on the Job of a manual run, so ``kubectl get jobs -l sundial.dev/manual=true`` lists them."""
 
-SUNDIAL_KEY_DOMAIN = "sundial.dev"
-"""Label and annotation keys under this prefix (or a subdomain of it) are Sundial's alone."""
+SUNDIAL_KEY_PREFIX = "sundial.dev/"
+"""Label and annotation keys with this prefix are Sundial's alone. (Subdomains such as
+``local-cluster.sundial.dev/`` are not: they name other tools of the project, like the test cluster's.)"""
 
 DEPLOY_CONTAINER = "deploy"
 DEFAULT_DEPLOYER_IMAGE = "ghcr.io/sundial-dev/sundial:latest"
@@ -55,14 +56,9 @@ def owner_label_value(name: str) -> str:
 
 
 def is_sundial_key(key: object) -> bool:
-    """Whether a label or annotation key is one of Sundial's: ``sundial.dev/…`` or ``*.sundial.dev/…``,
-    and the managed-by label, by which Sundial selects its Jobs."""
-    if not isinstance(key, str):
-        return False
-    prefix, slash, _ = key.partition("/")
-    if not slash:
-        return False
-    return key == MANAGED_BY or prefix == SUNDIAL_KEY_DOMAIN or prefix.endswith("." + SUNDIAL_KEY_DOMAIN)
+    """Whether a label or annotation key is one of Sundial's: ``sundial.dev/…``, and the managed-by label,
+    by which Sundial selects its Jobs."""
+    return isinstance(key, str) and (key == MANAGED_BY or key.startswith(SUNDIAL_KEY_PREFIX))
 
 
 def without_sundial_keys(values: object) -> dict[str, Any]:

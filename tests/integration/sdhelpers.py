@@ -89,6 +89,22 @@ def run_results(cluster: Cluster, namespace: str, name: str) -> list[tuple[str, 
     return [(run["result"], run.get("reason", "")) for run in runs]
 
 
+def wait_for_events(
+    cluster: Cluster, namespace: str, name: str, *reasons: str, timeout: float = 20
+) -> list[str]:
+    """Wait until the object has an Event for each of ``reasons``; return every Event reason, oldest first.
+
+    The operator posts Events after the status write they describe, so a test that has just seen the status
+    must wait for them rather than read once.
+    """
+
+    def check() -> list[str] | None:
+        seen = event_reasons(cluster, namespace, name)
+        return seen if set(reasons) <= set(seen) else None
+
+    return wait_until(f"Events {', '.join(reasons)} on {namespace}/{name}", check, timeout, interval=0.25)
+
+
 def event_reasons(cluster: Cluster, namespace: str, name: str) -> list[str]:
     events = (
         cluster.core().list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items

@@ -14,7 +14,7 @@ from kubernetes import client
 from podrunner import PodRunner
 
 from conftest import REPO, Cluster, wait_until
-from sdhelpers import StartOperator, create_sd, event_reasons, jobs_of, rfc3339, utc_in, wait_for_condition
+from sdhelpers import StartOperator, create_sd, jobs_of, rfc3339, utc_in, wait_for_condition, wait_for_events
 
 FAILURE_LABEL = "local-cluster.sundial.dev/outcome"
 
@@ -123,7 +123,7 @@ def test_a_rollout_that_stalls_fails_the_run_with_its_reason(
         cluster, namespace, "stalls", "Ready", "False", "ProgressDeadlineExceeded", timeout=90
     )
     assert "progress deadline" in ready["message"]
-    assert "Failed" in event_reasons(cluster, namespace, "stalls")
+    wait_for_events(cluster, namespace, "stalls", "Failed")
     assert runner.executed[-1]["exit"] == 1
 
 
@@ -152,7 +152,7 @@ def test_a_missing_service_account_is_reported_before_the_instant(
         cluster, namespace, "early-warning", "Ready", "False", "ServiceAccountNotFound", 15
     )
     assert "sundial-deployer" in ready["message"] and namespace in ready["message"]
-    assert "ServiceAccountNotFound" in event_reasons(cluster, namespace, "early-warning")
+    wait_for_events(cluster, namespace, "early-warning", "ServiceAccountNotFound")
 
     apply_deployer_rbac(cluster, namespace)
     wait_for_condition(cluster, namespace, "early-warning", "Ready", "True", "Armed", timeout=30)

@@ -20,13 +20,13 @@ from conftest import Cluster, isolated_env, service_account_kubeconfig, wait_unt
 from sdhelpers import (
     StartOperator,
     create_sd,
-    event_reasons,
     job_template,
     jobs_of,
     patch_spec,
     read_sd,
     rfc3339,
     utc_in,
+    wait_for_events,
 )
 from sundial.names import manual_job_name
 
@@ -131,7 +131,7 @@ def test_trigger_runs_one_manual_job_that_neither_a_retry_nor_a_restart_runs_aga
     assert job.metadata.name == manual_job_name("api", request, _instant(request))
     assert job.metadata.labels["sundial.dev/manual"] == "true"
     assert job.metadata.annotations["sundial.dev/trigger"] == request
-    assert {"Triggered", "Succeeded"} <= set(event_reasons(cluster, ns, "api"))
+    wait_for_events(cluster, ns, "api", "Triggered", "Succeeded")
     status = read_sd(cluster, ns, "api")["status"]
     assert status["lastTrigger"] == request
     assert status["nextRunTime"], "the scheduled run is still armed"
@@ -156,7 +156,7 @@ def test_trigger_runs_one_manual_job_that_neither_a_retry_nor_a_restart_runs_aga
     )
     assert jobs_of(cluster, ns, "api") == [], "the request was not served again"
     assert [run["result"] for run in manual_runs(cluster, ns, "api")] == ["Succeeded"]
-    assert event_reasons(cluster, ns, "api").count("Triggered") == 1
+    assert wait_for_events(cluster, ns, "api", "Triggered").count("Triggered") == 1
 
 
 def test_a_trigger_while_a_run_is_active_is_refused_under_forbid(
@@ -174,7 +174,7 @@ def test_a_trigger_while_a_run_is_active_is_refused_under_forbid(
     second = plugin(cluster, "trigger", "slow", "-n", ns, "--wait", "--timeout", "30s")
     assert second.returncode == 1, second.stdout + second.stderr
     assert "Skipped: trigger" in second.stdout and "concurrencyPolicy is Forbid" in second.stdout
-    assert "TriggerRefused" in event_reasons(cluster, ns, "slow")
+    wait_for_events(cluster, ns, "slow", "TriggerRefused")
     assert len(jobs_of(cluster, ns, "slow")) == 1
     wait_until(
         "the first manual run to succeed",

@@ -19,7 +19,6 @@ from sdhelpers import (
     StartOperator,
     condition,
     create_sd,
-    event_reasons,
     job_template,
     jobs_of,
     patch_spec,
@@ -28,6 +27,7 @@ from sdhelpers import (
     run_results,
     utc_in,
     wait_for_condition,
+    wait_for_events,
 )
 
 
@@ -53,7 +53,7 @@ def test_a_one_shot_fires_on_time_and_reports_success(
     assert status["lastSuccessfulTime"] == rfc3339(instant)
     assert [(r["result"], r["jobName"]) for r in status["runs"]] == [("Succeeded", job.metadata.name)]
     assert status["active"] == []
-    assert {"Armed", "Fired", "Succeeded"} <= set(event_reasons(cluster, ns, "once"))
+    wait_for_events(cluster, ns, "once", "Armed", "Fired", "Succeeded")
     assert len(jobs_of(cluster, ns, "once")) == 1
 
 
@@ -94,7 +94,7 @@ def test_a_dependency_runs_its_lead_time_earlier_and_its_success_releases_the_de
     assert timedelta(0) <= fired - instant < timedelta(seconds=2)
     wait_for_condition(cluster, ns, "deploy", "Ready", "True", "Succeeded", timeout=30)
     assert run_results(cluster, ns, "migrate") == [("Succeeded", "JobSucceeded")]
-    assert "DependencyStarted" in event_reasons(cluster, ns, "migrate")
+    wait_for_events(cluster, ns, "migrate", "DependencyStarted")
 
 
 def test_a_failed_dependency_holds_the_deploy(
@@ -121,7 +121,7 @@ def test_a_failed_dependency_holds_the_deploy(
     assert jobs_of(cluster, ns, "deploy") == []
     assert run_results(cluster, ns, "deploy") == [("Held", "DependencyFailed")]
     assert condition(read_sd(cluster, ns, "deploy"), "DependencyReady")["status"] == "False"
-    assert "Held" in event_reasons(cluster, ns, "deploy")
+    wait_for_events(cluster, ns, "deploy", "Held")
     assert run_results(cluster, ns, "migrate") == [("Failed", "JobFailed")]
 
 
@@ -228,7 +228,7 @@ def test_an_operator_down_beyond_the_deadline_records_a_missed_run(
     assert "startingDeadlineSeconds (2)" in ready["message"]
     assert jobs_of(cluster, ns, "missed") == []
     assert run_results(cluster, ns, "missed") == [("Missed", "MissedDeadline")]
-    assert "Missed" in event_reasons(cluster, ns, "missed")
+    wait_for_events(cluster, ns, "missed", "Missed")
 
 
 def test_moving_run_at_rearms_and_the_old_instant_never_fires(
@@ -284,7 +284,7 @@ def test_a_suspended_object_records_its_run_as_skipped(
 
     wait_until("the suspended run to be recorded as skipped", skipped, 20)
     assert jobs_of(cluster, ns, "paused") == []
-    assert "Skipped" in event_reasons(cluster, ns, "paused")
+    wait_for_events(cluster, ns, "paused", "Skipped")
 
 
 def test_the_job_carries_the_schedule_as_annotations_and_environment(

@@ -260,7 +260,7 @@ def test_a_job_template_cannot_make_a_scheduled_run_look_manual_or_claim_another
         "sundial.dev/trigger": "2027-03-14T07:00:00Z",
         "sundial.dev/scheduled-time": "2020-01-01T00:00:00Z",
         "sundial.dev/manual": "true",
-        "x.sundial.dev/anything": "1",
+        "local-cluster.sundial.dev/outcome": "fail",
         "app.kubernetes.io/managed-by": "someone-else",
         "team": "shop",
     }
@@ -284,12 +284,12 @@ def test_a_job_template_cannot_make_a_scheduled_run_look_manual_or_claim_another
     assert ANNOTATION_TRIGGER not in metadata["annotations"]
     assert "sundial.dev/manual" not in metadata["labels"]
     assert metadata["annotations"]["sundial.dev/scheduled-time"] == "2027-03-14T07:30:00Z"
-    assert "x.sundial.dev/anything" not in metadata["annotations"]
+    assert metadata["annotations"]["local-cluster.sundial.dev/outcome"] == "fail"  # another tool's key
     assert metadata["labels"]["app.kubernetes.io/managed-by"] == "sundial"
     assert metadata["labels"]["team"] == "shop" and metadata["annotations"]["team"] == "shop"
     pod_metadata = manifest["spec"]["template"]["metadata"]
     assert pod_metadata["labels"]["sundial.dev/role"] == "deploy"
-    assert not [key for key in pod_metadata["annotations"] if "sundial.dev" in key]
+    assert not [key for key in pod_metadata["annotations"] if key.startswith("sundial.dev/")]
     state = job_state_from_body({**manifest, "metadata": {**metadata, "namespace": NAMESPACE}})
     assert state is not None and state.trigger is None and state.scheduled_time == T
 
