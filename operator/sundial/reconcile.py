@@ -915,7 +915,9 @@ ConditionValue = tuple[ConditionStatus, str, str]
 """(status, reason, message) of one condition."""
 
 
-def _scheduled_condition(me: Valid, draft: _Draft, next_run: TimedRun | None) -> ConditionValue:
+def _scheduled_condition(
+    me: Valid, draft: _Draft, next_run: TimedRun | None, coming: Sequence[TimedRun]
+) -> ConditionValue:
     """Is there a next run, and if not, why not."""
     if me.spec.suspend:
         return (
@@ -934,6 +936,16 @@ def _scheduled_condition(me: Valid, draft: _Draft, next_run: TimedRun | None) ->
             "NoUpcomingRuns",
             "this object has no runAt or schedule of its own and no other object depends on it with an "
             "upcoming run",
+        )
+    skipped = next((run for run in coming if run.skipped), None)
+    if skipped is not None:
+        # The instant is still ahead, so "Completed" would be untrue; say what will happen to it instead.
+        why = "; ".join(skipped.notes) or "dstPolicy skips it"
+        return (
+            ConditionStatus.FALSE,
+            "SkippedByDstPolicy",
+            f"the only upcoming run, at {_describe(skipped.instant, me.plan.zone)}, will be recorded as "
+            f"skipped ({why}); nothing more will run",
         )
     return ConditionStatus.FALSE, "Completed", "every scheduled run is in the past; nothing more will run"
 
@@ -996,7 +1008,7 @@ def _valid_status(
     runs, active = _runs_and_active(draft, own_jobs)
     next_run = next((run for run in coming if not run.skipped), None)
     latest = _latest_outcome(runs)
-    scheduled = _scheduled_condition(me, draft, next_run)
+    scheduled = _scheduled_condition(me, draft, next_run, coming)
     succeeded = _succeeded_condition(latest)
     values: list[tuple[ConditionType, ConditionValue]] = [(ConditionType.SCHEDULED, scheduled)]
     if me.spec.depends_on is not None:

@@ -335,3 +335,24 @@ def test_internal_error_is_total_even_over_a_mangled_status() -> None:
     plan = internal_error_plan(body, T, "x" * 100_000)
     status = assert_the_api_would_accept(plan.status)
     assert len(status.conditions[0].message) <= MESSAGE_LIMIT
+
+
+def test_a_one_shot_whose_only_run_dst_skips_says_so_rather_than_completed() -> None:
+    """02:30 on 2027-03-14 does not exist in New York; before that instant nothing is "in the past" yet."""
+    spec = {
+        "runAt": "2027-03-14T02:30",
+        "timeZone": "America/New_York",
+        "dstPolicy": {"nonexistentTime": "Skip"},
+        "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "m", "image": "i"}]}}}},
+    }
+    plan = reconcile(world(scheduled_deployment("gap", spec), T - 60 * SECOND))
+    scheduled = next(c for c in plan.status["conditions"] if c["type"] == "Scheduled")
+    assert (scheduled["status"], scheduled["reason"]) == ("False", "SkippedByDstPolicy")
+    assert (
+        "2027-03-14T07:30:00Z" in scheduled["message"]
+        and "will be recorded as skipped" in scheduled["message"]
+    )
+    after = reconcile(world(scheduled_deployment("gap", spec, status=plan.status), T + SECOND))
+    assert [(run["result"], run["reason"]) for run in after.status["runs"]] == [("Skipped", "DstSkipped")]
+    scheduled = next(c for c in after.status["conditions"] if c["type"] == "Scheduled")
+    assert scheduled["reason"] == "Completed"
