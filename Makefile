@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit integration venv cluster cluster-down crds clean
+.PHONY: demo test lint unit unit-seasons integration venv cluster cluster-down crds clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,22 @@ venv: $(BIN)/.installed
 demo: venv
 	$(BIN)/python hack/demo
 
-## test: lint, types, then every test (unit and integration, on the local control plane)
-test: lint
+## test: lint, types, the unit tier under two frozen dates, then every test (unit and integration)
+test: lint unit-seasons
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The unit tier twice more with the clock frozen (SUNDIAL_FROZEN_NOW, tests/conftest.py): once in a January
+# before today and once in a July years ahead, past 2038 and every date the tests and corpora name, in a
+# local zone whose offset differs between the two. An expectation that holds in one season only, or only
+# until some date, fails here on any day of the year. About 8 s each; PYTEST_ARGS is not passed (it may name
+# integration tests or options, and the frozen clock is for tests/unit only).
+FROZEN_DATES := 2026-01-15T12:00:00Z 2041-07-15T12:00:00Z
+
+unit-seasons: venv
+	@set -e; for when in $(FROZEN_DATES); do \
+		echo "unit tier with the clock frozen at $$when (TZ=Europe/Berlin)"; \
+		TZ=Europe/Berlin SUNDIAL_FROZEN_NOW=$$when $(BIN)/pytest tests/unit -p no:cacheprovider; \
+	done
 
 LINT_PATHS := operator tests hack/demo $(wildcard bench)
 

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,10 +71,65 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# ------------------------------------------------------------------------------------------ frozen clock
+# `make test` runs the unit tier twice more with the clock frozen in January and in July (see the Makefile),
+# so that an expectation that holds only in one season, or only until some date, fails on any day of the
+# year rather than on the day the season turns. The clock still ticks from there: only the date changes.
+
+FROZEN_NOW = "SUNDIAL_FROZEN_NOW"
+_traveller = pytest.StashKey[Any]()
+
+
+def frozen_now() -> datetime | None:
+    """The instant ``SUNDIAL_FROZEN_NOW`` names (RFC 3339 with an offset, e.g. 2027-01-15T12:00:00Z)."""
+    text = os.environ.get(FROZEN_NOW, "").strip()
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise pytest.UsageError(f"{FROZEN_NOW}={text!r}: {error}") from None
+    if when.tzinfo is None:
+        raise pytest.UsageError(f"{FROZEN_NOW}={text!r} has no offset; write e.g. 2027-01-15T12:00:00Z")
+    return when.astimezone(UTC)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Here rather than in a fixture, so that module-level code and parametrisation see the frozen date too.
+    when = frozen_now()
+    if when is not None:
+        import time_machine
+
+        # A timestamp rather than the datetime: time-machine would otherwise set TZ=UTC for the session,
+        # and the Makefile runs these in a local zone of its choosing (TZ) to catch naive local time too.
+        config.stash[_traveller] = time_machine.travel(when.timestamp(), tick=True)
+        config.stash[_traveller].start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    traveller = config.stash.get(_traveller, None)
+    if traveller is not None:
+        traveller.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if _traveller not in config.stash:
+        return "clock: real"
+    return (
+        f"clock: frozen by {FROZEN_NOW}={os.environ[FROZEN_NOW]} (ticking from there); "
+        f"now reads {datetime.now(UTC):%Y-%m-%d %H:%M:%S %Z}, "
+        f"local {datetime.now().astimezone():%Y-%m-%d %H:%M:%S %z} (TZ={os.environ.get('TZ', 'unset')})"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)
+    if _traveller in config.stash and any("integration" in item.path.parts for item in items):
+        # The integration tier compares with a real API server's clock, and the operator and kubectl run in
+        # processes the freeze does not reach: it must compute from the real now.
+        raise pytest.UsageError(f"{FROZEN_NOW} is for tests/unit only; integration tests use the real clock")
 
 
 def isolated_env(home: Path) -> dict[str, str]:

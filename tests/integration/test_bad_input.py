@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,6 @@ def test_every_bad_input_is_reported_while_a_good_object_fires_on_time(
             job.metadata.annotations["sundial.dev/fired-time"].replace("Z", "+00:00")
         )
         assert timedelta(0) <= fired - instant < timedelta(seconds=2), f"fired {fired} for {instant}"
-        assert datetime.now(UTC) > instant
     finally:
         for namespace in namespaces:
             cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

@@ -11,8 +11,10 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -31,6 +33,15 @@ from sdhelpers import (
 from sundial.names import manual_job_name
 
 PLUGIN = Path(sys.executable).parent / "kubectl-sundial"
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def next_local_time(after: datetime, zone: ZoneInfo, wall: time) -> datetime:
+    """The first ``wall`` o'clock in ``zone`` strictly after ``after`` (a time every day has once)."""
+    day = after.astimezone(zone).date()
+    while (candidate := datetime.combine(day, wall, tzinfo=zone)) <= after:
+        day += timedelta(days=1)
+    return candidate
 
 
 def plugin(cluster: Cluster, *args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -90,7 +101,9 @@ def test_kubectl_discovers_the_plugin_and_the_timeline_spans_namespaces(
     )
     assert str(PLUGIN) in listed.stdout, listed.stdout + listed.stderr
 
+    asked = datetime.now(UTC)
     result = via_kubectl(cluster, "timeline", "-A", "--count", "1000", "-o", "json")
+    answered = datetime.now(UTC)
     assert result.returncode == 1, "an invalid object is a problem found"
     body = json.loads(result.stdout)
     ours = [
@@ -102,7 +115,12 @@ def test_kubectl_discovers_the_plugin_and_the_timeline_spans_namespaces(
     api = next(run for run in body["runs"] if (run["namespace"], run["name"]) == (namespace, "api"))
     assert api["scheduledTime"] == rfc3339(soon)
     report = next(run for run in body["runs"] if run["namespace"] == other_namespace)
-    assert report["localTime"].split("T")[1].startswith("22:30:00+01:00")
+    # The next 22:30 in Berlin after the moment the timeline was computed (somewhere between asked and
+    # answered), with the offset Berlin has on that night: +01:00 in winter, +02:00 in summer.
+    expected = {next_local_time(instant, BERLIN, time(22, 30)) for instant in (asked, answered)}
+    assert (report["scheduledTime"], report["localTime"]) in {
+        (rfc3339(local.astimezone(UTC)), local.isoformat()) for local in expected
+    }, report
     assert {"namespace": other_namespace, "name": "typo", "reason": "InvalidTimeZone"}.items() <= next(
         item for item in body["invalid"] if item["namespace"] == other_namespace
     ).items()

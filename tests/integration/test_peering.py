@@ -7,9 +7,9 @@ The deterministic Job name is the lock that keeps even that to one Job per run.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from conftest import Cluster, lease_holder, wait_until
+from conftest import Cluster, OperatorProcess, lease_holder, wait_until
 from sdhelpers import StartOperator, create_sd, job_template, jobs_of, read_sd, rfc3339, utc_in
 
 PEERING_LIFETIME = "6"
@@ -74,6 +74,9 @@ def test_two_replicas_wrongly_active_at_once_still_create_one_job_per_run(
     ns = deployer_namespace
     first = start_operator(ns, identity="standalone-a")
     second = start_operator(ns, identity="standalone-b", wait_active=False)
+    # The Lease shows one holder at a time; each replica's log says when it starts serving.
+    for replica, identity in ((first, "standalone-a"), (second, "standalone-b")):
+        wait_until(f"{identity} to be active", lambda r=replica, i=identity: is_serving(r, i), 30)
     instants = [utc_in(8 + i) for i in range(5)]
     for index, instant in enumerate(instants):
         create_sd(cluster, ns, f"twice-{index}", {"runAt": rfc3339(instant), "jobTemplate": job_template()})
@@ -91,5 +94,16 @@ def test_two_replicas_wrongly_active_at_once_still_create_one_job_per_run(
         assert len(jobs_of(cluster, ns, f"twice-{index}")) == 1
         runs = read_sd(cluster, ns, f"twice-{index}")["status"]["runs"]
         assert [run["result"] for run in runs] == ["Succeeded"]
-    assert first.process.poll() is None and second.process.poll() is None
-    assert datetime.now(UTC) > instants[-1] + timedelta(seconds=1)
+    # The premise: both replicas were active from before the first instant until after the last, so every
+    # run had two replicas racing to create its Job.
+    for replica, identity in ((first, "standalone-a"), (second, "standalone-b")):
+        assert replica.process.poll() is None, f"{identity} exited:\n{replica.log()[-3000:]}"
+        assert "stopped serving" not in replica.log(), f"{identity} stopped:\n{replica.log()[-3000:]}"
+
+
+def is_serving(operator: OperatorProcess, identity: str) -> bool:
+    if operator.process.poll() is not None:
+        raise AssertionError(
+            f"{identity} exited with {operator.process.returncode}:\n{operator.log()[-3000:]}"
+        )
+    return f"this replica ({identity}) is active" in operator.log()

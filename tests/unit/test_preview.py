@@ -17,6 +17,7 @@ from sundial.cli import build_parser, main
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
 NOW = "2027-01-01T00:00:00Z"
+LATER = "2100-01-01T00:00:00Z"
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 GOOD = sorted((DATA / "good").glob("*.yaml"))
 BAD = sorted((DATA / "bad").glob("*.yaml"))
@@ -59,19 +60,46 @@ def test_good_files_preview_as_valid_with_runs(path: Path, capsys: pytest.Captur
         assert document["runs"], f"{document['name']} has no runs in {path.name}"
 
 
+@pytest.mark.parametrize("now", [NOW, LATER], ids=["corpus now", "after every date in it"])
 @pytest.mark.parametrize("path", BAD, ids=lambda path: path.name)
 def test_bad_files_are_refused_with_the_documented_reason(
-    path: Path, capsys: pytest.CaptureFixture[str]
+    path: Path, now: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Also long after every date the files name: tests/integration/test_bad_input.py gives them to the
+    operator on the real clock, so a reason must not turn into RunAtInPast once a runAt has passed."""
     expected = expectations(path)
     assert expected.get("apiserver"), f"{path.name} does not say what the API server does with it"
-    code, body = run_preview(capsys, "-f", str(path))
+    code, body = run_preview(capsys, "-f", str(path), "--now", now)
     first = as_list(body)[0]
     assert code == 1
     assert (first["valid"], first["reason"]) == (False, expected["reason"])
     assert first["runs"] == []
     assert len(first["message"]) > 20
     assert "pydantic" not in first["message"] and "type=" not in first["message"]
+
+
+SUGGESTED = [
+    (path, command)
+    for path in EXAMPLES
+    for command in re.findall(r"^#\s+(sundial preview .*)$", path.read_text(encoding="utf-8"), re.MULTILINE)
+]
+
+
+def test_examples_suggest_a_preview() -> None:
+    assert {path.name for path, _ in SUGGESTED} >= {"api-v42.yaml", "nightly-berlin-dst.yaml"}
+
+
+@pytest.mark.parametrize(("path", "command"), SUGGESTED, ids=[path.name for path, _ in SUGGESTED])
+def test_the_preview_an_example_suggests_works_on_any_day(
+    path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command gives ``--now``: without it, its output would change (and expire) with today's date."""
+    args = command.split()[2:]
+    assert "--now" in args, f"{path.name}: {command!r} shows something else once its date has passed"
+    assert args[args.index("-f") + 1] == f"examples/{path.name}"
+    args[args.index("-f") + 1] = str(path)
+    assert main(["preview", *args, "-o", "json"]) == 0, command
+    assert all(document["runs"] for document in as_list(json.loads(capsys.readouterr().out))), command
 
 
 def test_the_api_v42_example_deploys_after_its_migration(capsys: pytest.CaptureFixture[str]) -> None:

@@ -680,22 +680,19 @@ def test_a_dependency_that_did_not_succeed_holds_the_run(
 
 
 def test_a_dependency_still_running_at_the_deadline_holds_the_run() -> None:
+    """Held, like the cases above, once the dependent's deadline runs out: no deploy, and not left waiting."""
     running = job("dep", T - LEAD, JobPhase.ACTIVE, role=RunRole.DEPENDENCY)
     waiting = reconcile(dependency_world(T + SECOND, running))
     plan = reconcile(written(dependency_world(T + SECOND, running), waiting, T + DEADLINE + SECOND))
     assert plan.create == ()
     assert runs(plan.status) == [(stamp(T), "Held", "DependencyNotFinished")]
-
-
-def test_a_dependency_still_running_at_the_deadline_means_no_deploy() -> None:
-    """What happens today (see the xfail above): no deploy, and the run is not left waiting."""
-    running = job("dep", T - LEAD, JobPhase.ACTIVE, role=RunRole.DEPENDENCY)
-    waiting = reconcile(dependency_world(T + SECOND, running))
-    plan = reconcile(written(dependency_world(T + SECOND, running), waiting, T + DEADLINE + SECOND))
-    assert plan.create == ()
-    assert state_of(plan.status, "Ready")[0] == "False"
+    assert "still running" in plan.status["runs"][0]["message"]
+    assert "nothing was deployed" in plan.status["runs"][0]["message"]
+    assert state_of(plan.status, "Ready") == ("False", "DependencyNotFinished")
+    assert state_of(plan.status, "DependencyReady") == ("False", "DependencyNotFinished")
     assert state_of(plan.status, "Progressing") == ("False", "Idle")
     assert plan.wake_at is None
+    assert one_event(plan, "Held").type == "Warning"
 
 
 def test_a_dependency_reconciled_after_its_deadline_records_its_run_missed() -> None:
