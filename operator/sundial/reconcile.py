@@ -558,7 +558,9 @@ def _creation_floor(metadata: Mapping[str, Any], plan: TimingPlan) -> datetime |
     created = _parse_time(metadata.get("creationTimestamp"))
     if created is None:
         return None
-    return created if isinstance(plan.when, CronSchedule) else created - plan.deadline
+    # Exclusive, like every window start: a runAt exactly its deadline before the creation still runs, as
+    # `check_run_at_not_past` (inclusive) lets it be valid.
+    return created if isinstance(plan.when, CronSchedule) else created - plan.deadline - timedelta.resolution
 
 
 def _missing_account_message(world: World) -> str:

@@ -631,11 +631,15 @@ def due(
     if own is None:
         return DueRuns(None, (), (), False)
     found: dict[datetime, Run] = {}
-    for run in runs_between(own, since if since is not None else now - own.deadline, now, limit=limit + 1):
+    # ``since`` is exclusive; without one the window's start, now - deadline, is itself still within the
+    # deadline (the test below and `check_run_at_not_past` are inclusive), so it starts one tick earlier.
+    for run in runs_between(
+        own, since if since is not None else _just_before(now - own.deadline), now, limit=limit + 1
+    ):
         _add(found, run)
     for source, index in _sources(target, plans):
         lead = source.chain[index].lead
-        start = (since if since is not None else now - source.deadline) + lead
+        start = (since if since is not None else _just_before(now - source.deadline)) + lead
         for run in runs_between(source, start, now + lead, limit=limit + 1):
             _add(found, _as_dependency(run, source, index, own))
     runs = [found[instant] for instant in sorted(found)]
@@ -646,6 +650,11 @@ def due(
     due_run = latest if latest is not None and latest.instant >= now - latest.deadline else None
     missed = tuple(run for run in active if run is not due_run)
     return DueRuns(due_run, missed, tuple(run for run in runs if run.skipped), truncated)
+
+
+def _just_before(instant: datetime) -> datetime:
+    """The latest representable instant before ``instant``: an exclusive bound that includes ``instant``."""
+    return instant - timedelta.resolution
 
 
 def check_run_at_not_past(plan: Plan, now: datetime) -> None:

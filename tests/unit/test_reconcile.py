@@ -1234,3 +1234,10 @@ def test_the_service_account_report_is_a_fixed_point() -> None:
     again = reconcile(replace(written(first, plan, T - HOUR), missing_service_account="sundial-deployer"))
     assert again.status == plan.status
     assert again.events == ()
+
+
+def test_a_run_at_created_exactly_its_deadline_late_still_runs_rather_than_vanishing() -> None:
+    """Valid (the deadline check is inclusive) must mean due: before, the window's exclusive start lost it."""
+    body = scheduled_deployment("api", ONE_SHOT, created=T + DEADLINE)
+    plan = reconcile(world(body, T + DEADLINE))
+    assert [run.job_name for run in plan.create] == [job_name("api", T)]
