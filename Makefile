@@ -56,7 +56,7 @@ cluster-down:
 	hack/local-cluster down
 
 crds: venv
-	$(BIN)/python -m sundial.crd
+	$(BIN)/python -m sundial.api.crd
 
 clean: cluster-down
 	rm -rf $(VENV) .sundial

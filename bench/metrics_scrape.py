@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import generate_latest
 
-from sundial.metrics import Metrics
+from sundial.runtime.metrics import Metrics
 
 
 def per_call_us(fn: Callable[[], object], number: int) -> float:

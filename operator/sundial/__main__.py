@@ -2,6 +2,6 @@
 
 import sys
 
-from sundial.cli import main
+from sundial.cli.main import main
 
 sys.exit(main())

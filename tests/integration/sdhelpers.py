@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conftest import Cluster, OperatorProcess, wait_until
-from sundial.jobs import LABEL_OWNER, owner_label_value
+from sundial.api.keys import LABEL_OWNER
+from sundial.decide.jobs import owner_label_value
 
 GROUP, VERSION, PLURAL = "sundial.dev", "v1alpha1", "scheduleddeployments"
 FAILURE_LABEL = "local-cluster.sundial.dev/outcome"

@@ -28,7 +28,7 @@ from sdhelpers import (
     wait_for_condition,
     wait_for_events,
 )
-from sundial.jobs import (
+from sundial.api.keys import (
     ANNOTATION_SCHEDULED,
     ANNOTATION_TRIGGER,
     LABEL_OWNER,
@@ -36,7 +36,7 @@ from sundial.jobs import (
     MANAGED_BY,
     MANAGER,
 )
-from sundial.names import job_name
+from sundial.timing.names import job_name
 
 BAD = Path(__file__).resolve().parent.parent / "unit" / "data" / "bad"
 # Judged against the corpus' fixed "now" (2027-01-01); against the real clock its instants may lie ahead.

@@ -22,7 +22,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from conftest import REPO, Cluster
-from sundial.models import ScheduledDeploymentSpec
+from sundial.api.models import ScheduledDeploymentSpec
 
 GROUP, VERSION, PLURAL = "sundial.dev", "v1alpha1", "scheduleddeployments"
 CRD = yaml.safe_load((REPO / "crds" / f"{PLURAL}.{GROUP}.yaml").read_text(encoding="utf-8"))

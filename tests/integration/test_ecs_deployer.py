@@ -32,7 +32,7 @@ from moto.ecs.models import ecs_backends
 from moto.server import ThreadedMotoServer
 
 import sundial.deploy
-from sundial.cli import main
+from sundial.cli.main import main
 from sundial.deploy import DeployFailed
 from sundial.deploy.ecs import deploy_service, ecs_client
 
@@ -49,7 +49,7 @@ CIRCUIT_BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start.
 # the kubelet creates /dev/termination-log in a container (report_failure writes only to an existing file).
 CHILD = (
     "import sys, sundial.deploy; sundial.deploy.TERMINATION_LOG = sys.argv[1]; "
-    "from sundial.cli import main; sys.exit(main(sys.argv[2:]))"
+    "from sundial.cli.main import main; sys.exit(main(sys.argv[2:]))"
 )
 
 

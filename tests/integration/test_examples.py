@@ -19,7 +19,7 @@ import yaml
 
 from conftest import REPO, Cluster
 from sdhelpers import StartOperator, read_sd, wait_for_condition
-from sundial.preview import preview_documents
+from sundial.cli.preview import preview_documents
 
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 RUN_AT = re.compile(r"(?P<year>\d{4})(?P<rest>-(?P<month>\d\d)-(?P<day>\d\d)T.*)", re.DOTALL)

@@ -5,7 +5,7 @@ What each test breaks:
 
 * the operator, by SIGKILL at random moments around instants, and deterministically in the one window that
   outside timing rarely hits (after a Job is created, before the status that records it is written), with
-  ``SUNDIAL_FAULT_EXIT_AFTER_JOB_CREATE=1`` (see `sundial.controller`);
+  ``SUNDIAL_FAULT_EXIT_AFTER_JOB_CREATE=1`` (see `sundial.runtime.controller`);
 * kube-apiserver and etcd, restarted mid-burst with ``hack/local-cluster restart`` on a cluster of this
   module's own, so the session's cluster is never disturbed;
 * the operator's connections (watch streams and API calls), reset and stalled by a proxy (`faultproxy`);
@@ -53,9 +53,9 @@ from sdhelpers import (
     rfc3339,
     utc_in,
 )
-from sundial.controller import FAULT_EXIT_CODE
-from sundial.jobs import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, LABEL_OWNER
-from sundial.names import job_name
+from sundial.api.keys import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, LABEL_OWNER
+from sundial.runtime.controller import FAULT_EXIT_CODE
+from sundial.timing.names import job_name
 
 LONG_DEADLINE = 600
 """Runs with this deadline must always fire: no fault here keeps the operator away for ten minutes."""

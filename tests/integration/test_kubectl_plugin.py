@@ -30,7 +30,7 @@ from sdhelpers import (
     utc_in,
     wait_for_events,
 )
-from sundial.names import manual_job_name
+from sundial.timing.names import manual_job_name
 
 PLUGIN = Path(sys.executable).parent / "kubectl-sundial"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -259,6 +259,6 @@ def test_expected_failures_are_one_line_with_an_exit_status(
 
 
 def _instant(text: str) -> Any:
-    from sundial.trigger import parse_request
+    from sundial.api.trigger import parse_request
 
     return parse_request(text).requested_at

@@ -18,10 +18,10 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from test_reconcile import NAMESPACE, ONE_SHOT, T, scheduled_deployment, uid, world
 
-from sundial.controller import Controller, ControllerSettings, resource_version_older
-from sundial.jobs import build_job
-from sundial.names import job_name
-from sundial.reconcile import reconcile
+from sundial.decide.jobs import build_job
+from sundial.decide.reconcile import reconcile
+from sundial.runtime.controller import Controller, ControllerSettings, resource_version_older
+from sundial.timing.names import job_name
 
 
 def sd(name: str, version: str, **spec: Any) -> dict[str, Any]:

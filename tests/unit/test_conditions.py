@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sundial.conditions import ConditionType, find_condition, mark_invalid, set_condition
-from sundial.models import Condition, ConditionStatus, ScheduledDeploymentStatus
-from sundial.reasons import Invalid, Reason
+from sundial.api.conditions import ConditionType, find_condition, mark_invalid, set_condition
+from sundial.api.models import Condition, ConditionStatus, ScheduledDeploymentStatus
+from sundial.api.reasons import Invalid, Reason
 
 T0 = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5, microseconds=123)

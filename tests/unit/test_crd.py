@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from sundial import crd, reference
-from sundial.cli import main
-from sundial.models import LEAD_TIME_PATTERN, RUN_AT_PATTERN, ScheduledDeploymentSpec
+from sundial.api import crd, reference
+from sundial.api.models import LEAD_TIME_PATTERN, RUN_AT_PATTERN, ScheduledDeploymentSpec
+from sundial.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / crd.CRD_PATH
@@ -31,14 +31,14 @@ def spec_schema() -> dict[str, Any]:
 
 def test_the_committed_crd_is_current() -> None:
     assert COMMITTED.read_text(encoding="utf-8") == crd.render(), (
-        f"{crd.CRD_PATH} is stale: run `python -m sundial.crd` and commit"
+        f"{crd.CRD_PATH} is stale: run `python -m sundial.api.crd` and commit"
     )
 
 
 def test_the_committed_field_reference_is_current() -> None:
     committed = (REPO / reference.REFERENCE_PATH).read_text(encoding="utf-8")
     assert committed == reference.render(), (
-        f"{reference.REFERENCE_PATH} is stale: run `python -m sundial.crd` and commit"
+        f"{reference.REFERENCE_PATH} is stale: run `python -m sundial.api.crd` and commit"
     )
 
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from sundial.dependencies import DependencyGraph, Link, lead_time, parse_duration, resolve_chain
-from sundial.models import DependsOn
-from sundial.reasons import Invalid, Reason, SpecError
+from sundial.api.models import DependsOn
+from sundial.api.reasons import Invalid, Reason, SpecError
+from sundial.timing.dependencies import DependencyGraph, Link, lead_time, parse_duration, resolve_chain
 
 
 @pytest.mark.parametrize(

@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sundial.wallclock import (
-    AmbiguousTimePolicy,
-    LocalTimeKind,
-    NonexistentTimePolicy,
-    apply_policy,
-    format_local,
-    format_utc,
-    load_zone,
-    resolve_local,
-)
+from sundial.api.models import AmbiguousTimePolicy, NonexistentTimePolicy
+from sundial.api.timestamps import format_local, format_utc
+from sundial.timing.wallclock import LocalTimeKind, apply_policy, load_zone, resolve_local
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "time.md"
 HEADER = "| Zone | Local time | What the clocks do | Policy | Runs at (UTC) | Runs at (local) |"

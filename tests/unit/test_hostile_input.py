@@ -29,10 +29,11 @@ from test_reconcile import (
     world,
 )
 
-from sundial.jobs import ANNOTATION_TRIGGER, build_job
-from sundial.models import Condition, RunResult, ScheduledDeploymentStatus
-from sundial.names import job_name
-from sundial.reconcile import (
+from sundial.api.keys import ANNOTATION_TRIGGER
+from sundial.api.models import Condition, RunResult, ScheduledDeploymentStatus
+from sundial.api.trigger import MAX_LENGTH, request_key
+from sundial.decide.jobs import build_job
+from sundial.decide.reconcile import (
     MESSAGE_LIMIT,
     JobPhase,
     failure_detail,
@@ -40,7 +41,7 @@ from sundial.reconcile import (
     job_state_from_body,
     reconcile,
 )
-from sundial.trigger import MAX_LENGTH, request_key
+from sundial.timing.names import job_name
 
 PROPERTY = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True

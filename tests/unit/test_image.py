@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sundial.cli import build_parser
+from sundial.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sundial.jobs import Run, build_job, owner_label_value
-from sundial.names import job_name
+from sundial.decide.jobs import Run, build_job, owner_label_value
+from sundial.timing.names import job_name
 
 SCHEDULED = datetime(2027, 3, 14, 7, 30, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")

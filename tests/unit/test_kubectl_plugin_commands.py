@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from sundial.kubectl_plugin import Api, PluginError, build_parser, cmd_suspend, cmd_trigger
-from sundial.names import manual_job_name
+from sundial.cli.kubectl_plugin import Api, PluginError, build_parser, cmd_suspend, cmd_trigger
+from sundial.timing.names import manual_job_name
 
 NOW = datetime(2026, 11, 27, 9, 0, 0, 123_000, tzinfo=UTC)
 REQUEST = "2026-11-27T09:00:00.123Z"
@@ -113,7 +113,7 @@ def test_a_request_already_served_is_not_written_again() -> None:
 def test_trigger_wait_follows_the_run_to_its_result(
     result: str, code: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sundial.kubectl_plugin.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("sundial.cli.kubectl_plugin.time.sleep", lambda seconds: None)
     running = {"runs": [{"trigger": REQUEST, "result": "Running", "message": "the Job is running"}]}
     done = {"runs": [{"trigger": REQUEST, "result": result, "message": "m"}]}
     fake = FakeCustomObjects([sd("api", TARGET)], statuses=[{}, running, done])

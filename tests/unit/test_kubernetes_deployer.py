@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from sundial.decide.reconcile import failure_detail
 from sundial.deploy import DeployFailed, parse_timeout
 from sundial.deploy.kubernetes import image_patch, rollout_state
-from sundial.reconcile import failure_detail
 
 
 def deployment(generation: int = 2, observed: int = 2, wanted: int = 3, **status: Any) -> dict[str, Any]:

@@ -15,12 +15,21 @@ from typing import Any
 
 import pytest
 
-from sundial.jobs import ANNOTATION_TRIGGER, LABEL_MANUAL, Run, build_job
-from sundial.models import RunRole
-from sundial.names import MAX_LENGTH, job_name, manual_job_name
-from sundial.reconcile import CreateFailure, JobPhase, JobState, Plan, World, job_state_from_body, reconcile
-from sundial.trigger import BadTrigger, format_request, parse_request, pending_request
-from sundial.wallclock import format_utc
+from sundial.api.keys import ANNOTATION_TRIGGER, LABEL_MANUAL
+from sundial.api.models import RunRole
+from sundial.api.timestamps import format_utc
+from sundial.api.trigger import BadTrigger, format_request, parse_request, pending_request
+from sundial.decide.jobs import Run, build_job
+from sundial.decide.reconcile import (
+    CreateFailure,
+    JobPhase,
+    JobState,
+    Plan,
+    World,
+    job_state_from_body,
+    reconcile,
+)
+from sundial.timing.names import MAX_LENGTH, job_name, manual_job_name
 
 NAMESPACE = "shop"
 T = datetime(2027, 3, 14, 7, 30, tzinfo=UTC)
@@ -367,7 +376,7 @@ def test_a_refused_create_is_a_failed_manual_run() -> None:
 
 def test_a_manual_job_is_counted_but_is_not_fire_lateness() -> None:
     """Its 'scheduled' time is when a person asked, on their clock: no measure of the scheduler."""
-    from sundial.metrics import Metrics
+    from sundial.runtime.metrics import Metrics
 
     metrics = Metrics.create(runtime_collectors=False)
     metrics.job_created("Deploy", REQUESTED, REQUESTED + timedelta(seconds=3), manual=True)

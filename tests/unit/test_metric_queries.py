@@ -1,7 +1,7 @@
 """The Grafana dashboard and docs/metrics.md: every query parses as PromQL and asks only for served metrics.
 
-The metric names come from the operator's own registry (`sundial.metrics.exported_names`), so renaming a
-metric without fixing the dashboard or the docs fails here rather than as an empty panel or a silent
+The metric names come from the operator's own registry (`sundial.runtime.metrics.exported_names`), so renaming
+a metric without fixing the dashboard or the docs fails here rather than as an empty panel or a silent
 alert in production.
 """
 
@@ -17,7 +17,7 @@ import promql_parser
 import pytest
 import yaml
 
-from sundial.metrics import Metrics, exported_names
+from sundial.runtime.metrics import Metrics, exported_names
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "manifests" / "grafana-dashboard.json"

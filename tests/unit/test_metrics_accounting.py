@@ -20,9 +20,11 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 import sundial
-from sundial.controller import Controller, ControllerSettings
-from sundial.jobs import Run
-from sundial.metrics import (
+from sundial.api.models import RunResult
+from sundial.decide.jobs import Run
+from sundial.decide.reconcile import Plan
+from sundial.runtime.controller import Controller, ControllerSettings
+from sundial.runtime.metrics import (
     LATENESS_BUCKETS,
     Metrics,
     MetricsBindError,
@@ -31,8 +33,6 @@ from sundial.metrics import (
     parse_bind,
     run_transitions,
 )
-from sundial.models import RunResult
-from sundial.reconcile import Plan
 
 T0 = "2027-03-14T07:30:00Z"
 T1 = "2027-03-14T08:30:00Z"

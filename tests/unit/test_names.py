@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from sundial.names import job_name
+from sundial.timing.names import job_name
 
 DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 INSTANT = datetime(2027, 3, 14, 7, 30, tzinfo=UTC)
@@ -27,7 +27,7 @@ def test_the_same_instant_in_another_offset_gives_the_same_name() -> None:
 
 def test_the_name_is_the_same_in_another_process_with_another_hash_seed() -> None:
     code = (
-        "from datetime import datetime, UTC; from sundial.names import job_name; "
+        "from datetime import datetime, UTC; from sundial.timing.names import job_name; "
         "print(job_name('api-v42', datetime(2027, 3, 14, 7, 30, tzinfo=UTC)))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

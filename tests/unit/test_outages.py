@@ -10,8 +10,8 @@ import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from sundial.controller import API_TIMEOUT, FIRE_TIMEOUT, Controller, ControllerSettings, is_outage
-from sundial.wakeups import (
+from sundial.runtime.controller import API_TIMEOUT, FIRE_TIMEOUT, Controller, ControllerSettings, is_outage
+from sundial.runtime.wakeups import (
     OUTAGE_MAX_SECONDS,
     RETRY_FIRST_SECONDS,
     RETRY_MAX_SECONDS,
@@ -76,7 +76,7 @@ def run_one_failing_reconcile(error: Exception, caplog: pytest.LogCaptureFixture
         await queue._serve("shop/api-v42")
         return queue.next_wakeup()
 
-    with caplog.at_level(logging.WARNING, logger="sundial.wakeups"):
+    with caplog.at_level(logging.WARNING, logger="sundial.runtime.wakeups"):
         return asyncio.run(serve())
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from sundial import preview
-from sundial.cli import build_parser, main
+from sundial.cli import preview
+from sundial.cli.main import build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sundial.ratelimit import TokenBucket, default_burst, throttle
+from sundial.runtime.ratelimit import TokenBucket, default_burst, throttle
 
 
 class FakeClock:

@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sundial.jobs import Run, build_job
-from sundial.models import RunRole
-from sundial.names import job_name
-from sundial.reconcile import (
+from sundial.api.models import RunRole
+from sundial.api.timestamps import format_utc
+from sundial.decide.jobs import Run, build_job
+from sundial.decide.reconcile import (
     CreateFailure,
     Event,
     JobPhase,
@@ -30,7 +30,7 @@ from sundial.reconcile import (
     job_state_from_body,
     reconcile,
 )
-from sundial.wallclock import format_utc
+from sundial.timing.names import job_name
 
 NAMESPACE = "shop"
 T = datetime(2027, 3, 14, 7, 30, tzinfo=UTC)
@@ -155,8 +155,8 @@ def created_job(body: Mapping[str, Any], run: Run) -> JobState:
 
 
 def controller_pass(w: World) -> tuple[Plan, World]:
-    """What `sundial.controller` does in one reconcile: plan; create the Jobs and delete the ones the plan
-    names; plan again, on top of the first plan's status and with the new Jobs (running); write that
+    """What `sundial.runtime.controller` does in one reconcile: plan; create the Jobs and delete the ones the
+    plan names; plan again, on top of the first plan's status and with the new Jobs (running); write that
     status. Returns the last plan and the world after it."""
     plan = reconcile(w)
     if plan.create or plan.delete:

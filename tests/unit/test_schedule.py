@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from sundial.dependencies import Link
-from sundial.models import RunRole, ScheduledDeploymentSpec
-from sundial.reasons import Reason, SpecError
-from sundial.schedule import (
+from sundial.api.models import RunRole, ScheduledDeploymentSpec
+from sundial.api.reasons import Reason, SpecError
+from sundial.api.timestamps import format_utc
+from sundial.timing.dependencies import Link
+from sundial.timing.schedule import (
     MAX_CATCH_UP,
     Plan,
     build_plan,
@@ -24,7 +25,6 @@ from sundial.schedule import (
     runs_between,
     upcoming,
 )
-from sundial.wallclock import format_utc
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 TARGET = {"deployment": {"name": "api", "container": "api", "image": "registry.example.com/api:v42"}}

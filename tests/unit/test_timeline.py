@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from sundial.kubectl_plugin import PluginError, kubeconfig_path
-from sundial.timeline import build_timeline, describe_target, parse_within, render_json, render_text
+from sundial.cli.kubectl_plugin import PluginError, kubeconfig_path
+from sundial.cli.timeline import build_timeline, describe_target, parse_within, render_json, render_text
 
 NOW = datetime(2027, 3, 13, 22, 0, tzinfo=UTC)
 DEPLOY = {"deployment": {"name": "api", "container": "app", "image": "registry.example/api:v42"}}

@@ -28,13 +28,8 @@ import pytest
 import pytz
 import tzdata
 
-from sundial.wallclock import (
-    AmbiguousTimePolicy,
-    LocalTimeKind,
-    NonexistentTimePolicy,
-    apply_policy,
-    resolve_local,
-)
+from sundial.api.models import AmbiguousTimePolicy, NonexistentTimePolicy
+from sundial.timing.wallclock import LocalTimeKind, apply_policy, resolve_local
 
 START, END = datetime(1970, 1, 1), datetime(2038, 1, 1)
 ROUNDED_ZONES = {"Africa/Monrovia"}

@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from sundial.models import ConcurrencyPolicy, DstPolicy
-from sundial.reasons import Invalid, Reason
-from sundial.schedule import CronSchedule, OneShot
-from sundial.validation import Valid, plans, validate, validate_namespace
-from sundial.wallclock import AmbiguousTimePolicy, NonexistentTimePolicy
+from sundial.api.models import AmbiguousTimePolicy, ConcurrencyPolicy, DstPolicy, NonexistentTimePolicy
+from sundial.api.reasons import Invalid, Reason
+from sundial.decide.validation import Valid, plans, validate, validate_namespace
+from sundial.timing.schedule import CronSchedule, OneShot
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 TARGET = {"deployment": {"name": "api", "container": "api", "image": "registry.example.com/api:v42"}}

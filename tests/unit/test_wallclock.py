@@ -7,18 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sundial.reasons import Reason, SpecError
-from sundial.wallclock import (
-    AmbiguousTimePolicy,
-    LocalTimeKind,
-    NonexistentTimePolicy,
-    apply_policy,
-    format_local,
-    format_utc,
-    load_zone,
-    resolve_local,
-    transitions,
-)
+from sundial.api.models import AmbiguousTimePolicy, NonexistentTimePolicy
+from sundial.api.reasons import Reason, SpecError
+from sundial.api.timestamps import format_local, format_utc
+from sundial.timing.wallclock import LocalTimeKind, apply_policy, load_zone, resolve_local, transitions
 
 SHIFT, SKIP, REJECT_GAP = NonexistentTimePolicy
 EARLIER, LATER, REJECT_FOLD = AmbiguousTimePolicy

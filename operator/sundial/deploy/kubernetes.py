@@ -168,7 +168,7 @@ def add_parser(targets: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from kubernetes import client
 
-    from sundial.kubeclient import load_credentials
+    from sundial.runtime.kubeclient import load_credentials
 
     try:
         credentials = load_credentials(args.kubeconfig, in_cluster=args.kubeconfig is None)

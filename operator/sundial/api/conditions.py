@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from sundial.models import Condition, ConditionStatus
-from sundial.reasons import Invalid
+from sundial.api.models import Condition, ConditionStatus
+from sundial.api.reasons import Invalid
 
 
 class ConditionType(StrEnum):

@@ -41,10 +41,10 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 import sundial
-from sundial.models import RunResult, RunRole
-from sundial.reasons import Reason
+from sundial.api.models import RunResult, RunRole
+from sundial.api.reasons import Reason
 
-logger = logging.getLogger("sundial.metrics")
+logger = logging.getLogger("sundial.runtime.metrics")
 
 NAMESPACE = "sundial"
 
@@ -117,7 +117,7 @@ def is_invalid(status: Mapping[str, Any] | None) -> bool:
     """Whether the operator marked the object invalid: ``Scheduled`` is False for a reason of bad input.
 
     ``Scheduled`` is also False for states that are nobody's mistake (Suspended, Completed,
-    NoUpcomingRuns); only the reasons of `sundial.reasons.Reason` mean the user has something to fix.
+    NoUpcomingRuns); only the reasons of `sundial.api.reasons.Reason` mean the user has something to fix.
     """
     conditions = (status or {}).get("conditions")
     if not isinstance(conditions, list):

@@ -4,7 +4,7 @@ The request is the user's action, so it lives where the user's actions live: an 
 ``sundial.dev/trigger``, whose value is the RFC 3339 instant the request was made
 (``2026-11-27T08:39:00.123Z``). The operator never writes it; it remembers the last request it served in
 ``status.lastTrigger`` and in the run's record (``status.runs[].trigger``), and names the Job after the
-request (`sundial.names.manual_job_name`), so a request runs at most once however often it is seen.
+request (`sundial.timing.names.manual_job_name`), so a request runs at most once however often it is seen.
 
 Notes
 -----
@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sundial.jobs import ANNOTATION_TRIGGER
+from sundial.api.keys import ANNOTATION_TRIGGER
 
 MAX_LENGTH = 64
 FUTURE_TOLERANCE = timedelta(minutes=5)

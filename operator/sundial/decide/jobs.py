@@ -15,29 +15,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-GROUP = "sundial.dev"
-VERSION = "v1alpha1"
-KIND = "ScheduledDeployment"
-
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "sundial"
-LABEL_OWNER = "sundial.dev/scheduled-deployment"
-"""The owner's name, shortened by `owner_label_value` when it is longer than a label value may be; the
-operator reads the owner from the Job's ownerReference, the label is for selecting."""
-LABEL_ROLE = "sundial.dev/role"
-ANNOTATION_SCHEDULED = "sundial.dev/scheduled-time"
-ANNOTATION_LOCAL = "sundial.dev/local-time"
-ANNOTATION_TIME_ZONE = "sundial.dev/time-zone"
-ANNOTATION_FIRED = "sundial.dev/fired-time"
-ANNOTATION_TRIGGER = "sundial.dev/trigger"
-"""On a ScheduledDeployment: a manual trigger request, written by the user (see `sundial.trigger`). On a
-Job: the request the Job serves."""
-LABEL_MANUAL = "sundial.dev/manual"
-"""``"true"`` on the Job of a manual run, so ``kubectl get jobs -l sundial.dev/manual=true`` lists them."""
-
-SUNDIAL_KEY_PREFIX = "sundial.dev/"
-"""Label and annotation keys with this prefix are Sundial's alone. (Subdomains such as
-``local-cluster.sundial.dev/`` are not: they name other tools of the project, like the test cluster's.)"""
+from sundial.api.keys import (
+    ANNOTATION_FIRED,
+    ANNOTATION_LOCAL,
+    ANNOTATION_SCHEDULED,
+    ANNOTATION_TIME_ZONE,
+    ANNOTATION_TRIGGER,
+    GROUP,
+    KIND,
+    LABEL_MANUAL,
+    LABEL_OWNER,
+    LABEL_ROLE,
+    MANAGED_BY,
+    MANAGER,
+    SUNDIAL_KEY_PREFIX,
+    VERSION,
+)
+from sundial.api.timestamps import format_utc
 
 DEPLOY_CONTAINER = "deploy"
 DEFAULT_DEPLOYER_IMAGE = "ghcr.io/sundial-dev/sundial:latest"
@@ -114,12 +108,6 @@ class Run:
     """For a manual run, the trigger request it serves; ``scheduled_time`` is then the request's instant."""
 
 
-def rfc3339(instant: datetime, millis: bool = False) -> str:
-    """UTC with a ``Z``; with milliseconds for measured times, without for nominal ones."""
-    text = instant.isoformat(timespec="milliseconds" if millis else "seconds")
-    return text.replace("+00:00", "Z")
-
-
 def effective_service_account(spec: Mapping[str, Any]) -> str:
     """The service account the run's pod will use: the jobTemplate's own, else spec.serviceAccountName."""
     template = spec.get("jobTemplate") or {}
@@ -134,10 +122,10 @@ def run_environment(sd_name: str, run: Run) -> list[dict[str, str]]:
         {"name": "SUNDIAL_SCHEDULED_DEPLOYMENT", "value": sd_name},
         {"name": "SUNDIAL_ROLE", "value": run.role},
         {"name": "SUNDIAL_JOB_NAME", "value": run.job_name},
-        {"name": "SUNDIAL_SCHEDULED_TIME", "value": rfc3339(run.scheduled_time)},
+        {"name": "SUNDIAL_SCHEDULED_TIME", "value": format_utc(run.scheduled_time)},
         {"name": "SUNDIAL_LOCAL_TIME", "value": run.local_time.isoformat(timespec="seconds")},
         {"name": "SUNDIAL_TIME_ZONE", "value": run.time_zone},
-        {"name": "SUNDIAL_FIRED_TIME", "value": rfc3339(run.fired_time, millis=True)},
+        {"name": "SUNDIAL_FIRED_TIME", "value": format_utc(run.fired_time, millis=True)},
         *manual,
     ]
 
@@ -220,10 +208,10 @@ def build_job(
         LABEL_ROLE: run.role.lower(),
     }
     annotations = {
-        ANNOTATION_SCHEDULED: rfc3339(run.scheduled_time),
+        ANNOTATION_SCHEDULED: format_utc(run.scheduled_time),
         ANNOTATION_LOCAL: run.local_time.isoformat(timespec="seconds"),
         ANNOTATION_TIME_ZONE: run.time_zone,
-        ANNOTATION_FIRED: rfc3339(run.fired_time, millis=True),
+        ANNOTATION_FIRED: format_utc(run.fired_time, millis=True),
     }
     if run.trigger is not None:
         labels[LABEL_MANUAL] = "true"

@@ -20,10 +20,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from sundial.dependencies import DependencyGraph, lead_time, resolve_chain
-from sundial.models import API_VERSION, KIND, DependsOn, ScheduledDeploymentSpec
-from sundial.reasons import Invalid, Reason, SpecError
-from sundial.schedule import Plan, build_plan, check_run_at_not_past
+from sundial.api.keys import API_VERSION, KIND
+from sundial.api.models import DependsOn, ScheduledDeploymentSpec
+from sundial.api.reasons import Invalid, Reason, SpecError
+from sundial.timing.dependencies import DependencyGraph, lead_time, resolve_chain
+from sundial.timing.schedule import Plan, build_plan, check_run_at_not_past
 
 DEFAULT_NAMESPACE = "default"
 _MAX_ERRORS = 3
@@ -201,5 +202,5 @@ def _name_of(obj: Mapping[str, Any]) -> str | None:
 
 
 def plans(verdicts: Iterable[Verdict]) -> dict[str, Plan]:
-    """The plans of the valid verdicts by name, as `sundial.schedule.upcoming` and `due` want them."""
+    """The plans of the valid verdicts by name, as `sundial.timing.schedule.upcoming` and `due` want them."""
     return {verdict.name: verdict.plan for verdict in verdicts if isinstance(verdict, Valid)}

@@ -15,7 +15,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from sundial.ratelimit import TokenBucket, throttle
+from sundial.runtime.ratelimit import TokenBucket, throttle
 
 
 @dataclass(frozen=True)

@@ -31,29 +31,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 
-from sundial.reasons import Reason, SpecError
+from sundial.api.models import AmbiguousTimePolicy, NonexistentTimePolicy
+from sundial.api.reasons import Reason, SpecError
 
 _MACHINE_SPECIFIC_ZONES = frozenset({"localtime"})
 """Names that exist in some zoneinfo directories but mean "this machine's zone", not an IANA zone."""
 
 _PROBE_STEP = timedelta(hours=6)
 """Sampling step when looking for offset changes; no zone has had two transitions within six hours."""
-
-
-class NonexistentTimePolicy(StrEnum):
-    """What to do with a local time that falls in a gap (clocks jump forward over it)."""
-
-    SHIFT_FORWARD = "ShiftForward"
-    SKIP = "Skip"
-    REJECT = "Reject"
-
-
-class AmbiguousTimePolicy(StrEnum):
-    """Which occurrence of a local time that happens twice (clocks go back over it) to use."""
-
-    EARLIER = "Earlier"
-    LATER = "Later"
-    REJECT = "Reject"
 
 
 class LocalTimeKind(StrEnum):
@@ -360,15 +345,3 @@ def apply_policy(
 
 def _clock(moment: datetime) -> str:
     return moment.strftime("%H:%M:%S" if moment.second else "%H:%M")
-
-
-def format_utc(instant: datetime, *, millis: bool = False) -> str:
-    """RFC 3339 in UTC with a ``Z``: ``2027-03-14T07:30:00Z``, or ``...07:30:00.123Z`` with ``millis``."""
-    utc = instant.astimezone(UTC)
-    text = utc.isoformat(timespec="milliseconds" if millis else "seconds")
-    return text.removesuffix("+00:00") + "Z"
-
-
-def format_local(instant: datetime, zone: tzinfo) -> str:
-    """RFC 3339 with the zone's offset at that instant: ``2027-03-14T03:30:00-04:00``."""
-    return instant.astimezone(zone).isoformat(timespec="seconds")

@@ -25,12 +25,13 @@ import kopf
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from sundial import jobs as jobmeta
-from sundial.controller import PLURAL, Controller, ControllerSettings, is_outage
-from sundial.kubeclient import Credentials, api_client, kopf_connection_info
-from sundial.metrics import Metrics, MetricsServer
-from sundial.ratelimit import TokenBucket, default_burst
-from sundial.wakeups import retry_delay
+from sundial.api.keys import GROUP, MANAGED_BY, MANAGER, VERSION
+from sundial.decide.jobs import DEFAULT_DEPLOYER_IMAGE
+from sundial.runtime.controller import PLURAL, Controller, ControllerSettings, is_outage
+from sundial.runtime.kubeclient import Credentials, api_client, kopf_connection_info
+from sundial.runtime.metrics import Metrics, MetricsServer
+from sundial.runtime.ratelimit import TokenBucket, default_burst
+from sundial.runtime.wakeups import retry_delay
 
 logger = logging.getLogger("sundial.operator")
 
@@ -62,9 +63,7 @@ def ensure_lease(core_client: Any, namespace: str) -> None:
     """Create the singleton Lease the scheduler daemon hangs on, if no replica has yet."""
     coordination = client.CoordinationV1Api(core_client)
     body = client.V1Lease(
-        metadata=client.V1ObjectMeta(
-            name=LEASE_NAME, namespace=namespace, labels={jobmeta.MANAGED_BY: jobmeta.MANAGER}
-        ),
+        metadata=client.V1ObjectMeta(name=LEASE_NAME, namespace=namespace, labels={MANAGED_BY: MANAGER}),
         spec=client.V1LeaseSpec(),
     )
     try:
@@ -165,7 +164,7 @@ def configure_settings(settings: kopf.OperatorSettings, options: OperatorOptions
     settings.networking.connect_timeout = 10
     settings.watching.server_timeout = 300
     # Server-side filters: only Sundial's Jobs, only the scheduler's Lease.
-    settings.watching.label_selectors["batch/v1", "jobs"] = f"{jobmeta.MANAGED_BY}={jobmeta.MANAGER}"
+    settings.watching.label_selectors["batch/v1", "jobs"] = f"{MANAGED_BY}={MANAGER}"
     # The Lease in the lease namespace only: a cluster-wide replica would otherwise also see another
     # instance's `sundial-scheduler` Lease (say, one scoped to a team's namespace) and, once that is being
     # deleted, try to remove the finalizer kopf put there, which the shipped RBAC rightly forbids.
@@ -200,7 +199,7 @@ def build_registry(options: OperatorOptions, controller: Controller) -> kopf.Ope
         configure_settings(settings, options)
 
     # Async on purpose: kopf runs sync handlers in worker threads, and the wake-up queue belongs to the loop.
-    @kopf.on.event(jobmeta.GROUP, jobmeta.VERSION, PLURAL, registry=registry)
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def scheduled_deployment_event(
         event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any
     ) -> None:
@@ -208,7 +207,7 @@ def build_registry(options: OperatorOptions, controller: Controller) -> kopf.Ope
             return  # seen only because the Lease's namespace is watched too
         controller.object_seen(dict(body), deleted=event.get("type") == "DELETED")
 
-    @kopf.on.event("batch/v1", "jobs", labels={jobmeta.MANAGED_BY: jobmeta.MANAGER}, registry=registry)
+    @kopf.on.event("batch/v1", "jobs", labels={MANAGED_BY: MANAGER}, registry=registry)
     async def job_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         controller.job_seen(dict(body), deleted=event.get("type") == "DELETED")
 
@@ -234,7 +233,7 @@ def build_registry(options: OperatorOptions, controller: Controller) -> kopf.Ope
 
 async def run_operator(options: OperatorOptions) -> None:
     settings = ControllerSettings(
-        deployer_image=os.environ.get("SUNDIAL_DEPLOYER_IMAGE", jobmeta.DEFAULT_DEPLOYER_IMAGE)
+        deployer_image=os.environ.get("SUNDIAL_DEPLOYER_IMAGE", DEFAULT_DEPLOYER_IMAGE)
     )
     rate_limit = None
     if options.kube_api_qps is not None:

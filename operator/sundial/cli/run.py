@@ -129,8 +129,8 @@ def configure_logging(log_format: str, verbose: bool) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from sundial.kubeclient import load_credentials
-    from sundial.metrics import MetricsBindError, parse_bind
+    from sundial.runtime.kubeclient import load_credentials
+    from sundial.runtime.metrics import MetricsBindError, parse_bind
 
     configure_logging(args.log_format, args.verbose)
     try:
@@ -150,7 +150,7 @@ def run_command(args: argparse.Namespace) -> int:
     priority = args.priority
     if priority is None:
         priority = oldest_first_priority(time.time(), random.SystemRandom().randrange(1000))
-    from sundial import handlers
+    from sundial.runtime import handlers
 
     options = handlers.OperatorOptions(
         credentials=credentials,

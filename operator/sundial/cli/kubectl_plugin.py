@@ -10,8 +10,8 @@ run that failed or was refused), 2 for a usage error or when the API server cann
 
 Notes
 -----
-Decisions live in pure modules (`sundial.timeline`, `sundial.trigger`, `sundial.preview`); this one
-reads the clock (once per command, in `_system_clock`), talks to the API server and prints.
+Decisions live in pure modules (`sundial.cli.timeline`, `sundial.api.trigger`, `sundial.cli.preview`); this
+one reads the clock (once per command, in `_system_clock`), talks to the API server and prints.
 """
 
 from __future__ import annotations
@@ -27,14 +27,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from sundial import jobs as jobmeta
-from sundial import preview
-from sundial.models import PLURAL
-from sundial.names import manual_job_name
-from sundial.reasons import Invalid
-from sundial.timeline import build_timeline, parse_within, render_json, render_text
-from sundial.trigger import BadTrigger, format_request, parse_request
-from sundial.validation import validate_namespace
+from sundial.api.keys import ANNOTATION_TRIGGER, GROUP, PLURAL, VERSION
+from sundial.api.reasons import Invalid
+from sundial.api.trigger import BadTrigger, format_request, parse_request
+from sundial.cli import preview
+from sundial.cli.timeline import build_timeline, parse_within, render_json, render_text
+from sundial.decide.validation import validate_namespace
+from sundial.timing.names import manual_job_name
 
 PROG = "kubectl sundial"
 REQUEST_TIMEOUT = (5, 30)
@@ -76,7 +75,7 @@ class Api:
             message = _api_message(error)
             if error.status == 404 and not _names_an_object(error):
                 raise PluginError(
-                    f"the ScheduledDeployment API ({jobmeta.GROUP}) is not installed on {self.server}; "
+                    f"the ScheduledDeployment API ({GROUP}) is not installed on {self.server}; "
                     "install the CRD first (kubectl apply -f crds/)"
                 ) from None
             if error.status == 404:
@@ -99,8 +98,8 @@ class Api:
             self._call(
                 f"scheduleddeployment {namespace}/{name}",
                 self.custom.get_namespaced_custom_object,
-                jobmeta.GROUP,
-                jobmeta.VERSION,
+                GROUP,
+                VERSION,
                 namespace,
                 PLURAL,
                 name,
@@ -112,16 +111,16 @@ class Api:
             body = self._call(
                 "scheduleddeployments",
                 self.custom.list_cluster_custom_object,
-                jobmeta.GROUP,
-                jobmeta.VERSION,
+                GROUP,
+                VERSION,
                 PLURAL,
             )
         else:
             body = self._call(
                 f"scheduleddeployments in {namespace}",
                 self.custom.list_namespaced_custom_object,
-                jobmeta.GROUP,
-                jobmeta.VERSION,
+                GROUP,
+                VERSION,
                 namespace,
                 PLURAL,
             )
@@ -132,8 +131,8 @@ class Api:
             self._call(
                 f"scheduleddeployment {namespace}/{name}",
                 self.custom.patch_namespaced_custom_object,
-                jobmeta.GROUP,
-                jobmeta.VERSION,
+                GROUP,
+                VERSION,
                 namespace,
                 PLURAL,
                 name,
@@ -231,7 +230,7 @@ def cmd_trigger(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) 
         if not args.wait:
             return 0
         return _wait_for_run(api, namespace, name, request.request, args.timeout, out)
-    api.patch(namespace, name, {"metadata": {"annotations": {jobmeta.ANNOTATION_TRIGGER: request.request}}})
+    api.patch(namespace, name, {"metadata": {"annotations": {ANNOTATION_TRIGGER: request.request}}})
     out.write(f"scheduleddeployment {namespace}/{name} triggered (request {request.request})\n")
     out.write(f"the operator runs it now as Job {job}\n")
     spec = body.get("spec") or {}

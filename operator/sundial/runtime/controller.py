@@ -1,7 +1,7 @@
 """The operator's I/O: caches fed by watch events, one wake-up queue, and the API calls a plan asks for.
 
-Every decision is made by the pure `sundial.reconcile.reconcile`; this module only gathers its inputs and
-carries out its output, in this order, which is what makes a crash at any point safe:
+Every decision is made by the pure `sundial.decide.reconcile.reconcile`; this module only gathers its inputs
+and carries out its output, in this order, which is what makes a crash at any point safe:
 
 1. Plan from the cached object. If the plan creates no Job, write status and stop.
 2. Otherwise read the object fresh (it may have been deleted or changed since the watch told us) and plan
@@ -42,9 +42,10 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from sundial import jobs as jobmeta
-from sundial.metrics import Metrics, is_invalid
-from sundial.reconcile import (
+from sundial.api.keys import ANNOTATION_SCHEDULED, GROUP, KIND, MANAGED_BY, MANAGER, VERSION
+from sundial.api.timestamps import format_utc
+from sundial.decide.jobs import DEFAULT_DEPLOYER_IMAGE, build_job, effective_service_account
+from sundial.decide.reconcile import (
     CreateFailure,
     Event,
     JobPhase,
@@ -56,9 +57,10 @@ from sundial.reconcile import (
     job_state_from_body,
     reconcile,
 )
-from sundial.wakeups import WakeupQueue
+from sundial.runtime.metrics import Metrics, is_invalid
+from sundial.runtime.wakeups import WakeupQueue
 
-logger = logging.getLogger("sundial.controller")
+logger = logging.getLogger("sundial.runtime.controller")
 
 Key = tuple[str, str]  # (namespace, name)
 T = TypeVar("T")
@@ -102,7 +104,7 @@ def resource_version_older(version: object, than: object) -> bool:
 
 @dataclass
 class ControllerSettings:
-    deployer_image: str = jobmeta.DEFAULT_DEPLOYER_IMAGE
+    deployer_image: str = DEFAULT_DEPLOYER_IMAGE
     api_threads: int = 8
     """Threads for the calls on the path to a Job (reading the object fresh, creating the Job). As many again
     serve everything else (status, Events, lookups), so that bookkeeping never queues in front of a fire.
@@ -324,11 +326,11 @@ class Controller:
             "metadata": {
                 "namespace": state.namespace,
                 "name": state.name,
-                "annotations": {jobmeta.ANNOTATION_SCHEDULED: jobmeta.rfc3339(state.scheduled_time)},
+                "annotations": {ANNOTATION_SCHEDULED: format_utc(state.scheduled_time)},
                 "ownerReferences": [
                     {
-                        "apiVersion": f"{jobmeta.GROUP}/{jobmeta.VERSION}",
-                        "kind": jobmeta.KIND,
+                        "apiVersion": f"{GROUP}/{VERSION}",
+                        "kind": KIND,
                         "name": state.owner,
                         "uid": state.owner_uid,
                         "controller": True,
@@ -383,16 +385,16 @@ class Controller:
         args = {"limit": LIST_PAGE_SIZE, **({"_continue": token} if token else {}), **kwargs}
         if namespace:
             fn: Callable[..., Any] = self._custom.list_namespaced_custom_object
-            raw = self._raw(fn, jobmeta.GROUP, jobmeta.VERSION, namespace, PLURAL, **args)
+            raw = self._raw(fn, GROUP, VERSION, namespace, PLURAL, **args)
         else:
             fn = self._custom.list_cluster_custom_object
-            raw = self._raw(fn, jobmeta.GROUP, jobmeta.VERSION, PLURAL, **args)
+            raw = self._raw(fn, GROUP, VERSION, PLURAL, **args)
         return cast(dict[str, Any], json.loads(raw))
 
     def _list_jobs_page(self, namespace: str, token: str | None, **kwargs: Any) -> dict[str, Any]:
         args = {
             "limit": LIST_PAGE_SIZE,
-            "label_selector": f"{jobmeta.MANAGED_BY}={jobmeta.MANAGER}",
+            "label_selector": f"{MANAGED_BY}={MANAGER}",
             **({"_continue": token} if token else {}),
             **kwargs,
         }
@@ -455,7 +457,7 @@ class Controller:
         spec = body.get("spec")
         if not isinstance(spec, Mapping):
             return None
-        account = jobmeta.effective_service_account(spec)
+        account = effective_service_account(spec)
         return account if await self.service_account_missing(body["metadata"]["namespace"], account) else None
 
     async def service_account_missing(self, namespace: str, name: str) -> bool:
@@ -573,8 +575,8 @@ class Controller:
                 dict[str, Any],
                 await self._fire_call(
                     self._custom.get_namespaced_custom_object,
-                    jobmeta.GROUP,
-                    jobmeta.VERSION,
+                    GROUP,
+                    VERSION,
                     key[0],
                     PLURAL,
                     key[1],
@@ -598,7 +600,7 @@ class Controller:
         for run in plan.create:
             if not self.may_fire():
                 raise asyncio.CancelledError("this replica is no longer the active one")
-            manifest = jobmeta.build_job(body, run, self._settings.deployer_image)
+            manifest = build_job(body, run, self._settings.deployer_image)
             try:
                 # Raw JSON back, not the client's model objects: building a V1Job costs milliseconds of CPU
                 # under the GIL, on the path between the instant and the next object's Job.
@@ -615,7 +617,7 @@ class Controller:
                     "fired %s/%s for %s (%s)",
                     namespace,
                     run.job_name,
-                    jobmeta.rfc3339(run.scheduled_time),
+                    format_utc(run.scheduled_time),
                     run.role,
                 )
                 if FAULT_EXIT_AFTER_JOB_CREATE:
@@ -677,8 +679,8 @@ class Controller:
                 dict[str, Any],
                 await self._call(
                     self._custom.patch_namespaced_custom_object_status,
-                    jobmeta.GROUP,
-                    jobmeta.VERSION,
+                    GROUP,
+                    VERSION,
                     key[0],
                     PLURAL,
                     key[1],
@@ -715,8 +717,8 @@ class Controller:
                 "namespace": metadata["namespace"],
             },
             "involvedObject": {
-                "apiVersion": f"{jobmeta.GROUP}/{jobmeta.VERSION}",
-                "kind": jobmeta.KIND,
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
                 "name": metadata["name"],
                 "namespace": metadata["namespace"],
                 "uid": metadata["uid"],
@@ -728,8 +730,8 @@ class Controller:
             "source": {"component": "sundial"},
             "reportingComponent": "sundial.dev/operator",
             "reportingInstance": "sundial",
-            "firstTimestamp": jobmeta.rfc3339(now),
-            "lastTimestamp": jobmeta.rfc3339(now),
+            "firstTimestamp": format_utc(now),
+            "lastTimestamp": format_utc(now),
             "count": 1,
         }
         try:

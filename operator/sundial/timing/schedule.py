@@ -7,7 +7,7 @@ Notes
 -----
 **Cron in a zone.** A cron expression describes wall-clock times. We let croniter iterate *naive* wall
 times (where it has no DST logic to get wrong) and resolve each one ourselves with
-`sundial.wallclock.resolve_local` under the object's DST policy. Consequences, each covered by a test:
+`sundial.timing.wallclock.resolve_local` under the object's DST policy. Consequences, each covered by a test:
 
 * each wall-clock time is produced once, so a schedule never fires twice in the autumn fold, even
   ``30 * * * *``: New York's 01:30 on the fall-back day runs once (Earlier: 01:30 EDT), and there is
@@ -42,17 +42,20 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from sundial.dependencies import Link
-from sundial.models import RUN_AT_PATTERN, RunRole, ScheduledDeploymentSpec
-from sundial.reasons import Reason, SpecError
-from sundial.wallclock import (
+from sundial.api.models import (
+    RUN_AT_PATTERN,
     AmbiguousTimePolicy,
-    LocalTimeKind,
     NonexistentTimePolicy,
+    RunRole,
+    ScheduledDeploymentSpec,
+)
+from sundial.api.reasons import Reason, SpecError
+from sundial.api.timestamps import format_local, format_utc
+from sundial.timing.dependencies import Link
+from sundial.timing.wallclock import (
+    LocalTimeKind,
     Resolution,
     apply_policy,
-    format_local,
-    format_utc,
     load_zone,
     offset_bounds,
     resolve_local,
@@ -365,7 +368,7 @@ class Run:
     """The object whose Job runs."""
 
     instant: datetime
-    """UTC. The scheduled instant; the Job name derives from it (see `sundial.names.job_name`)."""
+    """UTC. The scheduled instant; the Job name derives from it (see `sundial.timing.names.job_name`)."""
 
     zone: tzinfo
     """The object's time zone, for `local`."""

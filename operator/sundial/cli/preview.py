@@ -1,8 +1,8 @@
 """``sundial preview``: check ScheduledDeployment YAML offline and show when it would run.
 
-Uses the operator's own code (`sundial.validation`, `sundial.schedule`), so a file that previews as valid is
-one the operator will schedule the same way. ``dependsOn`` is resolved among the documents of the file (per
-namespace); the preview cannot see objects that are only in the cluster.
+Uses the operator's own code (`sundial.decide.validation`, `sundial.timing.schedule`), so a file that previews
+as valid is one the operator will schedule the same way. ``dependsOn`` is resolved among the documents of the
+file (per namespace); the preview cannot see objects that are only in the cluster.
 
 Output for one document (``-o json``)::
 
@@ -34,9 +34,9 @@ from typing import Any, TextIO
 
 import yaml
 
-from sundial.reasons import Invalid, Reason
-from sundial.schedule import Run, describe_run, due, format_duration, upcoming
-from sundial.validation import DEFAULT_NAMESPACE, Valid, Verdict, plans, validate_namespace
+from sundial.api.reasons import Invalid, Reason
+from sundial.decide.validation import DEFAULT_NAMESPACE, Valid, Verdict, plans, validate_namespace
+from sundial.timing.schedule import Run, describe_run, due, format_duration, upcoming
 
 DEFAULT_COUNT = 5
 MAX_COUNT = 1000

@@ -3,9 +3,9 @@
 Notes
 -----
 A user's mistake is a status, not an exception that requeues forever. The pure modules raise `SpecError`
-internally (it keeps their signatures simple) and `sundial.validation.validate` turns it into an `Invalid`
-value, which the operator writes into the ``Ready`` and ``Scheduled`` conditions and ``sundial preview``
-prints. Every message names the field, says what is wrong and suggests what to write instead.
+internally (it keeps their signatures simple) and `sundial.decide.validation.validate` turns it into an
+`Invalid` value, which the operator writes into the ``Ready`` and ``Scheduled`` conditions and ``sundial
+preview`` prints. Every message names the field, says what is wrong and suggests what to write instead.
 """
 
 from __future__ import annotations

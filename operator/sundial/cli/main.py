@@ -10,7 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sundial import __version__, crd, deploy, preview, runner
+from sundial import __version__, deploy
+from sundial.api import crd
+from sundial.cli import preview
+from sundial.cli import run as runner
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sundial.models import LEAD_TIME_PATTERN, DependsOn
-from sundial.reasons import Invalid, Reason, SpecError
+from sundial.api.models import LEAD_TIME_PATTERN, DependsOn
+from sundial.api.reasons import Invalid, Reason, SpecError
 
 MAX_LEAD_TIME = timedelta(days=31)
 

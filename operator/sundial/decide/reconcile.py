@@ -3,7 +3,7 @@
 ``reconcile(world)`` takes the object, its siblings in the namespace, the Jobs Sundial made there and the
 current instant, and returns a `Plan`: the complete status to write, the Jobs to create and delete, the
 Events to post and when to look again. It reads no clock and calls no API, so every branch is a table
-test; `sundial.controller` gathers the inputs and carries out the plan.
+test; `sundial.runtime.controller` gathers the inputs and carries out the plan.
 
 Notes
 -----
@@ -26,9 +26,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sundial import jobs as jobmeta
-from sundial.conditions import ConditionType, find_condition, mark_invalid, set_condition
-from sundial.models import (
+from sundial.api.conditions import ConditionType, find_condition, mark_invalid, set_condition
+from sundial.api.keys import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, ANNOTATION_TRIGGER, LABEL_ROLE
+from sundial.api.models import (
     MAX_RUN_RECORDS,
     ActiveJob,
     ConcurrencyPolicy,
@@ -39,12 +39,9 @@ from sundial.models import (
     RunRole,
     ScheduledDeploymentStatus,
 )
-from sundial.names import job_name, manual_job_name
-from sundial.reasons import Invalid, SpecError
-from sundial.schedule import CronSchedule, check_run_at_not_past, due, format_duration, upcoming
-from sundial.schedule import Plan as TimingPlan
-from sundial.schedule import Run as TimedRun
-from sundial.trigger import (
+from sundial.api.reasons import Invalid, SpecError
+from sundial.api.timestamps import format_local, format_utc
+from sundial.api.trigger import (
     FUTURE_TOLERANCE,
     BadTrigger,
     parse_request,
@@ -52,8 +49,13 @@ from sundial.trigger import (
     request_key,
     shown,
 )
-from sundial.validation import Valid, validate
-from sundial.wallclock import format_local, format_utc
+from sundial.decide.jobs import Run as JobRun
+from sundial.decide.jobs import controller_reference
+from sundial.decide.validation import Valid, validate
+from sundial.timing.names import job_name, manual_job_name
+from sundial.timing.schedule import CronSchedule, check_run_at_not_past, due, format_duration, upcoming
+from sundial.timing.schedule import Plan as TimingPlan
+from sundial.timing.schedule import Run as TimedRun
 
 TERMINAL = frozenset({RunResult.SUCCEEDED, RunResult.FAILED, RunResult.MISSED, RunResult.HELD})
 
@@ -90,7 +92,7 @@ class JobState:
 class CreateFailure:
     """The API refused to create the Job for ``run``."""
 
-    run: jobmeta.Run
+    run: JobRun
     reason: str
     message: str
 
@@ -124,7 +126,7 @@ SERVICE_ACCOUNT_RECHECK = timedelta(seconds=10)
 @dataclass(frozen=True)
 class Plan:
     status: dict[str, Any]
-    create: tuple[jobmeta.Run, ...] = ()
+    create: tuple[JobRun, ...] = ()
     delete: tuple[str, ...] = ()
     events: tuple[Event, ...] = ()
     wake_at: datetime | None = None
@@ -152,13 +154,13 @@ def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
     annotations = _mapping(metadata.get("annotations"))
     # Whose Job this is, the controller ownerReference alone says (labels are for selecting, not trust):
     # a Job that merely carries Sundial's labels is somebody else's and is never counted as a run.
-    reference = jobmeta.controller_reference(metadata)
-    scheduled = _parse_time(annotations.get(jobmeta.ANNOTATION_SCHEDULED))
+    reference = controller_reference(metadata)
+    scheduled = _parse_time(annotations.get(ANNOTATION_SCHEDULED))
     name, namespace = metadata.get("name"), metadata.get("namespace")
     if reference is None or scheduled is None or not isinstance(name, str) or not isinstance(namespace, str):
         return None
-    role = RunRole.DEPENDENCY if labels.get(jobmeta.LABEL_ROLE) == "dependency" else RunRole.DEPLOY
-    trigger = annotations.get(jobmeta.ANNOTATION_TRIGGER)
+    role = RunRole.DEPENDENCY if labels.get(LABEL_ROLE) == "dependency" else RunRole.DEPLOY
+    trigger = annotations.get(ANNOTATION_TRIGGER)
     phase, reason, message = JobPhase.ACTIVE, None, None
     for condition in _mapping(body.get("status")).get("conditions") or []:
         if not isinstance(condition, Mapping) or condition.get("status") != "True":
@@ -177,7 +179,7 @@ def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
         owner_uid=reference["uid"],
         role=role,
         scheduled_time=scheduled,
-        fired_time=_parse_time(annotations.get(jobmeta.ANNOTATION_FIRED)),
+        fired_time=_parse_time(annotations.get(ANNOTATION_FIRED)),
         phase=phase,
         reason=reason,
         message=message,
@@ -436,7 +438,7 @@ class _Draft:
     """Manual runs by trigger request."""
     last_trigger: str | None = None
     """The last trigger request served (status.lastTrigger)."""
-    creates: list[jobmeta.Run] = field(default_factory=list)
+    creates: list[JobRun] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     wake: list[datetime] = field(default_factory=list)
@@ -663,7 +665,7 @@ def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobSta
         )
         return
     draft.creates.append(
-        jobmeta.Run(
+        JobRun(
             job_name=run_job,
             role=run.role.value,
             scheduled_time=run.instant,
@@ -677,7 +679,7 @@ def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobSta
 @dataclass(frozen=True)
 class _Request:
     key: str
-    """The request's identity in status and on its Job (`sundial.trigger.request_key`)."""
+    """The request's identity in status and on its Job (`sundial.api.trigger.request_key`)."""
     text: str
     """The annotation's value as written."""
 
@@ -787,7 +789,7 @@ def _serve_trigger(world: World, me: Valid, own_jobs: Sequence[JobState], draft:
         draft.manual[request] = record.model_copy(update={"job_name": name})
         return
     draft.creates.append(
-        jobmeta.Run(
+        JobRun(
             job_name=name,
             role=RunRole.DEPLOY.value,
             scheduled_time=instant,

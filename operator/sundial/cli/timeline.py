@@ -1,14 +1,14 @@
 """``kubectl sundial timeline``: the upcoming runs of many ScheduledDeployments, as one timeline. Pure.
 
-The runs are computed with the operator's own engine (`sundial.validation`, `sundial.schedule`) from the
-objects as the API server returns them, not read from ``status.nextRunTime``: that works without a
+The runs are computed with the operator's own engine (`sundial.decide.validation`, `sundial.timing.schedule`)
+from the objects as the API server returns them, not read from ``status.nextRunTime``: that works without a
 running operator, shows dependency runs (which the status of the dependency does not list ahead) and
 agrees with what the operator will do, because it is the same code. An object that has already run is
 validated as the operator validates it (a runAt in the past is then not an error).
 
 Notes
 -----
-``now`` is an argument everywhere; `sundial.kubectl_plugin` reads the clock once.
+``now`` is an argument everywhere; `sundial.cli.kubectl_plugin` reads the clock once.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sundial.models import RunRole
-from sundial.reasons import Invalid
-from sundial.schedule import Plan, Run, format_duration, upcoming
-from sundial.validation import DEFAULT_NAMESPACE, Valid, plans, validate_namespace
-from sundial.wallclock import format_local, format_utc
+from sundial.api.models import RunRole
+from sundial.api.reasons import Invalid
+from sundial.api.timestamps import format_local, format_utc
+from sundial.decide.validation import DEFAULT_NAMESPACE, Valid, plans, validate_namespace
+from sundial.timing.schedule import Plan, Run, format_duration, upcoming
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The ScheduledDeployment API (``sundial.dev/v1alpha1``): what users write, and what the operator reports.
 
-The CRD in ``crds/`` is generated from these models by ``python -m sundial.crd``: every field's docstring
+The CRD in ``crds/`` is generated from these models by ``python -m sundial.api.crd``: every field's docstring
 becomes its schema ``description`` (``kubectl explain`` shows it), so the docstrings are user documentation.
 
 Notes
@@ -11,7 +11,7 @@ prunes ``null`` from fields not marked ``nullable`` (so ``runAt: null`` means "u
 and the CEL rules can test presence with ``has()``.
 
 Only shapes and simple bounds live here. Whether ``timeZone`` names a zone, ``schedule`` parses or
-``runAt`` exists on the clock is decided by `sundial.schedule`, because those checks need the zone and
+``runAt`` exists on the clock is decided by `sundial.timing.schedule`, because those checks need the zone and
 the DST policy together and must produce the specific condition reasons.
 """
 
@@ -33,15 +33,28 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from sundial.wallclock import AmbiguousTimePolicy, NonexistentTimePolicy, format_utc
+from sundial.api.keys import API_VERSION, GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION
+from sundial.api.timestamps import format_utc
 
-GROUP = "sundial.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "ScheduledDeployment"
-PLURAL = "scheduleddeployments"
-SINGULAR = "scheduleddeployment"
-SHORT_NAME = "sdep"
+__all__ = ["API_VERSION", "GROUP", "KIND", "PLURAL", "SHORT_NAME", "SINGULAR", "VERSION"]
+"""Re-exported: the CRD is generated from this module, and they name what it defines."""
+
+
+class NonexistentTimePolicy(StrEnum):
+    """What to do with a local time that falls in a gap (clocks jump forward over it)."""
+
+    SHIFT_FORWARD = "ShiftForward"
+    SKIP = "Skip"
+    REJECT = "Reject"
+
+
+class AmbiguousTimePolicy(StrEnum):
+    """Which occurrence of a local time that happens twice (clocks go back over it) to use."""
+
+    EARLIER = "Earlier"
+    LATER = "Later"
+    REJECT = "Reject"
+
 
 DEFAULT_SERVICE_ACCOUNT = "sundial-deployer"
 MAX_RUN_RECORDS = 10

@@ -1,0 +1,1 @@
+"""The commands: `sundial` (run, preview, crd, deploy) and the `kubectl sundial` plugin."""
