@@ -106,7 +106,6 @@ def test_a_status_round_trips_through_its_wire_form() -> None:
                 }
             ],
             "upcoming": ["2027-03-14T07:30:00Z"],
-            "kopf": {"progress": {}},
         }
     )
     wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)

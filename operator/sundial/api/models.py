@@ -483,5 +483,3 @@ class ScheduledDeploymentStatus(StatusModel):
     refused or found too old. A request equal to it is never served again, even after its run has left
     runs."""
 
-    kopf: dict[str, Any] | None = None
-    """Reserved for the bookkeeping of the operator framework (kopf); not part of the API."""
