@@ -482,4 +482,3 @@ class ScheduledDeploymentStatus(StatusModel):
     """The last manual trigger request (sundial.dev/trigger annotation) the operator has served: run,
     refused or found too old. A request equal to it is never served again, even after its run has left
     runs."""
-

@@ -52,6 +52,7 @@ from sundial.api.trigger import (
 from sundial.decide.jobs import Run as JobRun
 from sundial.decide.jobs import controller_reference
 from sundial.decide.validation import Valid, validate
+from sundial.timing.dependencies import connected, depends_on_name
 from sundial.timing.names import job_name, manual_job_name
 from sundial.timing.schedule import CronSchedule, check_run_at_not_past, due, format_duration, upcoming
 from sundial.timing.schedule import Plan as TimingPlan
@@ -381,19 +382,13 @@ def _dependency_record(world: World, name: str, instant: datetime) -> RunRecord 
 
 def _component(world: World, name: str) -> dict[str, Mapping[str, Any]]:
     """The siblings reachable from ``name`` along dependsOn in either direction: all a plan can depend on."""
-    edges: dict[str, set[str]] = {}
+    dependents: dict[str, set[str]] = {}
     for sibling_name, sibling in world.siblings.items():
-        target = ((sibling.get("spec") or {}).get("dependsOn") or {}).get("name")
-        if isinstance(target, str):
-            edges.setdefault(sibling_name, set()).add(target)
-            edges.setdefault(target, set()).add(sibling_name)
-    seen, stack = {name}, [name]
-    while stack:
-        for neighbour in edges.get(stack.pop(), ()):
-            if neighbour not in seen:
-                seen.add(neighbour)
-                stack.append(neighbour)
-    return {n: world.siblings[n] for n in seen if n in world.siblings}
+        target = depends_on_name(sibling)
+        if target is not None:
+            dependents.setdefault(target, set()).add(sibling_name)
+    names = connected(name, lambda n: depends_on_name(world.siblings.get(n)), lambda n: dependents.get(n, ()))
+    return {n: world.siblings[n] for n in names if n in world.siblings}
 
 
 def _validate(world: World, draft: _Draft) -> Valid | Invalid:

@@ -59,6 +59,7 @@ from sundial.decide.reconcile import (
 )
 from sundial.runtime.metrics import Metrics, is_invalid
 from sundial.runtime.wakeups import WakeupQueue
+from sundial.timing.dependencies import connected, depends_on_name
 
 logger = logging.getLogger("sundial.runtime.controller")
 
@@ -229,16 +230,11 @@ class Controller:
         else:
             self._invalid.discard(key)
 
-    @staticmethod
-    def _depends_on(body: Mapping[str, Any] | None) -> str | None:
-        target = (((body or {}).get("spec") or {}).get("dependsOn") or {}).get("name")
-        return target if isinstance(target, str) else None
-
     def _index_dependency(
         self, key: Key, previous: Mapping[str, Any] | None, body: Mapping[str, Any] | None
     ) -> None:
         namespace, name = key
-        old, new = self._depends_on(previous), self._depends_on(body)
+        old, new = depends_on_name(previous), depends_on_name(body)
         if old is not None and old != new:
             self._dependents[(namespace, old)].discard(name)
         if new is not None:
@@ -247,17 +243,12 @@ class Controller:
     def component(self, key: Key) -> set[Key]:
         """The objects connected to ``key`` by dependsOn, either way; all a plan for ``key`` can depend on."""
         namespace = key[0]
-        seen, stack = {key[1]}, [key[1]]
-        while stack:
-            name = stack.pop()
-            neighbours = set(self._dependents.get((namespace, name), ()))
-            target = self._depends_on(self.objects.get((namespace, name)))
-            if target is not None:
-                neighbours.add(target)
-            for neighbour in neighbours - seen:
-                seen.add(neighbour)
-                stack.append(neighbour)
-        return {(namespace, name) for name in seen if (namespace, name) in self.objects}
+        names = connected(
+            key[1],
+            lambda name: depends_on_name(self.objects.get((namespace, name))),
+            lambda name: self._dependents.get((namespace, name), ()),
+        )
+        return {(namespace, name) for name in names if (namespace, name) in self.objects}
 
     def job_seen(self, body: Mapping[str, Any], deleted: bool, force: bool = False) -> None:
         """A Job event: refresh the cache and wake the Job's owner and the objects that depend on it."""

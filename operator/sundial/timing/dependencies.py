@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sundial.api.models import LEAD_TIME_PATTERN, DependsOn
 from sundial.api.reasons import Invalid, Reason, SpecError
@@ -114,6 +115,36 @@ def resolve_chain(graph: DependencyGraph, name: str) -> tuple[Link, ...]:
         path.append(target)
         current = graph[target]
     return tuple(links)
+
+
+def depends_on_name(body: Mapping[str, Any] | None) -> str | None:
+    """The name in a raw body's ``spec.dependsOn``, read leniently (None if there is none)."""
+    spec = (body or {}).get("spec")
+    depends_on = spec.get("dependsOn") if isinstance(spec, Mapping) else None
+    target = depends_on.get("name") if isinstance(depends_on, Mapping) else None
+    return target if isinstance(target, str) else None
+
+
+def connected(
+    name: str, target_of: Callable[[str], str | None], dependents_of: Callable[[str], Iterable[str]]
+) -> set[str]:
+    """``name`` and every object joined to it by dependsOn, in either direction: all a plan for it can
+    depend on (leads add up along chains, so a change anywhere in one can move instants all along it).
+
+    The caller says how to follow edges: the operator's cache keeps an index of dependents, a plan builds
+    one from the siblings it was given. Names that no object has are included; callers filter them.
+    """
+    seen, stack = {name}, [name]
+    while stack:
+        current = stack.pop()
+        neighbours = set(dependents_of(current))
+        target = target_of(current)
+        if target is not None:
+            neighbours.add(target)
+        for neighbour in neighbours - seen:
+            seen.add(neighbour)
+            stack.append(neighbour)
+    return seen
 
 
 def _not_found_message(graph: DependencyGraph, path: list[str], missing: str) -> str:
