@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sundial.decide.jobs import Run, build_job, owner_label_value
+from sundial.decide.jobs import JobRun, build_job, owner_label_value
 from sundial.timing.names import job_name
 
 SCHEDULED = datetime(2027, 3, 14, 7, 30, tzinfo=UTC)
@@ -78,8 +78,8 @@ def scheduled_deployment(target: dict[str, Any], **spec: Any) -> dict[str, Any]:
     }
 
 
-def a_run(role: str = "Deploy", owner: str = "api") -> Run:
-    return Run(
+def a_run(role: str = "Deploy", owner: str = "api") -> JobRun:
+    return JobRun(
         job_name=job_name(owner, SCHEDULED),
         role=role,
         scheduled_time=SCHEDULED,

@@ -19,7 +19,7 @@ from sundial.api.keys import ANNOTATION_TRIGGER, LABEL_MANUAL
 from sundial.api.models import RunRole
 from sundial.api.timestamps import format_utc
 from sundial.api.trigger import BadTrigger, format_request, parse_request, pending_request
-from sundial.decide.jobs import Run, build_job
+from sundial.decide.jobs import JobRun, build_job
 from sundial.decide.reconcile import (
     CreateFailure,
     JobPhase,
@@ -88,7 +88,7 @@ def world(
     return World(now=now, body=body, siblings=siblings, jobs={state.name: state for state in jobs})
 
 
-def created_job(body: Mapping[str, Any], run: Run) -> JobState:
+def created_job(body: Mapping[str, Any], run: JobRun) -> JobState:
     state = job_state_from_body(build_job(body, run))
     assert state is not None
     return state

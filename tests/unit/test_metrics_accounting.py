@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 import sundial
 from sundial.api.models import RunResult
-from sundial.decide.jobs import Run
+from sundial.decide.jobs import JobRun
 from sundial.decide.reconcile import Plan
 from sundial.runtime.controller import Controller, ControllerSettings
 from sundial.runtime.metrics import (
@@ -338,9 +338,9 @@ def test_armed_schedules_is_the_wake_up_queue_length(controller: Controller) -> 
     assert value(controller.metrics, "sundial_armed_schedules") == 0
 
 
-def a_run(lateness: timedelta) -> Run:
+def a_run(lateness: timedelta) -> JobRun:
     instant = datetime(2027, 3, 14, 7, 30, tzinfo=UTC)
-    return Run(
+    return JobRun(
         job_name="api-20270314-0730",
         role="Deploy",
         scheduled_time=instant,

@@ -19,7 +19,7 @@ import pytest
 
 from sundial.api.models import RunRole
 from sundial.api.timestamps import format_utc
-from sundial.decide.jobs import Run, build_job
+from sundial.decide.jobs import JobRun, build_job
 from sundial.decide.reconcile import (
     CreateFailure,
     Event,
@@ -147,7 +147,7 @@ def written(w: World, plan: Plan, now: datetime | None = None) -> World:
     return replace(w, body=body, siblings=siblings, now=w.now if now is None else now, create_failures=())
 
 
-def created_job(body: Mapping[str, Any], run: Run) -> JobState:
+def created_job(body: Mapping[str, Any], run: JobRun) -> JobState:
     """The Job the API server made for ``run``, read back as the controller reads it."""
     state = job_state_from_body(build_job(body, run))
     assert state is not None
@@ -1036,7 +1036,7 @@ def test_a_job_without_a_status_record_is_recorded_from_its_annotations() -> Non
     armed = world(scheduled_deployment(), T - HOUR)
     before_crash = written(armed, reconcile(armed), T + 30 * SECOND)
     fired = T + timedelta(milliseconds=123)
-    run = Run(
+    run = JobRun(
         job_name("api", T), "Deploy", T, T.astimezone(ZoneInfo("Europe/Berlin")), "Europe/Berlin", fired
     )
     orphan = created_job(before_crash.body, run)
@@ -1078,7 +1078,7 @@ def test_a_job_left_by_an_earlier_object_of_the_same_name_is_not_ours() -> None:
 
 def job_body(conditions: list[dict[str, str]] | None = None, role: str = "Deploy") -> dict[str, Any]:
     fired = T + timedelta(milliseconds=42)
-    run = Run(job_name("api", T), role, T, T.astimezone(ZoneInfo("Europe/Berlin")), "Europe/Berlin", fired)
+    run = JobRun(job_name("api", T), role, T, T.astimezone(ZoneInfo("Europe/Berlin")), "Europe/Berlin", fired)
     body = build_job(scheduled_deployment(), run)
     if conditions is not None:
         body["status"] = {"conditions": conditions}

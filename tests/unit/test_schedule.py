@@ -14,8 +14,8 @@ from sundial.api.timestamps import format_utc
 from sundial.timing.dependencies import Link
 from sundial.timing.schedule import (
     MAX_CATCH_UP,
-    Plan,
-    build_plan,
+    Timing,
+    build_timing,
     check_run_at_not_past,
     due,
     format_duration,
@@ -34,8 +34,8 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def plan(name: str = "sd", *, now: datetime = NOW, chain: tuple[Link, ...] = (), **spec: Any) -> Plan:
-    return build_plan(name, ScheduledDeploymentSpec.model_validate({**TARGET, **spec}), chain, now=now)
+def timing(name: str = "sd", *, now: datetime = NOW, chain: tuple[Link, ...] = (), **spec: Any) -> Timing:
+    return build_timing(name, ScheduledDeploymentSpec.model_validate({**TARGET, **spec}), chain, now=now)
 
 
 def instants(runs: list[Any]) -> list[str]:
@@ -187,13 +187,13 @@ CRON_CASES = [
 def test_cron_runs_at_fixed_instants(
     schedule: str, zone: str, policy: dict[str, str], now: str, expected: list[str]
 ) -> None:
-    subject = plan(schedule=schedule, timeZone=zone, dstPolicy=policy, now=utc(now))
+    subject = timing(schedule=schedule, timeZone=zone, dstPolicy=policy, now=utc(now))
     runs = next_runs(subject, utc(now), len(expected))
     assert [("!" if run.skipped else "") + format_utc(run.instant)[:16] for run in runs] == expected
 
 
 def test_shifted_and_merged_runs_explain_themselves() -> None:
-    subject = plan(schedule="*/30 * * * *", timeZone="America/New_York", now=utc("2027-03-14T06:00"))
+    subject = timing(schedule="*/30 * * * *", timeZone="America/New_York", now=utc("2027-03-14T06:00"))
     merged = next_runs(subject, utc("2027-03-14T06:00"), 2)[1]
     assert merged.wall == datetime(2027, 3, 14, 3, 0)
     assert merged.notes == (
@@ -206,7 +206,7 @@ def test_shifted_and_merged_runs_explain_themselves() -> None:
 
 def test_a_cron_never_repeats_a_wall_time_and_its_instants_only_increase() -> None:
     start = utc("2027-11-06T00:00")
-    subject = plan(schedule="*/15 * * * *", timeZone="America/New_York", now=start)
+    subject = timing(schedule="*/15 * * * *", timeZone="America/New_York", now=start)
     runs = next_runs(subject, start, 300)
     walls = [run.wall for run in runs]
     assert len(runs) == 300
@@ -219,7 +219,7 @@ def test_reject_beyond_the_checked_horizon_lists_the_run_as_not_run() -> None:
     # 14 March falls on New York's spring-forward Sunday in 2027 and 2032; from mid-2027, 2032 is too far
     # ahead to make the object invalid, so the run is listed as not run instead.
     now = utc("2027-06-01T00:00")
-    subject = plan(
+    subject = timing(
         schedule="30 2 14 3 *", timeZone="America/New_York", dstPolicy={"nonexistentTime": "Reject"}, now=now
     )
     runs = next_runs(subject, now, 6)
@@ -265,7 +265,7 @@ def test_reject_makes_a_schedule_invalid_at_its_first_hit_within_two_years(
     schedule: str, zone: str, policy: dict[str, str], reason: Reason, first_hit: str
 ) -> None:
     with pytest.raises(SpecError) as caught:
-        plan(schedule=schedule, timeZone=zone, dstPolicy=policy)
+        timing(schedule=schedule, timeZone=zone, dstPolicy=policy)
     assert caught.value.invalid.reason is reason
     assert f"fires at {first_hit}, which" in caught.value.invalid.message
 
@@ -282,7 +282,7 @@ def test_reject_makes_a_schedule_invalid_at_its_first_hit_within_two_years(
 def test_reject_accepts_a_schedule_that_never_hits_a_transition(
     schedule: str, zone: str, policy: dict[str, str]
 ) -> None:
-    subject = plan(schedule=schedule, timeZone=zone, dstPolicy=policy)  # SpecError if it were refused
+    subject = timing(schedule=schedule, timeZone=zone, dstPolicy=policy)  # SpecError if it were refused
     # Five years, beyond the two the check looks ahead: a hit there would be listed as not run (skipped).
     runs = runs_between(subject, NOW, utc("2032-01-01T00:00"), limit=2000)
     assert len(runs) > 1000
@@ -311,13 +311,13 @@ RUN_AT_CASES = [
 def test_run_at_is_local_unless_it_carries_an_offset(
     run_at: str, zone: str, policy: dict[str, str], expected: str, noted: bool
 ) -> None:
-    runs = next_runs(plan(runAt=run_at, timeZone=zone, dstPolicy=policy), NOW, 5)
+    runs = next_runs(timing(runAt=run_at, timeZone=zone, dstPolicy=policy), NOW, 5)
     assert [format_utc(run.instant) for run in runs] == [expected]
     assert bool(runs[0].notes) is noted
 
 
 def test_run_at_has_no_next_run_once_it_has_passed() -> None:
-    subject = plan(runAt="2027-01-01T10:00")
+    subject = timing(runAt="2027-01-01T10:00")
     assert next_runs(subject, utc("2027-01-01T10:00"), 3) == []
     assert len(next_runs(subject, utc("2027-01-01T09:59"), 3)) == 1
 
@@ -387,26 +387,26 @@ def test_a_schedule_outside_the_supported_syntax_is_refused(text: str, problem: 
 
 
 def test_runs_between_excludes_the_start_and_includes_the_end() -> None:
-    subject = plan(schedule="*/10 * * * *")
+    subject = timing(schedule="*/10 * * * *")
     runs = runs_between(subject, utc("2027-01-01T12:00"), utc("2027-01-01T12:30"))
     assert instants(runs) == ["2027-01-01T12:10", "2027-01-01T12:20", "2027-01-01T12:30"]
 
 
 def test_runs_between_keeps_the_latest_when_limited() -> None:
-    subject = plan(schedule="* * * * *")
+    subject = timing(schedule="* * * * *")
     runs = runs_between(subject, utc("2027-01-01T00:00"), utc("2027-01-02T00:00"), limit=3)
     assert instants(runs) == ["2027-01-01T23:58", "2027-01-01T23:59", "2027-01-02T00:00"]
 
 
 def test_runs_between_crosses_a_fold_without_repeating_a_wall_time() -> None:
-    subject = plan(schedule="30 * * * *", timeZone="America/New_York")
+    subject = timing(schedule="30 * * * *", timeZone="America/New_York")
     runs = runs_between(subject, utc("2027-11-07T04:00"), utc("2027-11-07T08:00"))
     assert instants(runs) == ["2027-11-07T04:30", "2027-11-07T05:30", "2027-11-07T07:30"]
 
 
 def test_the_latest_run_within_the_deadline_is_due_and_older_ones_are_missed() -> None:
-    plans = {"sd": plan(schedule="*/10 * * * *", startingDeadlineSeconds=600)}
-    result = due("sd", plans, utc("2027-01-01T12:00"), utc("2027-01-01T12:35"))
+    timings = {"sd": timing(schedule="*/10 * * * *", startingDeadlineSeconds=600)}
+    result = due("sd", timings, utc("2027-01-01T12:00"), utc("2027-01-01T12:35"))
     assert result.due is not None
     assert format_utc(result.due.instant) == "2027-01-01T12:30:00Z"
     assert instants(list(result.missed)) == ["2027-01-01T12:10", "2027-01-01T12:20"]
@@ -414,38 +414,38 @@ def test_the_latest_run_within_the_deadline_is_due_and_older_ones_are_missed() -
 
 
 def test_a_run_older_than_its_deadline_is_missed_not_due() -> None:
-    plans = {"sd": plan(schedule="*/10 * * * *", startingDeadlineSeconds=60)}
-    result = due("sd", plans, utc("2027-01-01T12:25"), utc("2027-01-01T12:45"))
+    timings = {"sd": timing(schedule="*/10 * * * *", startingDeadlineSeconds=60)}
+    result = due("sd", timings, utc("2027-01-01T12:25"), utc("2027-01-01T12:45"))
     assert result.due is None
     assert instants(list(result.missed)) == ["2027-01-01T12:30", "2027-01-01T12:40"]
 
 
 def test_a_run_exactly_at_the_deadline_is_still_due() -> None:
-    plans = {"sd": plan(schedule="0 12 * * *", startingDeadlineSeconds=600)}
-    result = due("sd", plans, utc("2027-01-01T11:00"), utc("2027-01-01T12:10"))
+    timings = {"sd": timing(schedule="0 12 * * *", startingDeadlineSeconds=600)}
+    result = due("sd", timings, utc("2027-01-01T11:00"), utc("2027-01-01T12:10"))
     assert result.due is not None
     assert format_utc(result.due.instant) == "2027-01-01T12:00:00Z"
     assert result.missed == ()
 
 
 def test_without_a_handled_run_the_window_reaches_back_one_deadline() -> None:
-    plans = {"sd": plan(runAt="2027-01-01T12:00", startingDeadlineSeconds=600)}
-    assert due("sd", plans, None, utc("2027-01-01T12:09")).due is not None
-    assert due("sd", plans, None, utc("2027-01-01T12:11")).due is None
+    timings = {"sd": timing(runAt="2027-01-01T12:00", startingDeadlineSeconds=600)}
+    assert due("sd", timings, None, utc("2027-01-01T12:09")).due is not None
+    assert due("sd", timings, None, utc("2027-01-01T12:11")).due is None
 
 
 def test_skipped_runs_are_neither_due_nor_missed() -> None:
-    plans = {
-        "sd": plan(schedule="30 2 * * *", timeZone="Europe/Berlin", dstPolicy={"nonexistentTime": "Skip"})
+    timings = {
+        "sd": timing(schedule="30 2 * * *", timeZone="Europe/Berlin", dstPolicy={"nonexistentTime": "Skip"})
     }
-    result = due("sd", plans, utc("2027-03-27T12:00"), utc("2027-03-28T01:35"))
+    result = due("sd", timings, utc("2027-03-27T12:00"), utc("2027-03-28T01:35"))
     assert (result.due, result.missed) == (None, ())
     assert instants(list(result.skipped)) == ["2027-03-28T01:30"]
 
 
 def test_a_long_outage_reports_at_most_the_catch_up_limit() -> None:
-    plans = {"sd": plan(schedule="* * * * *")}
-    result = due("sd", plans, utc("2027-01-01T00:00"), utc("2027-01-02T00:00"))
+    timings = {"sd": timing(schedule="* * * * *")}
+    result = due("sd", timings, utc("2027-01-01T00:00"), utc("2027-01-02T00:00"))
     assert result.truncated
     assert result.due is not None
     assert len(result.missed) == MAX_CATCH_UP - 1
@@ -456,16 +456,16 @@ def test_a_long_outage_reports_at_most_the_catch_up_limit() -> None:
 CHAIN = (Link("api", timedelta(minutes=15), True), Link("schema", timedelta(minutes=45), False))
 
 
-def chain_plans() -> dict[str, Plan]:
+def chain_timings() -> dict[str, Timing]:
     return {
-        "frontend": plan("frontend", runAt="2027-05-05T09:00", timeZone="Europe/Berlin", chain=CHAIN),
-        "api": plan("api", chain=(Link("schema", timedelta(minutes=30), False),)),
-        "schema": plan("schema"),
+        "frontend": timing("frontend", runAt="2027-05-05T09:00", timeZone="Europe/Berlin", chain=CHAIN),
+        "api": timing("api", chain=(Link("schema", timedelta(minutes=30), False),)),
+        "schema": timing("schema"),
     }
 
 
 def test_each_run_knows_when_its_dependencies_run() -> None:
-    run = next_runs(chain_plans()["frontend"], NOW, 1)[0]
+    run = next_runs(chain_timings()["frontend"], NOW, 1)[0]
     assert format_utc(run.instant) == "2027-05-05T07:00:00Z"
     assert [(d.name, format_utc(d.instant)) for d in run.dependencies] == [
         ("api", "2027-05-05T06:45:00Z"),
@@ -475,7 +475,7 @@ def test_each_run_knows_when_its_dependencies_run() -> None:
 
 
 def test_a_dependency_runs_its_lead_time_before_each_dependent_run() -> None:
-    runs = upcoming("api", chain_plans(), NOW, 5)
+    runs = upcoming("api", chain_timings(), NOW, 5)
     assert len(runs) == 1
     assert (runs[0].role, runs[0].for_object) == (RunRole.DEPENDENCY, "frontend")
     assert format_utc(runs[0].instant) == "2027-05-05T06:45:00Z"
@@ -486,7 +486,7 @@ def test_a_dependency_runs_its_lead_time_before_each_dependent_run() -> None:
 
 
 def test_chains_add_up() -> None:
-    runs = upcoming("schema", chain_plans(), NOW, 5)
+    runs = upcoming("schema", chain_timings(), NOW, 5)
     assert [(format_utc(run.instant), run.for_object) for run in runs] == [
         ("2027-05-05T06:15:00Z", "frontend")
     ]
@@ -494,11 +494,11 @@ def test_chains_add_up() -> None:
 
 
 def test_a_dependency_with_its_own_schedule_merges_both_kinds_of_run() -> None:
-    plans = {
-        "web": plan("web", schedule="0 * * * *", chain=(Link("cache", timedelta(hours=1), True),)),
-        "cache": plan("cache", schedule="0 */2 * * *"),
+    timings = {
+        "web": timing("web", schedule="0 * * * *", chain=(Link("cache", timedelta(hours=1), True),)),
+        "cache": timing("cache", schedule="0 */2 * * *"),
     }
-    runs = upcoming("cache", plans, utc("2027-01-01T00:30"), 4)
+    runs = upcoming("cache", timings, utc("2027-01-01T00:30"), 4)
     # 02:00 is both the cache's own run and the run for web's 03:00: one run, one Job.
     assert [(format_utc(run.instant)[11:16], run.role.value) for run in runs] == [
         ("01:00", "Dependency"),
@@ -510,30 +510,30 @@ def test_a_dependency_with_its_own_schedule_merges_both_kinds_of_run() -> None:
 
 
 def test_a_skipped_run_skips_its_dependency_run_too() -> None:
-    plans = {
-        "nightly": plan(
+    timings = {
+        "nightly": timing(
             "nightly",
             schedule="30 2 * * *",
             timeZone="Europe/Berlin",
             dstPolicy={"nonexistentTime": "Skip"},
             chain=(Link("prep", timedelta(minutes=15), True),),
         ),
-        "prep": plan("prep"),
+        "prep": timing("prep"),
     }
-    runs = upcoming("prep", plans, utc("2027-03-27T12:00"), 2)
+    runs = upcoming("prep", timings, utc("2027-03-27T12:00"), 2)
     assert [run.skipped for run in runs] == [True, False]
     assert runs[0].notes[0].endswith("; skipped because that run is skipped")
 
 
 def test_due_includes_runs_on_behalf_of_dependents() -> None:
-    result = due("api", chain_plans(), None, utc("2027-05-05T06:50"))
+    result = due("api", chain_timings(), None, utc("2027-05-05T06:50"))
     assert result.due is not None
     assert (result.due.role, format_utc(result.due.instant)) == (RunRole.DEPENDENCY, "2027-05-05T06:45:00Z")
 
 
 def test_an_object_nobody_depends_on_and_without_timing_has_no_runs() -> None:
-    assert upcoming("schema", {"schema": plan("schema")}, NOW, 3) == []
-    assert upcoming("unknown", chain_plans(), NOW, 3) == []
+    assert upcoming("schema", {"schema": timing("schema")}, NOW, 3) == []
+    assert upcoming("unknown", chain_timings(), NOW, 3) == []
 
 
 # --- runAt in the past -----------------------------------------------------------------------------------
@@ -541,7 +541,7 @@ def test_an_object_nobody_depends_on_and_without_timing_has_no_runs() -> None:
 
 def test_a_run_at_beyond_its_deadline_is_in_the_past() -> None:
     with pytest.raises(SpecError) as caught:
-        check_run_at_not_past(plan(runAt="2026-12-31T23:49"), NOW)
+        check_run_at_not_past(timing(runAt="2026-12-31T23:49"), NOW)
     assert caught.value.invalid.reason is Reason.RUN_AT_IN_PAST
     assert caught.value.invalid.message == (
         "runAt '2026-12-31T23:49' (2026-12-31T23:49:00Z) is 11m in the past, more than "
@@ -557,7 +557,7 @@ def test_a_run_at_beyond_its_deadline_is_in_the_past() -> None:
     ],
 )
 def test_a_run_at_within_its_deadline_is_still_due(run_at: str) -> None:
-    subject = plan(runAt=run_at)
+    subject = timing(runAt=run_at)
     check_run_at_not_past(subject, NOW)  # not RunAtInPast: that is for what can no longer run
     result = due("sd", {"sd": subject}, None, NOW)
     assert result.due is not None
@@ -566,7 +566,7 @@ def test_a_run_at_within_its_deadline_is_still_due(run_at: str) -> None:
 
 
 def test_a_run_at_whose_dependency_is_too_late_is_in_the_past() -> None:
-    subject = plan(runAt="2027-01-01T00:30", chain=(Link("db", timedelta(hours=1), True),))
+    subject = timing(runAt="2027-01-01T00:30", chain=(Link("db", timedelta(hours=1), True),))
     with pytest.raises(SpecError, match="move runAt at least 20m later") as caught:
         check_run_at_not_past(subject, NOW)
     assert caught.value.invalid.reason is Reason.RUN_AT_IN_PAST
@@ -575,21 +575,21 @@ def test_a_run_at_whose_dependency_is_too_late_is_in_the_past() -> None:
 def test_a_skipped_run_at_in_the_past_is_not_an_error() -> None:
     """A runAt that its DST policy skips never runs, so lying in the past cannot make it late."""
     in_the_gap = {"runAt": "2026-03-29T02:30", "timeZone": "Europe/Berlin"}
-    skipped = plan(**in_the_gap, dstPolicy={"nonexistentTime": "Skip"})
+    skipped = timing(**in_the_gap, dstPolicy={"nonexistentTime": "Skip"})
     check_run_at_not_past(skipped, NOW)
     [run] = next_runs(skipped, utc("2026-03-28T00:00"), 1)
     assert run.skipped, "the run it would have had is skipped"
-    assert due("sd", {"sd": skipped}, None, NOW) == due("sd", {"sd": plan()}, None, NOW), "nothing is due"
+    assert due("sd", {"sd": skipped}, None, NOW) == due("sd", {"sd": timing()}, None, NOW), "nothing is due"
 
     # The same runAt shifted forward (the default) would have run, so it is in the past.
     with pytest.raises(SpecError) as caught:
-        check_run_at_not_past(plan(**in_the_gap), NOW)
+        check_run_at_not_past(timing(**in_the_gap), NOW)
     assert caught.value.invalid.reason is Reason.RUN_AT_IN_PAST
 
 
 def test_the_engine_refuses_naive_instants() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        next_runs(plan(schedule="@daily"), datetime(2027, 1, 1), 1)
+        next_runs(timing(schedule="@daily"), datetime(2027, 1, 1), 1)
 
 
 @pytest.mark.parametrize(

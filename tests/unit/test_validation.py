@@ -9,7 +9,7 @@ import pytest
 
 from sundial.api.models import AmbiguousTimePolicy, ConcurrencyPolicy, DstPolicy, NonexistentTimePolicy
 from sundial.api.reasons import Invalid, Reason
-from sundial.decide.validation import Valid, plans, validate, validate_namespace
+from sundial.decide.validation import Valid, timings, validate, validate_namespace
 from sundial.timing.schedule import CronSchedule, OneShot
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
@@ -41,14 +41,14 @@ def test_a_good_object_is_valid_with_defaults_applied() -> None:
         600,
     )
     assert (verdict.spec.successful_jobs_history_limit, verdict.spec.failed_jobs_history_limit) == (3, 1)
-    assert isinstance(verdict.plan.when, OneShot)
+    assert isinstance(verdict.timing.when, OneShot)
 
 
 def test_a_missing_namespace_means_default() -> None:
     verdict = validate(sd(namespace=None, schedule="@daily"), NOW)
     assert isinstance(verdict, Valid)
     assert verdict.namespace == "default"
-    assert isinstance(verdict.plan.when, CronSchedule)
+    assert isinstance(verdict.timing.when, CronSchedule)
 
 
 BAD = [
@@ -143,7 +143,7 @@ def test_dependencies_are_resolved_among_the_siblings() -> None:
     siblings = {"db": sd("db"), "schema": sd("schema", dependsOn={"name": "db", "leadTime": "1h"})}
     verdict = validate(sd(runAt="2030-01-01T00:00", dependsOn={"name": "schema"}), NOW, siblings)
     assert isinstance(verdict, Valid)
-    assert [(link.name, link.lead.total_seconds()) for link in verdict.plan.chain] == [
+    assert [(link.name, link.lead.total_seconds()) for link in verdict.timing.chain] == [
         ("schema", 900),
         ("db", 4500),
     ]
@@ -183,4 +183,4 @@ def test_validating_a_namespace_keeps_order_and_yields_plans_of_the_valid_object
     results = validate_namespace(objects, NOW, already_ran=["api"])
     assert [obj["metadata"]["name"] for obj, _ in results] == ["api", "bad", "db"]
     assert [type(verdict).__name__ for _, verdict in results] == ["Valid", "Invalid", "Valid"]
-    assert sorted(plans(verdict for _, verdict in results)) == ["api", "db"]
+    assert sorted(timings(verdict for _, verdict in results)) == ["api", "db"]

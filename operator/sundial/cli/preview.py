@@ -35,8 +35,8 @@ from typing import Any, TextIO
 import yaml
 
 from sundial.api.reasons import Invalid, Reason
-from sundial.decide.validation import DEFAULT_NAMESPACE, Valid, Verdict, plans, validate_namespace
-from sundial.timing.schedule import Run, describe_run, due, format_duration, upcoming
+from sundial.decide.validation import DEFAULT_NAMESPACE, Valid, Verdict, timings, validate_namespace
+from sundial.timing.schedule import Occurrence, describe_run, due, format_duration, upcoming
 
 DEFAULT_COUNT = 5
 MAX_COUNT = 1000
@@ -60,7 +60,7 @@ class Preview:
     namespace: str | None
     verdict: Verdict
     time_zone: str | None
-    runs: list[Run] = field(default_factory=list)
+    runs: list[Occurrence] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON shape."""
@@ -120,21 +120,21 @@ def preview_documents(documents: Sequence[Any], now: datetime, count: int = DEFA
             verdicts[index] = verdict
 
     by_namespace = {
-        namespace: plans(verdicts[index] for index in indexes) for namespace, indexes in namespaces.items()
+        namespace: timings(verdicts[index] for index in indexes) for namespace, indexes in namespaces.items()
     }
     previews = []
     for index, document in enumerate(documents):
         verdict = verdicts[index]
-        runs: list[Run] = []
+        runs: list[Occurrence] = []
         if isinstance(verdict, Valid):
-            namespace_plans = by_namespace[verdict.namespace]
-            late = due(verdict.name, namespace_plans, None, now).due
+            timings_here = by_namespace[verdict.namespace]
+            late = due(verdict.name, timings_here, None, now).due
             if late is not None:
                 waited = format_duration(now - late.instant)
                 late = replace(
                     late, notes=(*late.notes, f"due now: {waited} late, within startingDeadlineSeconds")
                 )
-            runs = ([late] if late is not None else []) + upcoming(verdict.name, namespace_plans, now, count)
+            runs = ([late] if late is not None else []) + upcoming(verdict.name, timings_here, now, count)
             runs = runs[:count]
         previews.append(
             Preview(

@@ -23,8 +23,8 @@ from typing import Any
 from sundial.api.models import RunRole
 from sundial.api.reasons import Invalid
 from sundial.api.timestamps import format_local, format_utc
-from sundial.decide.validation import DEFAULT_NAMESPACE, Valid, plans, validate_namespace
-from sundial.timing.schedule import Plan, Run, format_duration, upcoming
+from sundial.decide.validation import DEFAULT_NAMESPACE, Valid, timings, validate_namespace
+from sundial.timing.schedule import Occurrence, Timing, format_duration, upcoming
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Entry:
     """One run on the timeline."""
 
     namespace: str
-    run: Run
+    run: Occurrence
     time_zone: str
     what: str
     """What the run deploys, in a few words."""
@@ -85,10 +85,10 @@ def _namespace(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("namespace") or DEFAULT_NAMESPACE)
 
 
-def _lead(run: Run, namespace_plans: Mapping[str, Plan]) -> timedelta | None:
+def _lead(run: Occurrence, namespace_timings: Mapping[str, Timing]) -> timedelta | None:
     if run.role is not RunRole.DEPENDENCY or run.for_object is None:
         return None
-    source = namespace_plans.get(run.for_object)
+    source = namespace_timings.get(run.for_object)
     links = [link for link in (source.chain if source else ()) if link.name == run.name]
     return links[0].lead if links else None
 
@@ -106,14 +106,14 @@ def build_timeline(
     for namespace, members in sorted(by_namespace.items()):
         ran = [_name(obj) for obj in members if _already_ran(obj)]
         verdicts = validate_namespace(members, now, already_ran=ran)
-        namespace_plans = plans(verdict for _, verdict in verdicts)
+        namespace_timings = timings(verdict for _, verdict in verdicts)
         for obj, verdict in verdicts:
             if isinstance(verdict, Invalid):
                 invalid.append(InvalidObject(namespace, _name(obj), verdict.reason.value, verdict.message))
                 continue
             assert isinstance(verdict, Valid)
             what = describe_target(obj.get("spec") or {})
-            for run in upcoming(verdict.name, namespace_plans, now, count):
+            for run in upcoming(verdict.name, namespace_timings, now, count):
                 if horizon is not None and run.instant > horizon:
                     break
                 entries.append(
@@ -122,7 +122,7 @@ def build_timeline(
                         run=run,
                         time_zone=verdict.spec.time_zone,
                         what=what,
-                        lead=_lead(run, namespace_plans),
+                        lead=_lead(run, namespace_timings),
                         suspended=verdict.spec.suspend,
                     )
                 )

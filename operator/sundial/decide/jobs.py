@@ -91,7 +91,7 @@ def controller_reference(metadata: Mapping[str, Any]) -> Mapping[str, Any] | Non
 
 
 @dataclass(frozen=True)
-class Run:
+class JobRun:
     """One run to carry out: which instant, in which role, and when we actually fired it."""
 
     job_name: str
@@ -115,7 +115,7 @@ def effective_service_account(spec: Mapping[str, Any]) -> str:
     return str(pod_spec.get("serviceAccountName") or spec.get("serviceAccountName") or "sundial-deployer")
 
 
-def run_environment(sd_name: str, run: Run) -> list[dict[str, str]]:
+def run_environment(sd_name: str, run: JobRun) -> list[dict[str, str]]:
     # SUNDIAL_TRIGGER only on a manual run: a script tells one from a scheduled run by its presence.
     manual = [{"name": "SUNDIAL_TRIGGER", "value": run.trigger}] if run.trigger is not None else []
     return [
@@ -197,7 +197,7 @@ def deployer_pod_spec(spec: Mapping[str, Any], namespace: str, deployer_image: s
 
 
 def build_job(
-    sd: Mapping[str, Any], run: Run, deployer_image: str = DEFAULT_DEPLOYER_IMAGE
+    sd: Mapping[str, Any], run: JobRun, deployer_image: str = DEFAULT_DEPLOYER_IMAGE
 ) -> dict[str, Any]:
     """The Job for ``run`` of the ScheduledDeployment ``sd`` (the object as the API server returned it)."""
     metadata = sd["metadata"]

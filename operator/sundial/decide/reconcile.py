@@ -49,14 +49,19 @@ from sundial.api.trigger import (
     request_key,
     shown,
 )
-from sundial.decide.jobs import Run as JobRun
-from sundial.decide.jobs import controller_reference
+from sundial.decide.jobs import JobRun, controller_reference
 from sundial.decide.validation import Valid, validate
 from sundial.timing.dependencies import connected, depends_on_name
 from sundial.timing.names import job_name, manual_job_name
-from sundial.timing.schedule import CronSchedule, check_run_at_not_past, due, format_duration, upcoming
-from sundial.timing.schedule import Plan as TimingPlan
-from sundial.timing.schedule import Run as TimedRun
+from sundial.timing.schedule import (
+    CronSchedule,
+    Occurrence,
+    Timing,
+    check_run_at_not_past,
+    due,
+    format_duration,
+    upcoming,
+)
 
 TERMINAL = frozenset({RunResult.SUCCEEDED, RunResult.FAILED, RunResult.MISSED, RunResult.HELD})
 
@@ -307,7 +312,7 @@ class _Gate:
     message: str = ""
 
 
-def _dependency_gate(run: TimedRun, world: World) -> _Gate:
+def _dependency_gate(run: Occurrence, world: World) -> _Gate:
     """May ``run`` start? Only once its nearest dependency's run for it has succeeded, if it must."""
     if not run.dependencies or not run.dependencies[0].must_succeed:
         return _Gate(go=True)
@@ -403,15 +408,15 @@ def _validate(world: World, draft: _Draft) -> Valid | Invalid:
     created = _parse_time(body["metadata"].get("creationTimestamp"))
     if isinstance(verdict, Valid) and not draft.records and created is not None:
         try:
-            check_run_at_not_past(verdict.plan, created)
+            check_run_at_not_past(verdict.timing, created)
         except SpecError as error:
             return error.invalid
     return verdict
 
 
-def _timing_plans(world: World, me: Valid) -> dict[str, TimingPlan]:
+def _timings(world: World, me: Valid) -> dict[str, Timing]:
     component = _component(world, me.name)
-    plans = {me.name: me.plan}
+    timings = {me.name: me.timing}
     for sibling_name, sibling in component.items():
         if sibling_name == me.name:
             continue
@@ -419,8 +424,8 @@ def _timing_plans(world: World, me: Valid) -> dict[str, TimingPlan]:
         # and judging it so would drop the plan that tells us when we run on its behalf.
         verdict = validate(sibling, world.now, component, has_run=True)
         if isinstance(verdict, Valid):
-            plans[sibling_name] = verdict.plan
-    return plans
+            timings[sibling_name] = verdict.timing
+    return timings
 
 
 @dataclass
@@ -439,7 +444,7 @@ class _Draft:
     wake: list[datetime] = field(default_factory=list)
     waiting: _Gate | None = None
 
-    def record(self, run: TimedRun, result: RunResult, reason: str, message: str) -> None:
+    def record(self, run: Occurrence, result: RunResult, reason: str, message: str) -> None:
         self.records[run.instant] = RunRecord(
             scheduled_time=run.instant, role=run.role, result=result, reason=reason, message=message
         )
@@ -461,15 +466,15 @@ def reconcile(world: World) -> Plan:
         _refuse_trigger_of_invalid(world, draft, verdict)
         return _invalid_plan(world, old, draft, own_jobs, verdict, generation)
 
-    plans = _timing_plans(world, verdict)
+    timings = _timings(world, verdict)
     spec = verdict.spec
     # The window starts after the latest run the *status* remembers. A Job without a record (created a
     # moment ago, or just before a crash) is inside the window and counts as handled, so runs that fell due
     # before it are still recorded as missed rather than skipped over. Manual runs do not count: a trigger
     # served a second after a scheduled instant must not hide that scheduled run.
     recorded = [record.scheduled_time for record in old.runs if record.trigger is None]
-    since = max(recorded) if recorded else _creation_floor(metadata, verdict.plan)
-    window = due(name, plans, since, world.now)
+    since = max(recorded) if recorded else _creation_floor(metadata, verdict.timing)
+    window = due(name, timings, since, world.now)
     for run in window.skipped:
         if run.instant not in draft.records:
             draft.record(run, RunResult.SKIPPED, "DstSkipped", "; ".join(run.notes) or "skipped by dstPolicy")
@@ -489,9 +494,9 @@ def reconcile(world: World) -> Plan:
     _serve_trigger(world, verdict, own_jobs, draft)
 
     _prune_history(own_jobs, spec.successful_jobs_history_limit, spec.failed_jobs_history_limit, draft)
-    coming = upcoming(name, plans, world.now, 3)
+    coming = upcoming(name, timings, world.now, 3)
     status = _valid_status(world, old, draft, own_jobs, verdict, coming, generation)
-    events = _transition_events(old, status, draft.events, verdict.plan.zone)
+    events = _transition_events(old, status, draft.events, verdict.timing.zone)
     old_ready = find_condition(old.conditions, ConditionType.READY)
     if world.missing_service_account is not None:
         draft.wake.append(world.now + SERVICE_ACCOUNT_RECHECK)
@@ -546,7 +551,7 @@ def internal_error_plan(body: Mapping[str, Any], now: datetime, error: str) -> P
     return Plan(status=status.model_dump(mode="json", by_alias=True, exclude_none=True), events=events)
 
 
-def _creation_floor(metadata: Mapping[str, Any], plan: TimingPlan) -> datetime | None:
+def _creation_floor(metadata: Mapping[str, Any], timing: Timing) -> datetime | None:
     """Where a never-run object's window starts: a schedule's past before the object existed never runs.
 
     A runAt is different: one created a little after its instant (within the deadline) still runs, so its
@@ -557,7 +562,9 @@ def _creation_floor(metadata: Mapping[str, Any], plan: TimingPlan) -> datetime |
         return None
     # Exclusive, like every window start: a runAt exactly its deadline before the creation still runs, as
     # `check_run_at_not_past` (inclusive) lets it be valid.
-    return created if isinstance(plan.when, CronSchedule) else created - plan.deadline - timedelta.resolution
+    return (
+        created if isinstance(timing.when, CronSchedule) else created - timing.deadline - timedelta.resolution
+    )
 
 
 def _missing_account_message(world: World) -> str:
@@ -569,7 +576,7 @@ def _missing_account_message(world: World) -> str:
     )
 
 
-def _record_missed(world: World, run: TimedRun, superseded_by: TimedRun | None, draft: _Draft) -> None:
+def _record_missed(world: World, run: Occurrence, superseded_by: Occurrence | None, draft: _Draft) -> None:
     """A run that will not start: say why, and if it was waiting for its dependency, say that instead."""
     late = run.instant < world.now - run.deadline
     gate = _dependency_gate(run, world)
@@ -594,7 +601,7 @@ def _record_missed(world: World, run: TimedRun, superseded_by: TimedRun | None, 
         )
 
 
-def _start_run(world: World, run: TimedRun, me: Valid, own_jobs: Sequence[JobState], draft: _Draft) -> None:
+def _start_run(world: World, run: Occurrence, me: Valid, own_jobs: Sequence[JobState], draft: _Draft) -> None:
     name = me.name
     if run.instant in draft.records:
         return  # handled already: a Job exists for it or it was recorded held, skipped or missed
@@ -747,8 +754,8 @@ def _serve_trigger(world: World, me: Valid, own_jobs: Sequence[JobState], draft:
         )
         _record_manual(draft, request, instant, RunResult.SKIPPED, "InvalidTrigger", message)
         return
-    if instant < world.now - me.plan.deadline:
-        seconds = int(me.plan.deadline.total_seconds())
+    if instant < world.now - me.timing.deadline:
+        seconds = int(me.timing.deadline.total_seconds())
         message = (
             f"{refused}: it was made {format_duration(world.now - instant)} ago, more than "
             f"startingDeadlineSeconds ({seconds}); trigger again to run now"
@@ -788,7 +795,7 @@ def _serve_trigger(world: World, me: Valid, own_jobs: Sequence[JobState], draft:
             job_name=name,
             role=RunRole.DEPLOY.value,
             scheduled_time=instant,
-            local_time=instant.astimezone(me.plan.zone),
+            local_time=instant.astimezone(me.timing.zone),
             time_zone=me.spec.time_zone,
             fired_time=world.now,
             trigger=request,
@@ -915,7 +922,7 @@ ConditionValue = tuple[ConditionStatus, str, str]
 
 
 def _scheduled_condition(
-    me: Valid, draft: _Draft, next_run: TimedRun | None, coming: Sequence[TimedRun]
+    me: Valid, draft: _Draft, next_run: Occurrence | None, coming: Sequence[Occurrence]
 ) -> ConditionValue:
     """Is there a next run, and if not, why not."""
     if me.spec.suspend:
@@ -928,8 +935,8 @@ def _scheduled_condition(
     if draft.waiting is not None:
         return ConditionStatus.TRUE, draft.waiting.reason, draft.waiting.message
     if next_run is not None:
-        return ConditionStatus.TRUE, "Armed", f"next run at {_describe(next_run.instant, me.plan.zone)}"
-    if me.plan.when is None:
+        return ConditionStatus.TRUE, "Armed", f"next run at {_describe(next_run.instant, me.timing.zone)}"
+    if me.timing.when is None:
         return (
             ConditionStatus.FALSE,
             "NoUpcomingRuns",
@@ -943,7 +950,7 @@ def _scheduled_condition(
         return (
             ConditionStatus.FALSE,
             "SkippedByDstPolicy",
-            f"the only upcoming run, at {_describe(skipped.instant, me.plan.zone)}, will be recorded as "
+            f"the only upcoming run, at {_describe(skipped.instant, me.timing.zone)}, will be recorded as "
             f"skipped ({why}); nothing more will run",
         )
     return ConditionStatus.FALSE, "Completed", "every scheduled run is in the past; nothing more will run"
@@ -954,7 +961,7 @@ def _dependency_condition(me: Valid, draft: _Draft, latest: RunRecord | None) ->
         return ConditionStatus.UNKNOWN, draft.waiting.reason, draft.waiting.message
     if latest is not None and latest.result is RunResult.HELD:
         return ConditionStatus.FALSE, latest.reason or "DependencyFailed", latest.message or ""
-    chain = " -> ".join([me.name, *(link.name for link in me.plan.chain)])
+    chain = " -> ".join([me.name, *(link.name for link in me.timing.chain)])
     return ConditionStatus.TRUE, "DependencyResolved", f"dependency chain {chain} resolves"
 
 
@@ -1001,7 +1008,7 @@ def _valid_status(
     draft: _Draft,
     own_jobs: Sequence[JobState],
     me: Valid,
-    coming: Sequence[TimedRun],
+    coming: Sequence[Occurrence],
     generation: int | None,
 ) -> ScheduledDeploymentStatus:
     runs, active = _runs_and_active(draft, own_jobs)

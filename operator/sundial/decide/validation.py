@@ -24,7 +24,7 @@ from sundial.api.keys import API_VERSION, KIND
 from sundial.api.models import DependsOn, ScheduledDeploymentSpec
 from sundial.api.reasons import Invalid, Reason, SpecError
 from sundial.timing.dependencies import DependencyGraph, lead_time, resolve_chain
-from sundial.timing.schedule import Plan, build_plan, check_run_at_not_past
+from sundial.timing.schedule import Timing, build_timing, check_run_at_not_past
 
 DEFAULT_NAMESPACE = "default"
 _MAX_ERRORS = 3
@@ -48,7 +48,7 @@ class Valid:
     spec: ScheduledDeploymentSpec
     """The parsed spec, defaults applied."""
 
-    plan: Plan
+    timing: Timing
     """The compiled timing, dependency chain included."""
 
 
@@ -165,16 +165,16 @@ def validate(
     try:
         name, namespace = identity(obj)
         spec = parse_spec(obj.get("spec"))
-        plan = build_plan(name, spec, (), now=now)
+        timing = build_timing(name, spec, (), now=now)
         graph: DependencyGraph = {**dependency_graph(siblings or {}), name: spec.depends_on}
         if spec.depends_on is not None:
             lead_time(spec.depends_on)
-        plan = replace(plan, chain=resolve_chain(graph, name))
+        timing = replace(timing, chain=resolve_chain(graph, name))
         if not has_run:
-            check_run_at_not_past(plan, now)
+            check_run_at_not_past(timing, now)
     except SpecError as exc:
         return exc.invalid
-    return Valid(name, namespace, spec, plan)
+    return Valid(name, namespace, spec, timing)
 
 
 def validate_namespace(
@@ -201,6 +201,6 @@ def _name_of(obj: Mapping[str, Any]) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def plans(verdicts: Iterable[Verdict]) -> dict[str, Plan]:
-    """The plans of the valid verdicts by name, as `sundial.timing.schedule.upcoming` and `due` want them."""
-    return {verdict.name: verdict.plan for verdict in verdicts if isinstance(verdict, Valid)}
+def timings(verdicts: Iterable[Verdict]) -> dict[str, Timing]:
+    """The timings of the valid verdicts by name, as `sundial.timing.schedule.upcoming` and `due` use them."""
+    return {verdict.name: verdict.timing for verdict in verdicts if isinstance(verdict, Valid)}

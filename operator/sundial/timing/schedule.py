@@ -200,7 +200,7 @@ def parse_run_at(text: str) -> datetime:
     return moment
 
 
-# --- plans -----------------------------------------------------------------------------------------------
+# --- timings -----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -232,8 +232,9 @@ class CronSchedule:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """Everything the engine needs to know about one valid ScheduledDeployment."""
+class Timing:
+    """An object's timing: everything the engine needs to know about one valid ScheduledDeployment (its
+    zone, when it runs, its DST policy and deadline, and the dependency chain that runs ahead of it)."""
 
     name: str
     """The object's name."""
@@ -257,7 +258,9 @@ class Plan:
     """Its dependencies, nearest first, with cumulative lead times."""
 
 
-def build_plan(name: str, spec: ScheduledDeploymentSpec, chain: tuple[Link, ...], *, now: datetime) -> Plan:
+def build_timing(
+    name: str, spec: ScheduledDeploymentSpec, chain: tuple[Link, ...], *, now: datetime
+) -> Timing:
     """Check the timing of ``spec`` and compile it; raises `SpecError` with the specific reason.
 
     ``now`` is only used to look for Reject-policy hits of a schedule within `REJECT_HORIZON`.
@@ -271,7 +274,7 @@ def build_plan(name: str, spec: ScheduledDeploymentSpec, chain: tuple[Link, ...]
     elif spec.schedule is not None:
         when = CronSchedule(spec.schedule, parse_schedule(spec.schedule))
         _check_reject(when, zone, nonexistent, ambiguous, now)
-    return Plan(name, zone, when, nonexistent, ambiguous, _deadline(spec.starting_deadline_seconds), chain)
+    return Timing(name, zone, when, nonexistent, ambiguous, _deadline(spec.starting_deadline_seconds), chain)
 
 
 def _deadline(seconds: int) -> timedelta:
@@ -361,8 +364,9 @@ class DependencyRun:
 
 
 @dataclass(frozen=True)
-class Run:
-    """One run of one object: its own deploy, or a deploy on behalf of an object that depends on it."""
+class Occurrence:
+    """One occurrence of an object's timing (its instant, local time, role and dependencies): a run of its
+    own deploy, or of a deploy on behalf of an object that depends on it."""
 
     name: str
     """The object whose Job runs."""
@@ -428,32 +432,32 @@ def _dependency_runs(
     )
 
 
-def _run_for_wall(plan: Plan, wall: datetime) -> Run:
-    resolution = apply_policy(resolve_local(wall, plan.zone), plan.nonexistent, plan.ambiguous)
+def _run_for_wall(timing: Timing, wall: datetime) -> Occurrence:
+    resolution = apply_policy(resolve_local(wall, timing.zone), timing.nonexistent, timing.ambiguous)
     note = resolution.note
-    return Run(
-        name=plan.name,
+    return Occurrence(
+        name=timing.name,
         instant=resolution.instant,
-        zone=plan.zone,
+        zone=timing.zone,
         wall=wall,
         skipped=resolution.skipped,
         notes=(note,) if note else (),
-        dependencies=_dependency_runs(plan.chain, resolution.instant, offset=timedelta(0)),
-        deadline=plan.deadline,
+        dependencies=_dependency_runs(timing.chain, resolution.instant, offset=timedelta(0)),
+        deadline=timing.deadline,
     )
 
 
-def _one_shot_run(plan: Plan, when: OneShot) -> Run:
+def _one_shot_run(timing: Timing, when: OneShot) -> Occurrence:
     note = when.resolution.note if when.resolution is not None else None
-    return Run(
-        name=plan.name,
+    return Occurrence(
+        name=timing.name,
         instant=when.instant,
-        zone=plan.zone,
+        zone=timing.zone,
         wall=when.wall,
         skipped=when.resolution.skipped if when.resolution is not None else False,
         notes=(note,) if note else (),
-        dependencies=_dependency_runs(plan.chain, when.instant, offset=timedelta(0)),
-        deadline=plan.deadline,
+        dependencies=_dependency_runs(timing.chain, when.instant, offset=timedelta(0)),
+        deadline=timing.deadline,
     )
 
 
@@ -485,11 +489,11 @@ def _beyond(wall: datetime, target: datetime, zone: tzinfo, *, forward: bool) ->
     return wall < _naive_utc(target) + low
 
 
-def _rank(run: Run) -> tuple[bool, bool]:
+def _rank(run: Occurrence) -> tuple[bool, bool]:
     return (run.skipped, bool(run.notes))
 
 
-def _add(found: dict[datetime, Run], run: Run) -> None:
+def _add(found: dict[datetime, Occurrence], run: Occurrence) -> None:
     """Add ``run``, merging it with a run already at the same instant (they would share a Job)."""
     existing = found.get(run.instant)
     if existing is None:
@@ -505,59 +509,61 @@ def _add(found: dict[datetime, Run], run: Run) -> None:
     found[run.instant] = replace(keep, notes=tuple(dict.fromkeys(notes)))
 
 
-def next_runs(plan: Plan, now: datetime, count: int) -> list[Run]:
+def next_runs(timing: Timing, now: datetime, count: int) -> list[Occurrence]:
     """The object's own next ``count`` runs strictly after ``now``, in order, skipped ones included.
 
     For a runAt, the single run if it is still ahead; for a dependency-only object, nothing (see
     `upcoming` for runs on behalf of dependents).
     """
     _require_aware(now)
-    if count <= 0 or plan.when is None:
+    if count <= 0 or timing.when is None:
         return []
-    if isinstance(plan.when, OneShot):
-        run = _one_shot_run(plan, plan.when)
+    if isinstance(timing.when, OneShot):
+        run = _one_shot_run(timing, timing.when)
         return [run] if run.instant > now else []
-    low, _ = _bounds(plan.zone, now)
+    low, _ = _bounds(timing.zone, now)
     start = _naive_utc(now) + low - timedelta(minutes=1)
-    found: dict[datetime, Run] = {}
-    for wall in _walls(plan.when.expression, start, forward=True):
-        run = _run_for_wall(plan, wall)
+    found: dict[datetime, Occurrence] = {}
+    for wall in _walls(timing.when.expression, start, forward=True):
+        run = _run_for_wall(timing, wall)
         if run.instant > now:
             _add(found, run)
-        if len(found) >= count and _beyond(wall, sorted(found)[count - 1], plan.zone, forward=True):
+        if len(found) >= count and _beyond(wall, sorted(found)[count - 1], timing.zone, forward=True):
             break
     return [found[instant] for instant in sorted(found)[:count]]
 
 
-def runs_between(plan: Plan, start: datetime, end: datetime, *, limit: int = MAX_CATCH_UP) -> list[Run]:
+def runs_between(
+    timing: Timing, start: datetime, end: datetime, *, limit: int = MAX_CATCH_UP
+) -> list[Occurrence]:
     """The object's own runs with ``start < instant <= end``, in order; the latest ``limit`` of them."""
     _require_aware(start)
     _require_aware(end)
-    if limit <= 0 or plan.when is None or end <= start:
+    if limit <= 0 or timing.when is None or end <= start:
         return []
-    if isinstance(plan.when, OneShot):
-        run = _one_shot_run(plan, plan.when)
+    if isinstance(timing.when, OneShot):
+        run = _one_shot_run(timing, timing.when)
         return [run] if start < run.instant <= end else []
-    _, high = _bounds(plan.zone, end)
+    _, high = _bounds(timing.zone, end)
     begin = _naive_utc(end) + high + timedelta(minutes=1)
-    found: dict[datetime, Run] = {}
-    for wall in _walls(plan.when.expression, begin, forward=False):
-        run = _run_for_wall(plan, wall)
+    found: dict[datetime, Occurrence] = {}
+    for wall in _walls(timing.when.expression, begin, forward=False):
+        run = _run_for_wall(timing, wall)
         if start < run.instant <= end:
             _add(found, run)
         floor = start if len(found) < limit else max(start, sorted(found)[-limit])
-        if _beyond(wall, floor, plan.zone, forward=False):
+        if _beyond(wall, floor, timing.zone, forward=False):
             break
     return [found[instant] for instant in sorted(found)[-limit:]]
 
 
-def _as_dependency(run: Run, source: Plan, index: int, target: Plan) -> Run:
+def _as_dependency(run: Occurrence, source: Timing, index: int, target: Timing) -> Occurrence:
     """``run`` of ``source`` seen from ``target``, the dependency at ``source.chain[index]``."""
     link = source.chain[index]
     instant = run.instant - link.lead
     serves = f"runs {format_duration(link.lead)} before {source.name!r} at {format_utc(run.instant)}"
     notes = (f"{serves}; skipped because that run is skipped",) if run.skipped else (serves,)
-    return Run(
+    return Occurrence(
         name=target.name,
         instant=instant,
         zone=target.zone,
@@ -570,27 +576,27 @@ def _as_dependency(run: Run, source: Plan, index: int, target: Plan) -> Run:
     )
 
 
-def _sources(target: str, plans: Mapping[str, Plan]) -> Iterator[tuple[Plan, int]]:
-    """Each plan whose chain contains ``target``, with the index of ``target`` in that chain."""
-    for plan in plans.values():
-        for index, link in enumerate(plan.chain):
+def _sources(target: str, timings: Mapping[str, Timing]) -> Iterator[tuple[Timing, int]]:
+    """Each timing whose chain contains ``target``, with the index of ``target`` in that chain."""
+    for timing in timings.values():
+        for index, link in enumerate(timing.chain):
             if link.name == target:
-                yield plan, index
+                yield timing, index
 
 
-def upcoming(target: str, plans: Mapping[str, Plan], now: datetime, count: int) -> list[Run]:
+def upcoming(target: str, timings: Mapping[str, Timing], now: datetime, count: int) -> list[Occurrence]:
     """The next ``count`` runs of ``target`` after ``now``: its own, and those on behalf of dependents.
 
-    ``plans`` holds the valid objects of the namespace by name (``target`` among them). Runs at the same
+    ``timings`` holds the valid objects of the namespace by name (``target`` among them). Runs at the same
     instant are merged: they would be the same Job.
     """
-    own = plans.get(target)
+    own = timings.get(target)
     if own is None:
         return []
-    found: dict[datetime, Run] = {}
+    found: dict[datetime, Occurrence] = {}
     for run in next_runs(own, now, count):
         _add(found, run)
-    for source, index in _sources(target, plans):
+    for source, index in _sources(target, timings):
         lead = source.chain[index].lead
         for run in next_runs(source, now + lead, count):
             _add(found, _as_dependency(run, source, index, own))
@@ -601,14 +607,14 @@ def upcoming(target: str, plans: Mapping[str, Plan], now: datetime, count: int) 
 class DueRuns:
     """What fell due in a window ``(since, now]``."""
 
-    due: Run | None
+    due: Occurrence | None
     """The run to start now: the latest one in the window, if it is not skipped and is within its
     startingDeadlineSeconds of ``now``."""
 
-    missed: tuple[Run, ...]
+    missed: tuple[Occurrence, ...]
     """The other runs in the window that were not skipped, oldest first: too late, or superseded."""
 
-    skipped: tuple[Run, ...]
+    skipped: tuple[Occurrence, ...]
     """Runs in the window that the DST policy skipped."""
 
     truncated: bool
@@ -617,7 +623,7 @@ class DueRuns:
 
 def due(
     target: str,
-    plans: Mapping[str, Plan],
+    timings: Mapping[str, Timing],
     since: datetime | None,
     now: datetime,
     *,
@@ -630,17 +636,17 @@ def due(
     causes the run), so a runAt created a few minutes late still runs. Pass the creation time instead to
     get CronJob's behaviour of never catching up on a schedule's past.
     """
-    own = plans.get(target)
+    own = timings.get(target)
     if own is None:
         return DueRuns(None, (), (), False)
-    found: dict[datetime, Run] = {}
+    found: dict[datetime, Occurrence] = {}
     # ``since`` is exclusive; without one the window's start, now - deadline, is itself still within the
     # deadline (the test below and `check_run_at_not_past` are inclusive), so it starts one tick earlier.
     for run in runs_between(
         own, since if since is not None else _just_before(now - own.deadline), now, limit=limit + 1
     ):
         _add(found, run)
-    for source, index in _sources(target, plans):
+    for source, index in _sources(target, timings):
         lead = source.chain[index].lead
         start = (since if since is not None else _just_before(now - source.deadline)) + lead
         for run in runs_between(source, start, now + lead, limit=limit + 1):
@@ -660,24 +666,24 @@ def _just_before(instant: datetime) -> datetime:
     return instant - timedelta.resolution
 
 
-def check_run_at_not_past(plan: Plan, now: datetime) -> None:
+def check_run_at_not_past(timing: Timing, now: datetime) -> None:
     """Raise ``RunAtInPast`` if a runAt, or a dependency run it needs, is older than its deadline.
 
     Call it only while the object has not run yet: a runAt that has run is simply in the past. A runAt
     that is past but within ``startingDeadlineSeconds`` is still due (see `due`), hence not an error.
     """
     _require_aware(now)
-    if not isinstance(plan.when, OneShot):
+    if not isinstance(timing.when, OneShot):
         return
-    run = _one_shot_run(plan, plan.when)
+    run = _one_shot_run(timing, timing.when)
     if run.skipped:
         return
-    oldest_allowed = now - plan.deadline
-    seconds = int(plan.deadline.total_seconds())
+    oldest_allowed = now - timing.deadline
+    seconds = int(timing.deadline.total_seconds())
     if run.instant < oldest_allowed:
         raise SpecError(
             Reason.RUN_AT_IN_PAST,
-            f"runAt {plan.when.text!r} ({format_utc(run.instant)}) is {format_duration(now - run.instant)} "
+            f"runAt {timing.when.text!r} ({format_utc(run.instant)}) is {format_duration(now - run.instant)} "
             f"in the past, more than startingDeadlineSeconds ({seconds}) ago; set a runAt in the future",
         )
     for dependency in run.dependencies:
@@ -692,7 +698,7 @@ def check_run_at_not_past(plan: Plan, now: datetime) -> None:
             )
 
 
-def describe_run(run: Run) -> dict[str, object]:
+def describe_run(run: Occurrence) -> dict[str, object]:
     """The preview form of a run: UTC instant, local time with offset, dependency instant, notes."""
     dependency = run.dependency_time
     return {
