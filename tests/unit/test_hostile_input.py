@@ -33,14 +33,8 @@ from sundial.api.keys import ANNOTATION_TRIGGER
 from sundial.api.models import Condition, RunResult, ScheduledDeploymentStatus
 from sundial.api.trigger import MAX_LENGTH, request_key
 from sundial.decide.jobs import build_job
-from sundial.decide.reconcile import (
-    MESSAGE_LIMIT,
-    JobPhase,
-    failure_detail,
-    internal_error_plan,
-    job_state_from_body,
-    reconcile,
-)
+from sundial.decide.observe import MESSAGE_LIMIT, JobPhase, failure_detail, job_state_from_body
+from sundial.decide.reconcile import internal_error_plan, reconcile
 from sundial.timing.names import job_name
 
 PROPERTY = settings(

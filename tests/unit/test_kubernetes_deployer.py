@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sundial.decide.reconcile import failure_detail
+from sundial.decide.observe import failure_detail
 from sundial.deploy import DeployFailed, parse_timeout
 from sundial.deploy.kubernetes import image_patch, rollout_state
 

@@ -20,15 +20,8 @@ from sundial.api.models import RunRole
 from sundial.api.timestamps import format_utc
 from sundial.api.trigger import BadTrigger, format_request, parse_request, pending_request
 from sundial.decide.jobs import JobRun, build_job
-from sundial.decide.reconcile import (
-    CreateFailure,
-    JobPhase,
-    JobState,
-    Plan,
-    World,
-    job_state_from_body,
-    reconcile,
-)
+from sundial.decide.observe import JobPhase, job_state_from_body
+from sundial.decide.reconcile import CreateFailure, JobState, Plan, World, reconcile
 from sundial.timing.names import MAX_LENGTH, job_name, manual_job_name
 
 NAMESPACE = "shop"

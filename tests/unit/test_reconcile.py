@@ -20,16 +20,8 @@ import pytest
 from sundial.api.models import RunRole
 from sundial.api.timestamps import format_utc
 from sundial.decide.jobs import JobRun, build_job
-from sundial.decide.reconcile import (
-    CreateFailure,
-    Event,
-    JobPhase,
-    JobState,
-    Plan,
-    World,
-    job_state_from_body,
-    reconcile,
-)
+from sundial.decide.observe import JobPhase, job_state_from_body
+from sundial.decide.reconcile import CreateFailure, Event, JobState, Plan, World, reconcile
 from sundial.timing.names import job_name
 
 NAMESPACE = "shop"

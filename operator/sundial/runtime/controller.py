@@ -45,16 +45,14 @@ from kubernetes.client.exceptions import ApiException
 from sundial.api.keys import ANNOTATION_SCHEDULED, GROUP, KIND, MANAGED_BY, MANAGER, VERSION
 from sundial.api.timestamps import format_utc
 from sundial.decide.jobs import DEFAULT_DEPLOYER_IMAGE, build_job, effective_service_account
+from sundial.decide.observe import JobPhase, failure_detail, job_state_from_body
 from sundial.decide.reconcile import (
     CreateFailure,
     Event,
-    JobPhase,
     JobState,
     Plan,
     World,
-    failure_detail,
     internal_error_plan,
-    job_state_from_body,
     reconcile,
 )
 from sundial.runtime.metrics import Metrics, is_invalid

@@ -1,0 +1,179 @@
+"""What the decision reads: the world around one object, Sundial's Jobs in it, and the API's refusals.
+
+Everything here comes from outside Sundial's control (Job metadata, pod termination messages, annotations
+a user wrote), so every reader is total: a Job it cannot read is not Sundial's, a time it cannot parse is
+unknown, and every message taken from outside is cut to `MESSAGE_LIMIT` before it reaches status or an Event.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sundial.api.keys import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, ANNOTATION_TRIGGER, LABEL_ROLE
+from sundial.api.models import RunRole
+from sundial.api.trigger import request_key
+from sundial.decide.jobs import JobRun, controller_reference
+
+
+class JobPhase(StrEnum):
+    ACTIVE = "Active"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What the plan needs to know about one of Sundial's Jobs."""
+
+    namespace: str
+    name: str
+    owner: str
+    """The ScheduledDeployment that controls it (its controller ownerReference's name)."""
+    owner_uid: str
+    """That ScheduledDeployment's UID: a Job counts as an object's run only when this matches."""
+    role: RunRole
+    scheduled_time: datetime
+    fired_time: datetime | None
+    phase: JobPhase
+    reason: str | None = None
+    message: str | None = None
+    deleting: bool = False
+    """The Job has a deletionTimestamp (replaced, pruned or its owner deleted)."""
+    trigger: str | None = None
+    """For the Job of a manual run, the trigger request it serves (annotation ``sundial.dev/trigger``)."""
+
+
+@dataclass(frozen=True)
+class CreateFailure:
+    """The API refused to create the Job for ``run``."""
+
+    run: JobRun
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class World:
+    now: datetime
+    body: Mapping[str, Any]
+    """The ScheduledDeployment as the API server returned it."""
+    siblings: Mapping[str, Mapping[str, Any]]
+    """ScheduledDeployments of the namespace by name, at least those connected by dependsOn."""
+    jobs: Mapping[str, JobState]
+    """Sundial's Jobs in the namespace by name."""
+    create_failures: tuple[CreateFailure, ...] = ()
+    """Creates the API refused, recorded as failed runs. The controller reports what it did through
+    `sundial.decide.reconcile.record_outcomes` instead; a World that carries them decides the same."""
+    missing_service_account: str | None = None
+    """The service account the run's pod would use, when it does not exist in the namespace."""
+
+
+def missing_account_message(world: World) -> str:
+    """Why a run cannot start while `World.missing_service_account` is set, and what to do about it."""
+    namespace = world.body["metadata"]["namespace"]
+    return (
+        f"service account {world.missing_service_account!r} does not exist in namespace {namespace!r}, so "
+        "the deploy Job could not start; create it (manifests/deployer-rbac-example.yaml shows one with the "
+        "rights a Deployment target needs) or set spec.serviceAccountName"
+    )
+
+
+def parse_time(text: object) -> datetime | None:
+    """An RFC 3339 instant from metadata, or None when it is missing or unreadable."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # RFC 3339 carries an offset; a naive time (a hand-edited annotation) is as unreadable as garbage, and
+    # letting it through would crash the run records, which hold only aware instants.
+    return moment if moment.tzinfo is not None else None
+
+
+def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
+    """Read one of Sundial's Jobs; None for a Job that lacks Sundial's labels and annotations."""
+    metadata = mapping(body.get("metadata"))
+    labels = mapping(metadata.get("labels"))
+    annotations = mapping(metadata.get("annotations"))
+    # Whose Job this is, the controller ownerReference alone says (labels are for selecting, not trust):
+    # a Job that merely carries Sundial's labels is somebody else's and is never counted as a run.
+    reference = controller_reference(metadata)
+    scheduled = parse_time(annotations.get(ANNOTATION_SCHEDULED))
+    name, namespace = metadata.get("name"), metadata.get("namespace")
+    if reference is None or scheduled is None or not isinstance(name, str) or not isinstance(namespace, str):
+        return None
+    role = RunRole.DEPENDENCY if labels.get(LABEL_ROLE) == "dependency" else RunRole.DEPLOY
+    trigger = annotations.get(ANNOTATION_TRIGGER)
+    phase, reason, message = JobPhase.ACTIVE, None, None
+    for condition in mapping(body.get("status")).get("conditions") or []:
+        if not isinstance(condition, Mapping) or condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            phase, reason, message = JobPhase.SUCCEEDED, "JobSucceeded", "the Job completed"
+        elif condition.get("type") == "Failed":
+            phase = JobPhase.FAILED
+            reason = "JobFailed"
+            detail = condition.get("message") or condition.get("reason") or "the Job failed"
+            message = f"the Job failed: {bounded(str(detail))}"
+    return JobState(
+        namespace=namespace,
+        name=name,
+        owner=reference["name"],
+        owner_uid=reference["uid"],
+        role=role,
+        scheduled_time=scheduled,
+        fired_time=parse_time(annotations.get(ANNOTATION_FIRED)),
+        phase=phase,
+        reason=reason,
+        message=message,
+        deleting=bool(metadata.get("deletionTimestamp")),
+        trigger=request_key(trigger) if isinstance(trigger, str) and trigger else None,
+    )
+
+
+def mapping(value: object) -> Mapping[str, Any]:
+    """``value`` if it is a mapping, else an empty one: untrusted JSON read without a type check."""
+    return value if isinstance(value, Mapping) else {}
+
+
+MESSAGE_LIMIT = 1024
+"""Messages taken from Jobs and pods are cut to this many characters: they end up in status and Events."""
+
+
+def bounded(text: str) -> str:
+    """``text`` cut to `MESSAGE_LIMIT` characters, with an ellipsis when it was cut."""
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+
+
+_REASON_PREFIX = re.compile(r"^([A-Z][A-Za-z0-9]{1,63}): (.+)$", flags=re.DOTALL)
+
+
+def failure_detail(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """Why a Job failed, from its pods' termination messages: ``(reason, message)``, or None.
+
+    Sundial's deployers end with ``<Reason>: <one line>``; that reason is kept. Any other container's
+    message (a user's jobTemplate) is reported as ``JobFailed`` with the message as written.
+    """
+    for pod in pods:
+        status = mapping(mapping(pod).get("status"))
+        for container in [
+            *(status.get("initContainerStatuses") or []),
+            *(status.get("containerStatuses") or []),
+        ]:
+            container = mapping(container)
+            terminated = mapping(mapping(container.get("state")).get("terminated"))
+            message = str(terminated.get("message") or "").strip()
+            if terminated.get("exitCode") in (None, 0) or not message:
+                continue
+            line = bounded(" ".join(message.splitlines()[-1:]).strip() or message)
+            match = _REASON_PREFIX.match(line)
+            if match:
+                return match.group(1), f"the deploy failed: {match.group(2)}"
+            return "JobFailed", f"container {bounded(str(container.get('name')))} failed: {line}"
+    return None
