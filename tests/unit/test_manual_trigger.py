@@ -1,7 +1,7 @@
 """Manual runs (``kubectl sundial trigger``): the request format and the operator's pure decision.
 
-The world is built by hand as in test_reconcile.py; `controller_pass` plays the controller (plan, create
-the Jobs, plan again with them, write that status). Nothing here reads the clock.
+The world is built by hand as in test_reconcile.py, whose `controller_pass` plays the controller (plan,
+create the Jobs, record them in the plan, write that status). Nothing here reads the clock.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from test_reconcile import controller_pass, created_job
 
 from sundial.api.keys import ANNOTATION_TRIGGER, LABEL_MANUAL
 from sundial.api.models import RunRole
 from sundial.api.timestamps import format_utc
 from sundial.api.trigger import BadTrigger, format_request, parse_request, pending_request
-from sundial.decide.jobs import JobRun, build_job
-from sundial.decide.observe import JobPhase, job_state_from_body
+from sundial.decide.jobs import build_job
+from sundial.decide.observe import JobPhase
 from sundial.decide.reconcile import CreateFailure, JobState, Plan, World, reconcile
 from sundial.timing.names import MAX_LENGTH, job_name, manual_job_name
 
@@ -79,27 +80,6 @@ def world(
     siblings = {other["metadata"]["name"]: other for other in others}
     siblings[body["metadata"]["name"]] = body
     return World(now=now, body=body, siblings=siblings, jobs={state.name: state for state in jobs})
-
-
-def created_job(body: Mapping[str, Any], run: JobRun) -> JobState:
-    state = job_state_from_body(build_job(body, run))
-    assert state is not None
-    return state
-
-
-def written(w: World, plan: Plan) -> World:
-    body = {**w.body, "status": json.loads(json.dumps(plan.status))}
-    return replace(w, body=body, siblings={**w.siblings, body["metadata"]["name"]: body}, create_failures=())
-
-
-def controller_pass(w: World) -> tuple[Plan, World]:
-    plan = reconcile(w)
-    if plan.create:
-        jobs = {**w.jobs, **{run.job_name: created_job(w.body, run) for run in plan.create}}
-        w = replace(w, jobs=jobs, body={**w.body, "status": plan.status})
-        plan = reconcile(w)
-        assert plan.create == (), "the Jobs just created must count as handled"
-    return plan, written(w, plan)
 
 
 def manual_runs(status: Mapping[str, Any]) -> list[tuple[str | None, str, str | None]]:

@@ -3,13 +3,14 @@
 Every decision is made by the pure `sundial.decide.reconcile.reconcile`; this module only gathers its inputs
 and carries out its output, in this order, which is what makes a crash at any point safe:
 
-1. Plan from the cached object. If the plan creates no Job, write status and stop.
-2. Otherwise read the object fresh (it may have been deleted or changed since the watch told us) and plan
-   again from that. Create each Job under its deterministic name; AlreadyExists on a Job we own is success.
-3. Plan once more, on top of the second plan's status, with the Jobs just created (or the API's refusal), so
-   that both what was decided and what was done are recorded; write that status (with the object's
-   resourceVersion as a precondition, so a concurrent writer makes us re-plan rather than overwrite), post
-   Events for the transitions, and ask to be woken at the plan's next instant.
+1. Plan from the cached object. If the plan creates and deletes no Job, write status and stop.
+2. Otherwise read the object fresh (it may have been deleted or changed since the watch told us) and, only
+   if it changed, plan again from that. Create each Job under its deterministic name; AlreadyExists on a
+   Job we own is success.
+3. Record what was done in the plan (`record_outcomes`: the runs the new Jobs start, the API's refusals),
+   without deciding again; write that status (with the object's resourceVersion as a precondition, so a
+   concurrent writer makes us re-plan rather than overwrite), post the Events, and ask to be woken at the
+   plan's next instant.
 
 Nothing is planned from a half-read world. A replica that becomes active (at start, and again after every
 pause, when kopf re-lists) first lists every ScheduledDeployment and every Sundial Job itself, merges the
@@ -54,6 +55,7 @@ from sundial.decide.reconcile import (
     World,
     internal_error_plan,
     reconcile,
+    record_outcomes,
 )
 from sundial.runtime.metrics import Metrics, is_invalid
 from sundial.runtime.wakeups import WakeupQueue
@@ -543,16 +545,18 @@ class Controller:
             fresh = await self._read(key)
             if fresh is None:
                 return None
+            if fresh["metadata"].get("resourceVersion") != body["metadata"].get("resourceVersion"):
+                plan = self._plan(self._world(fresh, self._now(), missing_service_account=missing))
             body = fresh
-            plan = self._plan(self._world(body, self._now(), missing_service_account=missing))
+            # A Job's fired time is when it was created (its lateness is measured by it): after the read.
+            fired = self._now()
+            plan = replace(plan, create=tuple(replace(run, fired_time=fired) for run in plan.create))
             created, failures = await self._create_jobs(body, plan)
             await self._delete_jobs(body["metadata"]["namespace"], plan.delete)
-            # Plan again on top of the first plan's status, so that what it recorded (missed runs, a replaced
-            # Job) stands, and with the Jobs just created, so that the runs they start are recorded too.
-            decided = {**body, "status": plan.status}
-            first_events = plan.events
-            plan = self._plan(self._world(decided, self._now(), created, failures, missing))
-            plan = replace(plan, events=(*first_events, *plan.events))
+            try:
+                plan = record_outcomes(plan, created, failures, self._now())
+            except Exception as error:
+                raise PlanningError(f"{type(error).__name__}: {error}") from error
         if not await self._write_status(key, body, plan):
             return self._clock()  # somebody else wrote first: plan again from what they wrote
         await self._post_events(body, plan.events)
