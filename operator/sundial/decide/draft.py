@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -64,6 +65,14 @@ class Draft:
         self.manual[request] = record
         self.last_trigger = request
         return record
+
+    def create(self, run: JobRun, refusals: Iterable[CreateFailure]) -> None:
+        """Create the Job for ``run``; if ``refusals`` say the API already refused it, record that instead."""
+        failure = next((f for f in refusals if f.run.job_name == run.job_name), None)
+        if failure is None:
+            self.creates.append(run)
+        else:
+            self.record_refusal(failure)
 
     def record_refusal(self, failure: CreateFailure) -> None:
         """Record a run whose Job the API refused to create; a manual run's request counts as served."""

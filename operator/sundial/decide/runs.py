@@ -136,21 +136,15 @@ def _start_run(world: World, run: Occurrence, me: Valid, own_jobs: Sequence[JobS
             return
         if policy is ConcurrencyPolicy.REPLACE:
             _replace(active, run, draft)
-    run_job = job_name(me.name, run.instant)
-    failure = next((f for f in world.create_failures if f.run.job_name == run_job), None)
-    if failure is not None:
-        draft.record_refusal(failure)
-        return
-    draft.creates.append(
-        JobRun(
-            job_name=run_job,
-            role=run.role.value,
-            scheduled_time=run.instant,
-            local_time=run.local,
-            time_zone=me.spec.time_zone,
-            fired_time=world.now,
-        )
+    job = JobRun(
+        job_name=job_name(me.name, run.instant),
+        role=run.role.value,
+        scheduled_time=run.instant,
+        local_time=run.local,
+        time_zone=me.spec.time_zone,
+        fired_time=world.now,
     )
+    draft.create(job, world.create_failures)
 
 
 def _replace(active: Sequence[JobState], run: Occurrence, draft: Draft) -> None:

@@ -119,19 +119,13 @@ def serve_trigger(world: World, me: Valid, own_jobs: Sequence[JobState], draft: 
         )
         draft.record_manual(request, instant, RunResult.SKIPPED, "ConcurrencyForbidden", message)
         return
-    name = manual_job_name(me.name, request, instant)
-    failure = next((f for f in world.create_failures if f.run.job_name == name), None)
-    if failure is not None:
-        draft.record_refusal(failure)
-        return
-    draft.creates.append(
-        JobRun(
-            job_name=name,
-            role=RunRole.DEPLOY.value,
-            scheduled_time=instant,
-            local_time=instant.astimezone(me.timing.zone),
-            time_zone=me.spec.time_zone,
-            fired_time=world.now,
-            trigger=request,
-        )
+    run = JobRun(
+        job_name=manual_job_name(me.name, request, instant),
+        role=RunRole.DEPLOY.value,
+        scheduled_time=instant,
+        local_time=instant.astimezone(me.timing.zone),
+        time_zone=me.spec.time_zone,
+        fired_time=world.now,
+        trigger=request,
     )
+    draft.create(run, world.create_failures)
