@@ -150,9 +150,10 @@ def run_command(args: argparse.Namespace) -> int:
     priority = args.priority
     if priority is None:
         priority = oldest_first_priority(time.time(), random.SystemRandom().randrange(1000))
-    from sundial.runtime import handlers
+    from sundial.runtime.main import run_operator
+    from sundial.runtime.options import OperatorOptions
 
-    options = handlers.OperatorOptions(
+    options = OperatorOptions(
         credentials=credentials,
         namespaces=None if args.all_namespaces else tuple(args.namespace),
         peering_name=None if args.standalone else args.peering,
@@ -173,7 +174,7 @@ def run_command(args: argparse.Namespace) -> int:
         priority,
     )
     try:
-        asyncio.run(handlers.run_operator(options))
+        asyncio.run(run_operator(options))
     except MetricsBindError as error:
         print(f"sundial run: {error}", file=sys.stderr)
         return 2
