@@ -28,7 +28,7 @@ from kubernetes import client
 
 from sundial.api.keys import ANNOTATION_SCHEDULED, GROUP, KIND, MANAGED_BY, MANAGER, PLURAL, VERSION
 from sundial.api.timestamps import format_utc
-from sundial.decide.reconcile import JobPhase, JobState, job_state_from_body
+from sundial.decide.observe import JobPhase, JobState, job_state_from_body
 from sundial.runtime.kubeclient import raw_body
 from sundial.runtime.metrics import is_invalid
 from sundial.timing.dependencies import connected, depends_on_name

@@ -41,7 +41,7 @@ from kubernetes.client.exceptions import ApiException
 from sundial.api.keys import GROUP, KIND, PLURAL, VERSION
 from sundial.api.timestamps import format_utc
 from sundial.decide.jobs import DEFAULT_DEPLOYER_IMAGE, build_job, effective_service_account
-from sundial.decide.observe import JobPhase, failure_detail, job_state_from_body
+from sundial.decide.observe import failure_detail, job_state_from_body
 from sundial.decide.reconcile import (
     CreateFailure,
     Event,
