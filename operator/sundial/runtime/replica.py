@@ -93,8 +93,8 @@ class ActiveReplica:
         finally:
             self.active = False
             self._controller.stand_down()  # whatever happens while not active is listed again next time
-            # Logged before waiting for the loop: kopf cancels a daemon that outlives its cancellation timeout,
-            # and the line must not be lost with it.
+            # Logged before waiting for the loop: kopf cancels a daemon that outlives its cancellation
+            # timeout, and the line must not be lost with it.
             logger.info("this replica (%s) stopped serving (%s)", self._identity, stopped.reason)
             if loop_task is not None:
                 loop_task.cancel()
