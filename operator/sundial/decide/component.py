@@ -37,7 +37,7 @@ def judge(world: World, *, has_run: bool) -> Valid | Invalid:
     ``RunAtInPast`` altogether.
     """
     body = world.body
-    verdict = validate(body, world.now, component(world, body["metadata"]["name"]), has_run=True)
+    verdict = _validate(world, body, component(world, body["metadata"]["name"]))
     created = parse_time(body["metadata"].get("creationTimestamp"))
     if isinstance(verdict, Valid) and not has_run and created is not None:
         try:
@@ -57,7 +57,16 @@ def component_timings(world: World, me: Valid) -> dict[str, Timing]:
             continue
         # Only the sibling's timing matters here; whether its own runAt is in the past is its own business,
         # and judging it so would drop the timing that tells us when we run on its behalf.
-        verdict = validate(sibling, world.now, members, has_run=True)
+        verdict = _validate(world, sibling, members)
         if isinstance(verdict, Valid):
             timings[sibling_name] = verdict.timing
     return timings
+
+
+def _validate(
+    world: World, obj: Mapping[str, Any], members: Mapping[str, Mapping[str, Any]]
+) -> Valid | Invalid:
+    """`validate` with ``has_run`` (see `judge`), through the world's memo when the controller gave one."""
+    if world.verdicts is not None:
+        return world.verdicts.validate(obj, world.now, members, has_run=True)
+    return validate(obj, world.now, members, has_run=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -18,6 +18,7 @@ from sundial.api.keys import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, ANNOTATION_
 from sundial.api.models import RunRole
 from sundial.api.trigger import request_key
 from sundial.decide.jobs import JobRun, controller_reference
+from sundial.decide.validation import VerdictMemo
 
 
 class JobPhase(StrEnum):
@@ -71,6 +72,8 @@ class World:
     `sundial.decide.reconcile.record_outcomes` instead; a World that carries them decides the same."""
     missing_service_account: str | None = None
     """The service account the run's pod would use, when it does not exist in the namespace."""
+    verdicts: VerdictMemo | None = field(default=None, compare=False)
+    """Where verdicts are remembered between decisions (the controller keeps one); None: validate afresh."""
 
 
 def missing_account_message(world: World) -> str:

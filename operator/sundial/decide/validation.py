@@ -12,9 +12,10 @@ camelCase YAML spelling.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -175,6 +176,65 @@ def validate(
     except SpecError as exc:
         return exc.invalid
     return Valid(name, namespace, spec, timing)
+
+
+class VerdictMemo:
+    """Verdicts remembered by everything `validate` reads, so that a component is validated once per change.
+
+    Why: every reconcile of an object validates it and each object its dependsOn joins it to (pydantic, and
+    for Reject policies a two-year scan for DST hits); at an instant a chain of N objects is reconciled N
+    times with the same specs. The key holds the object's identity and spec, the ``dependsOn`` of every
+    sibling (all the chain resolution reads) and ``has_run``; ``now`` enters by its UTC date when
+    ``has_run`` (it only bounds the Reject scan, whose horizon is two years) and exactly otherwise.
+    Bounded: it starts afresh when full.
+    """
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self._capacity = capacity
+        self._verdicts: dict[tuple[object, ...], Verdict] = {}
+        self.misses = 0
+        """How many verdicts were computed rather than remembered (for tests and curiosity)."""
+
+    def validate(
+        self,
+        obj: Mapping[str, Any],
+        now: datetime,
+        siblings: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        has_run: bool = False,
+    ) -> Verdict:
+        """`validate`, remembered."""
+        key = self._key(obj, now, siblings or {}, has_run)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            self.misses += 1
+            verdict = validate(obj, now, siblings, has_run=has_run)
+            if len(self._verdicts) >= self._capacity:
+                self._verdicts.clear()
+            self._verdicts[key] = verdict
+        return verdict
+
+    @staticmethod
+    def _key(
+        obj: Mapping[str, Any], now: datetime, siblings: Mapping[str, Mapping[str, Any]], has_run: bool
+    ) -> tuple[object, ...]:
+        metadata = obj.get("metadata")
+        named = (metadata.get("namespace"), metadata.get("name")) if isinstance(metadata, Mapping) else None
+        identity = (obj.get("apiVersion"), obj.get("kind"), named)
+        links = tuple(
+            sorted(
+                (name, _canonical(spec.get("dependsOn") if isinstance(spec, Mapping) else None))
+                for name, sibling in siblings.items()
+                for spec in [sibling.get("spec")]
+            )
+        )
+        when: object = now.astimezone(UTC).date() if has_run else now
+        return (_canonical(identity), _canonical(obj.get("spec")), links, has_run, when)
+
+
+def _canonical(value: object) -> str:
+    """A stable text for a JSON value: equal values, equal texts, whatever the key order."""
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def validate_namespace(

@@ -52,6 +52,7 @@ from sundial.decide.reconcile import (
     reconcile,
     record_outcomes,
 )
+from sundial.decide.validation import VerdictMemo
 from sundial.runtime.apierrors import RETRYABLE, api_message, api_reason, is_outage
 from sundial.runtime.cache import Cache, Changes, Key
 from sundial.runtime.kubeclient import raw_body
@@ -115,6 +116,8 @@ class Controller:
         self._fire_executor = ThreadPoolExecutor(settings.api_threads, thread_name_prefix="sundial-fire")
         self._executor = ThreadPoolExecutor(settings.api_threads, thread_name_prefix="sundial-api")
         self.cache = Cache(api_client, self._call, namespaces)
+        self.verdicts = VerdictMemo()
+        """Verdicts of objects and their dependency components, computed once per change of their specs."""
         self.wakeups: WakeupQueue[Key] = WakeupQueue(self.reconcile_key, clock=clock, transient=is_outage)
         self.metrics.watch_armed(lambda: len(self.wakeups))
         self.metrics.watch_invalid(lambda: len(self.cache.invalid))
@@ -277,6 +280,7 @@ class Controller:
             jobs=jobs,
             create_failures=tuple(failures),
             missing_service_account=missing_service_account,
+            verdicts=self.verdicts,
         )
 
     def _now(self) -> datetime:
