@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sundial.api.conditions import ConditionType, find_condition, mark_invalid, set_condition
+from sundial.api.durations import format_duration
 from sundial.api.keys import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, ANNOTATION_TRIGGER, LABEL_ROLE
 from sundial.api.models import (
     MAX_RUN_RECORDS,
@@ -54,7 +55,7 @@ from sundial.decide.jobs import controller_reference
 from sundial.decide.validation import Valid, validate
 from sundial.timing.dependencies import connected, depends_on_name
 from sundial.timing.names import job_name, manual_job_name
-from sundial.timing.schedule import CronSchedule, check_run_at_not_past, due, format_duration, upcoming
+from sundial.timing.schedule import CronSchedule, check_run_at_not_past, due, upcoming
 from sundial.timing.schedule import Plan as TimingPlan
 from sundial.timing.schedule import Run as TimedRun
 
