@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import random
 import re
-import subprocess
 import threading
 import time
 import uuid
@@ -40,7 +39,8 @@ from kubernetes.client.exceptions import ApiException
 from test_peering import create_peering
 from urllib3.exceptions import HTTPError
 
-from conftest import LOCAL_CLUSTER, REPO, Cluster, OperatorProcess, local_bin_dir, wait_until
+from cluster_access import local_cluster, local_kubectl, start_local_cluster, stop_local_cluster
+from conftest import REPO, Cluster, OperatorProcess, wait_until
 from sdhelpers import (
     GROUP,
     PLURAL,
@@ -301,21 +301,15 @@ def own_cluster(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> I
     if cluster.backend != "local":
         pytest.skip("restarting control-plane components needs hack/local-cluster (--k8s-backend=local)")
     state = tmp_path_factory.mktemp("faults") / "cluster"
-    up = subprocess.run([str(LOCAL_CLUSTER), "--state-dir", str(state), "up"], capture_output=True, text=True)
     try:
-        assert up.returncode == 0, up.stderr[-4000:]
-        own = Cluster(
-            "local", Path(up.stdout.strip().splitlines()[-1]), local_bin_dir() / "kubectl", cluster.home
-        )
+        own = Cluster("local", start_local_cluster(state), local_kubectl(), cluster.home)
         own.kubectl("apply", "-k", str(REPO / "crds"))
         own.kubectl(
             "wait", "--for=condition=Established", "crd/scheduleddeployments.sundial.dev", "--timeout=60s"
         )
         yield own, state
     finally:
-        subprocess.run(
-            [str(LOCAL_CLUSTER), "--state-dir", str(state), "down"], capture_output=True, check=False
-        )
+        stop_local_cluster(state)
 
 
 def restart_mid_burst(
@@ -337,22 +331,9 @@ def restart_mid_burst(
         create_due(own, ns, f"b{i}", first + timedelta(seconds=i % 3), 1 if i < 4 else 120) for i in range(24)
     ]
     sleep_until(first + timedelta(seconds=rng.uniform(-0.5, 0.5)))
-    restart = subprocess.run(
-        [
-            str(LOCAL_CLUSTER),
-            "--state-dir",
-            str(state),
-            "restart",
-            component,
-            "--kill",
-            "--down-for",
-            str(down_for),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
+    restart = local_cluster(
+        "restart", component, "--kill", "--down-for", str(down_for), state_dir=state, timeout=180
     )
-    assert restart.returncode == 0, restart.stderr[-3000:]
     print(restart.stderr.strip().splitlines()[-1])
     wait_all_recorded(own, ns, dues, 90, f"{component} restart")
     counts = audit(own, ns, dues, f"{component} restarted mid-burst")

@@ -1,7 +1,7 @@
 """``kubectl sundial`` against the local control plane: the installed script, and through kubectl itself.
 
 Every run passes ``--kubeconfig`` explicitly and has ``HOME`` set to a temporary directory and no
-``KUBE*`` variables (`conftest.isolated_env`), so nothing on the machine running the tests is read.
+``KUBE*`` variables (`cluster_access.isolated_env`), so nothing on the machine running the tests is read.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import Cluster, isolated_env, service_account_kubeconfig, wait_until
+from cluster_access import isolated_env
+from conftest import Cluster, service_account_kubeconfig, wait_until
 from sdhelpers import (
     StartOperator,
     create_sd,
