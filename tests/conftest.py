@@ -19,6 +19,7 @@ pytest-kind registers it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -273,7 +274,13 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test, named after it, deleted afterwards (without waiting for finalization)."""
     stem = re.sub(r"[^a-z0-9-]+", "-", request.node.name.removeprefix("test_").lower())[:40].strip("-")
-    name = f"{stem}-{uuid.uuid4().hex[:6]}"
+    with fresh_namespace(cluster, f"{stem}-{uuid.uuid4().hex[:6]}") as name:
+        yield name
+
+
+@contextlib.contextmanager
+def fresh_namespace(cluster: Cluster, name: str) -> Iterator[str]:
+    """Namespace ``name``, created now and deleted on exit (without waiting for finalization)."""
     cluster.kubectl("create", "namespace", name)
     try:
         yield name

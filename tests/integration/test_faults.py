@@ -36,16 +36,13 @@ import pytest
 import yaml
 from faultproxy import TcpProxy, proxied_kubeconfig, upstream_of
 from kubernetes.client.exceptions import ApiException
-from test_peering import create_peering
 from urllib3.exceptions import HTTPError
 
 from cluster_access import local_cluster, local_kubectl, start_local_cluster, stop_local_cluster
 from conftest import REPO, Cluster, OperatorProcess, wait_until
 from sdhelpers import (
-    GROUP,
-    PLURAL,
-    VERSION,
     StartOperator,
+    create_peering,
     create_sd,
     job_template,
     jobs_of,
@@ -53,7 +50,7 @@ from sdhelpers import (
     rfc3339,
     utc_in,
 )
-from sundial.api.keys import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, LABEL_OWNER
+from sundial.api.keys import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, GROUP, LABEL_OWNER, PLURAL, VERSION
 from sundial.runtime.controller import FAULT_EXIT_CODE
 from sundial.timing.names import job_name
 
@@ -341,19 +338,16 @@ def restart_mid_burst(
     return counts
 
 
-def test_a_kube_apiserver_restart_mid_burst_fires_every_run_once_or_records_it_missed(
-    own_cluster: tuple[Cluster, Path], start_operator: StartOperator, fault_rng: tuple[random.Random, int]
+@pytest.mark.parametrize(("component", "down_for"), [("kube-apiserver", 1), ("etcd", 2)])
+def test_a_control_plane_restart_mid_burst_fires_every_run_once_or_records_it_missed(
+    own_cluster: tuple[Cluster, Path],
+    start_operator: StartOperator,
+    fault_rng: tuple[random.Random, int],
+    component: str,
+    down_for: float,
 ) -> None:
     own, state = own_cluster
-    counts = restart_mid_burst(own, state, start_operator, fault_rng[0], "kube-apiserver", down_for=1)
-    assert counts["fired late"] + counts["missed (recorded)"] > 0, "the restart should have caught some runs"
-
-
-def test_an_etcd_restart_mid_burst_fires_every_run_once_or_records_it_missed(
-    own_cluster: tuple[Cluster, Path], start_operator: StartOperator, fault_rng: tuple[random.Random, int]
-) -> None:
-    own, state = own_cluster
-    counts = restart_mid_burst(own, state, start_operator, fault_rng[0], "etcd", down_for=2)
+    counts = restart_mid_burst(own, state, start_operator, fault_rng[0], component, down_for=down_for)
     assert counts["fired late"] + counts["missed (recorded)"] > 0, "the restart should have caught some runs"
 
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cluster_access import isolated_env
-from conftest import Cluster, service_account_kubeconfig, wait_until
+from conftest import Cluster, fresh_namespace, service_account_kubeconfig, wait_until
 from sdhelpers import (
     StartOperator,
     create_sd,
@@ -66,12 +66,8 @@ def manual_runs(cluster: Cluster, namespace: str, name: str) -> list[dict[str, A
 
 @pytest.fixture
 def other_namespace(cluster: Cluster) -> Iterator[str]:
-    name = f"plugin-other-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", name)
-    try:
+    with fresh_namespace(cluster, f"plugin-other-{uuid.uuid4().hex[:6]}") as name:
         yield name
-    finally:
-        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def test_kubectl_discovers_the_plugin_and_the_timeline_spans_namespaces(
