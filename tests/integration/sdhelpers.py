@@ -126,3 +126,11 @@ def create_peering(cluster: Cluster, namespace: str) -> None:
         "kopfpeerings",
         {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "sundial"}},
     )
+
+
+def peers(cluster: Cluster, namespace: str) -> dict[str, object]:
+    """The replicas in the KopfPeering ``sundial``, by identity."""
+    body = cluster.custom().get_namespaced_custom_object(
+        "kopf.dev", "v1", namespace, "kopfpeerings", "sundial"
+    )
+    return dict(body.get("status") or {})

@@ -16,19 +16,13 @@ from sdhelpers import (
     create_sd,
     job_template,
     jobs_of,
+    peers,
     read_sd,
     rfc3339,
     utc_in,
 )
 
 PEERING_LIFETIME = "6"
-
-
-def peers(cluster: Cluster, namespace: str) -> dict[str, object]:
-    body = cluster.custom().get_namespaced_custom_object(
-        "kopf.dev", "v1", namespace, "kopfpeerings", "sundial"
-    )
-    return dict(body.get("status") or {})
 
 
 def test_the_standby_fires_when_the_active_replica_is_killed(

@@ -19,8 +19,9 @@ from kubernetes.client.exceptions import ApiException
 from test_reconcile import NAMESPACE, ONE_SHOT, T, scheduled_deployment, uid, world
 
 from sundial.decide.jobs import build_job
-from sundial.decide.reconcile import reconcile
-from sundial.runtime.controller import Controller, ControllerSettings, resource_version_older
+from sundial.decide.reconcile import Plan, reconcile
+from sundial.runtime.cache import resource_version_older
+from sundial.runtime.controller import Controller, ControllerSettings
 from sundial.timing.names import job_name
 
 
@@ -63,8 +64,9 @@ def serve_listing(
 
         return page
 
-    controller._list_objects_page = pages(objects)  # type: ignore[method-assign]
-    controller._list_jobs_page = pages(jobs)  # type: ignore[method-assign]
+    # The listing is served by these pages instead of an API server.
+    controller.cache._list_objects_page = pages(objects)  # type: ignore[method-assign]
+    controller.cache._list_jobs_page = pages(jobs)  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize(
@@ -87,7 +89,7 @@ def test_nothing_is_planned_before_the_listing_completes(controller: Controller)
     assert asyncio.run(plan_before_sync()) is None
     serve_listing(controller, [sd("api", "5")], [], "7")
     asyncio.run(controller.sync_caches())
-    assert controller.synced
+    assert controller.cache.synced
 
 
 def test_the_listing_completes_the_cache_and_wakes_every_object(controller: Controller) -> None:
@@ -100,10 +102,10 @@ def test_the_listing_completes_the_cache_and_wakes_every_object(controller: Cont
         "20",
     )
     asyncio.run(controller.sync_caches())
-    assert set(controller.objects) == {(NAMESPACE, "a-app"), (NAMESPACE, "z-db")}
-    assert controller.component((NAMESPACE, "a-app")) == {(NAMESPACE, "a-app"), (NAMESPACE, "z-db")}
-    assert set(controller.jobs) == {(NAMESPACE, job_name("z-db", T))}
-    assert {key for _, _, key in controller.wakeups._heap} == set(controller.objects)
+    assert set(controller.cache.objects) == {(NAMESPACE, "a-app"), (NAMESPACE, "z-db")}
+    assert controller.cache.component((NAMESPACE, "a-app")) == {(NAMESPACE, "a-app"), (NAMESPACE, "z-db")}
+    assert set(controller.cache.jobs) == {(NAMESPACE, job_name("z-db", T))}
+    assert {key for _, _, key in controller.wakeups._heap} == set(controller.cache.objects)
 
 
 def test_an_older_copy_never_replaces_a_newer_one_whichever_arrives_last(controller: Controller) -> None:
@@ -111,13 +113,13 @@ def test_an_older_copy_never_replaces_a_newer_one_whichever_arrives_last(control
     asyncio.run(controller.sync_caches())
     # kopf's own re-list began before ours and delivers its older copy afterwards: ignored.
     controller.object_seen(sd("api", "25", runAt="2027-03-14T08:30"), deleted=False)
-    assert controller.objects[(NAMESPACE, "api")]["spec"]["runAt"] == "2027-03-14T09:00"
+    assert controller.cache.objects[(NAMESPACE, "api")]["spec"]["runAt"] == "2027-03-14T09:00"
     # A copy of an object the listing did not hold, older than the listing: it was deleted since.
     controller.object_seen(sd("gone", "29"), deleted=False)
-    assert (NAMESPACE, "gone") not in controller.objects
+    assert (NAMESPACE, "gone") not in controller.cache.objects
     # A newer event is news.
     controller.object_seen(sd("api", "31", runAt="2027-03-14T10:00"), deleted=False)
-    assert controller.objects[(NAMESPACE, "api")]["spec"]["runAt"] == "2027-03-14T10:00"
+    assert controller.cache.objects[(NAMESPACE, "api")]["spec"]["runAt"] == "2027-03-14T10:00"
 
 
 def test_the_listing_drops_what_is_gone_and_keeps_what_a_watch_event_brought_since(
@@ -128,8 +130,8 @@ def test_the_listing_drops_what_is_gone_and_keeps_what_a_watch_event_brought_sin
     controller.object_seen(sd("created-during-the-list", "41"), deleted=False)
     serve_listing(controller, [], [], "40")
     asyncio.run(controller.sync_caches())
-    assert set(controller.objects) == {(NAMESPACE, "created-during-the-list")}
-    assert controller.jobs == {}
+    assert set(controller.cache.objects) == {(NAMESPACE, "created-during-the-list")}
+    assert controller.cache.jobs == {}
 
 
 def test_a_running_job_named_in_status_but_missing_from_the_cache_is_looked_up_by_name(
@@ -142,16 +144,40 @@ def test_a_running_job_named_in_status_but_missing_from_the_cache_is_looked_up_b
     body = {**sd("api", "5"), "status": status}
     asked: list[str] = []
 
-    def raw(fn: Any, name: str, namespace: str, **_: Any) -> bytes:
-        asked.append(name)
-        if name == present:
-            return json.dumps(job_body("api", "6")).encode()
-        raise ApiException(status=404)
+    class Batch:
+        def read_namespaced_job(self, name: str, namespace: str, **_: Any) -> Any:
+            asked.append(name)
+            if name == present:
+                data = json.dumps(job_body("api", "6")).encode()
+                return type("Response", (), {"data": data, "release_conn": lambda self: None})()
+            raise ApiException(status=404)
 
-    controller._raw = raw  # type: ignore[method-assign]
-    controller._batch = type("Batch", (), {"read_namespaced_job": None})()
+    controller._batch = Batch()
     asyncio.run(controller._confirm_jobs(body))
     assert sorted(asked) == sorted([present, absent])
-    assert controller.jobs[(NAMESPACE, present)].owner_uid == uid("api")
+    assert controller.cache.jobs[(NAMESPACE, present)].owner_uid == uid("api")
     asyncio.run(controller._confirm_jobs(body))
     assert len(asked) == 2  # found, and known gone: neither is asked for again
+
+
+def test_jobs_are_created_only_while_the_active_replica_says_so_and_standing_down_lists_again(
+    controller: Controller,
+) -> None:
+    """No Job before ``fire_while``; none once its flag says stop (kopf paused the replica), even before the
+    daemon is cancelled; and after ``stand_down`` nothing is planned until a new listing completes."""
+    (run,) = reconcile(world(scheduled_deployment("api", ONE_SHOT), T)).create
+    plan = Plan(status={}, create=(run,))
+    body = sd("api", "5")
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(controller._create_jobs(body, plan))
+    paused = [False]
+    controller.fire_while(lambda: not paused[0])
+    assert controller.may_fire()
+    paused[0] = True
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(controller._create_jobs(body, plan))
+    serve_listing(controller, [body], [], "7")
+    asyncio.run(controller.sync_caches())
+    controller.fire_while(lambda: True)
+    controller.stand_down()
+    assert not controller.may_fire() and not controller.cache.synced

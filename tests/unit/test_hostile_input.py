@@ -44,7 +44,11 @@ from sundial.decide.reconcile import (
 from sundial.timing.names import job_name
 
 PROPERTY = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+    database=None,
 )
 """Derandomised: the same examples every run, so CI is repeatable; a failure prints the input to replay."""
 

@@ -296,6 +296,7 @@ class FakeBatch:
 @pytest.fixture
 def controller() -> Iterator[Controller]:
     made = Controller(None, ControllerSettings(api_threads=1))
+    made.fire_while(lambda: True)  # as the active replica does
     yield made
     made.close()
 
@@ -307,7 +308,7 @@ def test_a_status_write_that_succeeds_counts_its_transitions_once(controller: Co
     plan = Plan(status={"runs": [record(T0, "Succeeded")]})
     assert asyncio.run(controller._write_status(("prod", "api"), body, plan))
     # The watch then delivers the written status: seeing it is not a transition.
-    controller.object_seen(controller.objects[("prod", "api")], deleted=False)
+    controller.object_seen(controller.cache.objects[("prod", "api")], deleted=False)
     assert value(controller.metrics, "sundial_runs_total", result="succeeded", role="deploy") == 1
 
 

@@ -10,7 +10,8 @@ import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from sundial.runtime.controller import API_TIMEOUT, FIRE_TIMEOUT, Controller, ControllerSettings, is_outage
+from sundial.runtime.apierrors import is_outage
+from sundial.runtime.controller import API_TIMEOUT, FIRE_TIMEOUT, Controller, ControllerSettings
 from sundial.runtime.wakeups import (
     OUTAGE_MAX_SECONDS,
     RETRY_FIRST_SECONDS,

@@ -34,6 +34,7 @@ from sundial.api.trigger import BadTrigger, format_request, parse_request
 from sundial.cli import preview
 from sundial.cli.timeline import build_timeline, render_json, render_text
 from sundial.decide.validation import validate_namespace
+from sundial.runtime.apierrors import api_message
 from sundial.timing.names import manual_job_name
 
 PROG = "kubectl sundial"
@@ -73,7 +74,7 @@ class Api:
         from kubernetes.client.exceptions import ApiException
 
         if isinstance(error, ApiException):
-            message = _api_message(error)
+            message = api_message(error)
             if error.status == 404 and not _names_an_object(error):
                 raise PluginError(
                     f"the ScheduledDeployment API ({GROUP}) is not installed on {self.server}; "
@@ -140,13 +141,6 @@ class Api:
                 patch,
             )
         )
-
-
-def _api_message(error: Any) -> str:
-    try:
-        return str(json.loads(error.body or "").get("message") or error.reason)
-    except (TypeError, ValueError, AttributeError):
-        return f"{error.status} {error.reason}"
 
 
 def _names_an_object(error: Any) -> bool:
@@ -273,8 +267,8 @@ def _wait_for_run(api: Api, namespace: str, name: str, request: str, timeout: fl
         runs = (api.get(namespace, name).get("status") or {}).get("runs") or []
         record = next((run for run in runs if run.get("trigger") == request), None)
         result = record.get("result") if record else None
-        if result != reported and result is not None:
-            out.write(f"{result}: {record.get('message') or record.get('reason') or ''}\n")  # type: ignore[union-attr]
+        if record is not None and result is not None and result != reported:
+            out.write(f"{result}: {record.get('message') or record.get('reason') or ''}\n")
             out.flush()
             reported = result
         if result == "Succeeded":

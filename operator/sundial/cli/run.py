@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import random
@@ -17,6 +16,9 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
 
 DEFAULT_PEERING = "sundial"
 # Larger than any epoch second we will live to see; an older start gives a larger priority.
@@ -96,23 +98,38 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=run_command)
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+class JsonLogFormatter(JsonFormatter):
+    """One JSON object a line: ``time`` (UTC, milliseconds, ``Z``), ``level``, ``logger``, ``message``, and
+    ``exception`` and ``object`` (kopf's reference to the object a message is about) when there is one, as
+    docs/operations.md describes. kopf's other extras (its settings, a flag) are its internals."""
+
+    default_time_format = "%Y-%m-%dT%H:%M:%S"
+    default_msec_format = "%s.%03dZ"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={
+                "asctime": "time",
+                "levelname": "level",
+                "name": "logger",
+                "exc_info": "exception",
+                "k8s_ref": "object",
+            },
+            reserved_attrs=[*RESERVED_ATTRS, "k8s_skip", "settings"],
+        )
+        self.converter = time.gmtime
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        log_data["level"] = str(log_data["level"]).lower()
+        return log_data
 
 
 def configure_logging(log_format: str, verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
-        handler.setFormatter(_JsonFormatter())
+        handler.setFormatter(JsonLogFormatter())
     else:
         handler.setFormatter(
             logging.Formatter(
@@ -150,9 +167,10 @@ def run_command(args: argparse.Namespace) -> int:
     priority = args.priority
     if priority is None:
         priority = oldest_first_priority(time.time(), random.SystemRandom().randrange(1000))
-    from sundial.runtime import handlers
+    from sundial.runtime.main import run_operator
+    from sundial.runtime.options import OperatorOptions
 
-    options = handlers.OperatorOptions(
+    options = OperatorOptions(
         credentials=credentials,
         namespaces=None if args.all_namespaces else tuple(args.namespace),
         peering_name=None if args.standalone else args.peering,
@@ -173,7 +191,7 @@ def run_command(args: argparse.Namespace) -> int:
         priority,
     )
     try:
-        asyncio.run(handlers.run_operator(options))
+        asyncio.run(run_operator(options))
     except MetricsBindError as error:
         print(f"sundial run: {error}", file=sys.stderr)
         return 2

@@ -12,7 +12,6 @@ edit that reorders containers makes the patch fail instead of changing the wrong
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 from sundial.api.durations import parse_seconds
 from sundial.deploy import DeployFailed, report_failure
+from sundial.runtime.apierrors import api_message, api_reason
 
 
 @dataclass(frozen=True)
@@ -81,14 +81,7 @@ def image_patch(deployment: Mapping[str, Any], container: str, image: str) -> li
 
 
 def _api_failure(error: Any, what: str) -> DeployFailed:
-    try:
-        message = json.loads(error.body).get("message") or error.reason
-    except (TypeError, ValueError, AttributeError):
-        message = error.reason
-    reason = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 422: "Invalid"}.get(
-        error.status, "ApiError"
-    )
-    return DeployFailed(f"{what}: {message}", reason=reason)
+    return DeployFailed(f"{what}: {api_message(error)}", reason=api_reason(error))
 
 
 def deploy_deployment(

@@ -1,0 +1,343 @@
+"""What this replica knows of the cluster: ScheduledDeployments, Sundial's Jobs, and whether that is all.
+
+One owner for both caches and for the signal every plan waits for, ``synced`` ("the initial listing is
+complete"). A replica that becomes active (at start, and after every peering pause: a paused replica
+neither watches nor lists) lists every ScheduledDeployment and every Sundial Job in its scope itself and
+merges the listing in (`Cache.sync`), as every kube-controller-manager controller waits for
+``WaitForCacheSync``. Without that a dependency not yet re-listed reads as missing, a Job not yet re-listed
+reads as never created, and a running Job reads as finished. Watch events and the listing are merged by
+resourceVersion, so an older copy never replaces a newer one whichever arrives last.
+
+The cache decides nothing and wakes nothing: each update returns the `Changes` it implies (the objects whose
+plan it can change, the Jobs just seen failing) and the controller acts on them.
+
+Not kopf's indexes: their readiness gate opens once per process and not again after a resume, a re-list
+after a pause never drops what was deleted meanwhile, and the controller could not put what its own writes
+returned (a status, a created Job) into them, so the next plan would read the copy from before the write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+
+from kubernetes import client
+
+from sundial.api.keys import ANNOTATION_SCHEDULED, GROUP, KIND, MANAGED_BY, MANAGER, PLURAL, VERSION
+from sundial.api.timestamps import format_utc
+from sundial.decide.reconcile import JobPhase, JobState, job_state_from_body
+from sundial.runtime.kubeclient import raw_body
+from sundial.runtime.metrics import is_invalid
+from sundial.timing.dependencies import connected, depends_on_name
+
+Key = tuple[str, str]  # (namespace, name)
+
+LIST_PAGE_SIZE = 500
+"""Items per page when listing: bounded responses even at 10,000 objects."""
+
+
+def resource_version_older(version: object, than: object) -> bool:
+    """Whether ``version`` is older than ``than``.
+
+    resourceVersions are opaque to clients in general; the kube-apiserver's are etcd revisions, decimal
+    integers that grow with every write, and that is the only form compared here. Anything else is never
+    called older, so an unfamiliar server degrades to "the latest arrival wins", as before.
+    """
+    if not (isinstance(version, str) and isinstance(than, str) and version.isdigit() and than.isdigit()):
+        return False
+    return int(version) < int(than)
+
+
+@dataclass
+class Changes:
+    """What an update of the cache asks of the controller."""
+
+    wake: set[Key] = field(default_factory=set)
+    """Objects whose plan the update can change. One no longer cached is gone: its wake-up is forgotten."""
+    failed: list[JobState] = field(default_factory=list)
+    """Jobs just seen failing: why is in their pods' termination messages, which only an API call reads."""
+
+    def add(self, other: Changes) -> None:
+        self.wake |= other.wake
+        self.failed.extend(other.failed)
+
+
+class Cache:
+    """The ScheduledDeployments and Sundial Jobs in scope, as watches and this replica's listings saw them."""
+
+    def __init__(
+        self,
+        api_client: Any,
+        call: Callable[..., Awaitable[Any]],
+        namespaces: tuple[str, ...] | None = None,
+    ) -> None:
+        """``call(fn, *args)``: runs a blocking API call off the event loop, with a deadline.
+        ``namespaces``: where the ScheduledDeployments and Jobs to cache live; None for every namespace."""
+        self._custom = client.CustomObjectsApi(api_client)
+        self._batch = client.BatchV1Api(api_client)
+        self._call = call
+        self._namespaces = namespaces
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.jobs: dict[Key, JobState] = {}
+        self.jobs_by_owner: dict[Key, set[str]] = defaultdict(set)
+        self._dependents: dict[Key, set[str]] = defaultdict(set)
+        """(namespace, name) -> the names of the objects whose dependsOn names it."""
+        self.object_versions: dict[Key, str] = {}
+        self.job_versions: dict[Key, str] = {}
+        self._listed_versions: dict[str, str] = {}
+        """The collection resourceVersion of the last listing, per kind: an event about an object the
+        listing did not hold, older than the listing, describes something already gone."""
+        self.invalid: set[Key] = set()
+        """Objects whose status says their spec cannot be scheduled; kept for the invalid-objects gauge."""
+        self.jobs_known_absent: set[Key] = set()
+        """Jobs some status names as running that a fresh GET found gone (see `running_jobs_to_confirm`)."""
+        self.synced = False
+        """True once the caches hold a complete listing taken since this replica last became active."""
+
+    # ------------------------------------------------------------------------------------------ watch side
+
+    def _is_news(
+        self, versions: dict[Key, str], kind: str, key: Key, version: object, deleted: bool = False
+    ) -> bool:
+        """Whether an event or listed item at ``version`` is newer than what the cache holds for ``key``
+        (for a deletion: not older)."""
+        known = versions.get(key)
+        if known is not None:
+            return (deleted or known != version) and not resource_version_older(version, known)
+        return not resource_version_older(version, self._listed_versions.get(kind))
+
+    def object_seen(self, body: Mapping[str, Any], deleted: bool, force: bool = False) -> Changes:
+        """A ScheduledDeployment event: refresh the cache; wake every object whose plan it can change.
+
+        ``force``: apply it even if it is not newer (a listing found the object gone)."""
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        version = body["metadata"].get("resourceVersion")
+        if not force and not self._is_news(self.object_versions, "objects", key, version, deleted):
+            return Changes()  # a copy no newer than the cached one (kopf's re-list after our own listing)
+        if deleted:
+            self.object_versions.pop(key, None)
+        elif isinstance(version, str):
+            self.object_versions[key] = version
+        previous = self.objects.get(key)
+        before = self.component(key)
+        if deleted:
+            self.objects.pop(key, None)
+            self.invalid.discard(key)
+        else:
+            self.objects[key] = dict(body)
+            self.note_validity(key, body.get("status"))
+        self._index_dependency(key, previous, None if deleted else body)
+        changes = Changes(wake={key})
+        if previous is None or deleted or previous.get("spec") != body.get("spec"):
+            # Dependencies add up along chains, so a change anywhere in a chain can move instants on both
+            # sides of it, and a deletion can invalidate a dependent: wake the chain as it was and as it is.
+            changes.wake |= before | self.component(key)
+        return changes
+
+    def note_validity(self, key: Key, status: Mapping[str, Any] | None) -> None:
+        if is_invalid(status):
+            self.invalid.add(key)
+        else:
+            self.invalid.discard(key)
+
+    def _index_dependency(
+        self, key: Key, previous: Mapping[str, Any] | None, body: Mapping[str, Any] | None
+    ) -> None:
+        namespace, name = key
+        old, new = depends_on_name(previous), depends_on_name(body)
+        if old is not None and old != new:
+            self._dependents[(namespace, old)].discard(name)
+        if new is not None:
+            self._dependents[(namespace, new)].add(name)
+
+    def component(self, key: Key) -> set[Key]:
+        """The objects connected to ``key`` by dependsOn, either way; all a plan for ``key`` can depend on."""
+        namespace = key[0]
+        names = connected(
+            key[1],
+            lambda name: depends_on_name(self.objects.get((namespace, name))),
+            lambda name: self._dependents.get((namespace, name), ()),
+        )
+        return {(namespace, name) for name in names if (namespace, name) in self.objects}
+
+    def job_seen(self, body: Mapping[str, Any], deleted: bool, force: bool = False) -> Changes:
+        """A Job event: refresh the cache; wake the Job's owner and the objects that depend on it."""
+        state = job_state_from_body(body)
+        if state is None:
+            return Changes()
+        key = (state.namespace, state.name)
+        owner = (state.namespace, state.owner)
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        if not force and not self._is_news(self.job_versions, "jobs", key, version, deleted):
+            return Changes()
+        if deleted:
+            self.job_versions.pop(key, None)
+        elif isinstance(version, str):
+            self.job_versions[key] = version
+            self.jobs_known_absent.discard(key)
+        changes = Changes()
+        if deleted:
+            self.jobs.pop(key, None)
+            self.jobs_by_owner[owner].discard(state.name)
+        else:
+            previous = self.jobs.get(key)
+            if previous is not None and previous.phase == state.phase and previous.deleting == state.deleting:
+                return changes  # nothing the plan looks at has changed (and any failure detail stays)
+            self.jobs[key] = state
+            self.jobs_by_owner[owner].add(state.name)
+            if state.phase is JobPhase.FAILED:
+                changes.failed.append(state)
+        # The owner records the outcome; its dependents may be waiting for exactly this outcome.
+        changes.wake = {owner} | {(state.namespace, d) for d in self._dependents.get(owner, ())}
+        return changes
+
+    def add_failure_detail(self, key: Key, reason: str, message: str) -> Key | None:
+        """Why a failed Job failed, read from its pods; returns its owner (to wake) if it is still failed."""
+        current = self.jobs.get(key)
+        if current is None or current.phase is not JobPhase.FAILED:
+            return None
+        self.jobs[key] = replace(current, reason=reason, message=message)
+        return (current.namespace, current.owner)
+
+    def running_jobs_to_confirm(self, body: Mapping[str, Any]) -> list[str]:
+        """The Jobs this object's status says are running that the cache neither holds nor knows are gone.
+
+        The listing makes the cache complete, so this should be empty; it is the second opinion that
+        concurrency decisions (Forbid, Replace, a manual run's refusal) and the run history rest on, so that
+        even a cache that missed a Job cannot make them wrong. The controller looks each one up by name.
+        """
+        namespace = body["metadata"]["namespace"]
+        raw_status = body.get("status")
+        status: Mapping[str, Any] = raw_status if isinstance(raw_status, Mapping) else {}
+        named = [
+            entry.get("name") for entry in (status.get("active") or []) if isinstance(entry, Mapping)
+        ] + [
+            run.get("jobName")
+            for run in (status.get("runs") or [])
+            if isinstance(run, Mapping) and run.get("result") == "Running"
+        ]
+        return [
+            name
+            for name in dict.fromkeys(n for n in named if isinstance(n, str) and n)
+            if (namespace, name) not in self.jobs and (namespace, name) not in self.jobs_known_absent
+        ]
+
+    # ------------------------------------------------------------------------------------------ listing
+
+    async def sync(self) -> Changes:
+        """List every ScheduledDeployment and Sundial Job in scope and merge them into the caches.
+
+        Called each time this replica becomes active, before any wake-up is served; `synced` says it is
+        done. Items newer in the cache than in the listing (a watch event that overtook it) are kept;
+        cached items the listing lacks and that are older than it are gone, and are dropped. Every object
+        is woken: anything may have changed while this replica was not watching.
+        """
+        self.synced = False
+        objects, objects_version = await self._list_all(self._list_objects_page)
+        jobs, jobs_version = await self._list_all(self._list_jobs_page)
+        changes = self._merge_listing(
+            "objects", objects, objects_version, self.object_versions, self.object_seen, self._cached_object
+        )
+        changes.add(
+            self._merge_listing(
+                "jobs", jobs, jobs_version, self.job_versions, self.job_seen, self._cached_job
+            )
+        )
+        changes.wake |= set(self.objects)
+        self.synced = True
+        return changes
+
+    def _cached_object(self, key: Key) -> Mapping[str, Any] | None:
+        return self.objects.get(key)
+
+    def _cached_job(self, key: Key) -> Mapping[str, Any] | None:
+        state = self.jobs.get(key)
+        if state is None:
+            return None
+        # job_seen needs a body to find the owner again; the controller reference is all it reads of one.
+        return {
+            "metadata": {
+                "namespace": state.namespace,
+                "name": state.name,
+                "annotations": {ANNOTATION_SCHEDULED: format_utc(state.scheduled_time)},
+                "ownerReferences": [
+                    {
+                        "apiVersion": f"{GROUP}/{VERSION}",
+                        "kind": KIND,
+                        "name": state.owner,
+                        "uid": state.owner_uid,
+                        "controller": True,
+                    }
+                ],
+            }
+        }
+
+    def _merge_listing(
+        self,
+        kind: str,
+        items: list[dict[str, Any]],
+        version: str | None,
+        versions: dict[Key, str],
+        seen: Callable[..., Changes],
+        cached: Callable[[Key], Mapping[str, Any] | None],
+    ) -> Changes:
+        changes = Changes()
+        listed: set[Key] = set()
+        for item in items:
+            metadata = item.get("metadata") or {}
+            listed.add((metadata.get("namespace", ""), metadata.get("name", "")))
+            changes.add(seen(item, False))
+        for key in [key for key in versions if key not in listed]:
+            if version is None or resource_version_older(versions[key], version):
+                body = cached(key)
+                versions.pop(key, None)
+                if body is not None:
+                    changes.add(seen(body, True, force=True))
+        if version is not None:
+            self._listed_versions[kind] = version
+        return changes
+
+    async def _list_all(
+        self, page: Callable[[str, str | None], dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Every item in scope, page by page; and the oldest collection resourceVersion among the lists."""
+        items: list[dict[str, Any]] = []
+        versions: list[str] = []
+        for namespace in self._namespaces or ("",):
+            token: str | None = None
+            while True:
+                raw = await self._call(page, namespace, token)
+                items.extend(raw.get("items") or [])
+                metadata = raw.get("metadata") or {}
+                token = metadata.get("continue") or None
+                if token is None:
+                    versions.append(str(metadata.get("resourceVersion") or ""))
+                    break
+        known = [v for v in versions if v.isdigit()]
+        return items, (min(known, key=int) if known and len(known) == len(versions) else None)
+
+    def _list_objects_page(self, namespace: str, token: str | None, **kwargs: Any) -> dict[str, Any]:
+        args = {"limit": LIST_PAGE_SIZE, **({"_continue": token} if token else {}), **kwargs}
+        if namespace:
+            fn: Callable[..., Any] = self._custom.list_namespaced_custom_object
+            raw = raw_body(fn, GROUP, VERSION, namespace, PLURAL, **args)
+        else:
+            fn = self._custom.list_cluster_custom_object
+            raw = raw_body(fn, GROUP, VERSION, PLURAL, **args)
+        return cast(dict[str, Any], json.loads(raw))
+
+    def _list_jobs_page(self, namespace: str, token: str | None, **kwargs: Any) -> dict[str, Any]:
+        args = {
+            "limit": LIST_PAGE_SIZE,
+            "label_selector": f"{MANAGED_BY}={MANAGER}",
+            **({"_continue": token} if token else {}),
+            **kwargs,
+        }
+        if namespace:
+            raw = raw_body(self._batch.list_namespaced_job, namespace, **args)
+        else:
+            raw = raw_body(self._batch.list_job_for_all_namespaces, **args)
+        return cast(dict[str, Any], json.loads(raw))

@@ -1,0 +1,62 @@
+"""The operator's entry point: build the client, the controller and the active replica, wire them to kopf,
+and run until kopf stops. ``sundial run`` (`sundial.cli.run`) parses the flags and calls `run_operator`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import kopf
+
+from sundial.decide.jobs import DEFAULT_DEPLOYER_IMAGE
+from sundial.runtime.controller import Controller, ControllerSettings
+from sundial.runtime.kubeclient import api_client
+from sundial.runtime.metrics import Metrics, MetricsServer
+from sundial.runtime.options import OperatorOptions
+from sundial.runtime.ratelimit import TokenBucket, default_burst
+from sundial.runtime.replica import ActiveReplica, ensure_lease
+from sundial.runtime.wiring import build_registry
+
+
+async def run_operator(options: OperatorOptions) -> None:
+    settings = ControllerSettings(
+        deployer_image=os.environ.get("SUNDIAL_DEPLOYER_IMAGE", DEFAULT_DEPLOYER_IMAGE)
+    )
+    rate_limit = None
+    if options.kube_api_qps is not None:
+        burst = options.kube_api_burst or default_burst(options.kube_api_qps)
+        rate_limit = TokenBucket(options.kube_api_qps, burst)
+    api = api_client(options.credentials, pool_size=2 * settings.api_threads + 4, rate_limit=rate_limit)
+    controller = Controller(api, settings, metrics=Metrics.create(), namespaces=options.namespaces)
+    await asyncio.to_thread(ensure_lease, api, options.lease_namespace)
+    replica = ActiveReplica(
+        controller,
+        identity=options.identity,
+        lease_namespace=options.lease_namespace,
+        lease_seconds=options.peering_lifetime,
+    )
+    controller.metrics.watch_active(replica.firing)
+    # A standby serves no wake-ups (it lists everything again when it becomes active): it has armed nothing,
+    # and saying 0 lets sum(sundial_armed_schedules) over all replicas mean what it says.
+    controller.metrics.watch_armed(lambda: len(controller.wakeups) if replica.firing() else 0)
+    registry = build_registry(options, controller, replica)
+    namespaces: list[str] = []
+    if options.namespaces is not None:
+        namespaces = sorted({*options.namespaces, options.lease_namespace})
+    metrics_server = (
+        None if options.metrics_bind is None else MetricsServer(controller.metrics, *options.metrics_bind)
+    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            clusterwide=options.namespaces is None,
+            namespaces=namespaces,
+            peering_name=options.peering_name,
+            standalone=options.peering_name is None,
+            priority=options.priority,
+            liveness_endpoint=options.liveness_endpoint,
+        )
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
+        controller.close()

@@ -1,0 +1,26 @@
+"""What ``sundial run`` was asked for: everything the operator's wiring, its replica and its client need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sundial.runtime.kubeclient import Credentials
+
+
+@dataclass(frozen=True)
+class OperatorOptions:
+    credentials: Credentials
+    namespaces: tuple[str, ...] | None
+    """None: every namespace."""
+    peering_name: str | None
+    """None: standalone, no peering."""
+    priority: int
+    peering_lifetime: int
+    liveness_endpoint: str | None
+    lease_namespace: str
+    identity: str
+    kube_api_qps: float | None = None
+    """None: no client-side limit on the operator's own API requests (kopf's watches are never limited)."""
+    kube_api_burst: int | None = None
+    metrics_bind: tuple[str, int] | None = None
+    """(host, port) to serve Prometheus metrics at; None: no metrics endpoint."""

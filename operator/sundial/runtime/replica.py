@@ -1,0 +1,142 @@
+"""The active replica's life: when this process may fire, the Lease it signs, and its liveness.
+
+Peering pauses watch streams, daemons and timers on a standby replica, but not tasks started from
+``@kopf.on.startup``. Sundial's single timer must run only on the active replica, so it runs inside a
+``@kopf.daemon`` on one singleton object, a Lease named ``sundial-scheduler`` (see `sundial.runtime.wiring`):
+kopf signals that daemon when the replica pauses and starts it again when the replica resumes. The signal,
+not the (sometimes seconds later) cancellation, is what stops Job creation: the daemon tells the controller
+to fire only while its stop flag is unset. A paused replica does not watch, so on every start it lists
+everything again before it serves a wake-up. While it runs, the daemon also writes the Lease's holder and
+renew time, so ``kubectl get lease sundial-scheduler`` shows which replica is firing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from sundial.api.keys import MANAGED_BY, MANAGER
+from sundial.runtime.apierrors import is_outage
+from sundial.runtime.controller import Controller
+from sundial.runtime.wakeups import retry_delay
+
+logger = logging.getLogger("sundial.operator")
+
+LEASE_NAME = "sundial-scheduler"
+LEASE_RENEW_SECONDS = 10
+QUIET_SECONDS = 6 * LEASE_RENEW_SECONDS
+"""How long the loop of an active replica may go without a heartbeat before the liveness probe fails."""
+
+
+def ensure_lease(api_client: Any, namespace: str) -> None:
+    """Create the singleton Lease the scheduler daemon hangs on, if no replica has yet."""
+    coordination = client.CoordinationV1Api(api_client)
+    body = client.V1Lease(
+        metadata=client.V1ObjectMeta(name=LEASE_NAME, namespace=namespace, labels={MANAGED_BY: MANAGER}),
+        spec=client.V1LeaseSpec(),
+    )
+    try:
+        coordination.create_namespaced_lease(namespace, body)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+
+
+class ActiveReplica:
+    """The scheduler's life on the active replica: the wake-up loop, the Lease it signs, its heartbeat."""
+
+    def __init__(
+        self, controller: Controller, *, identity: str, lease_namespace: str, lease_seconds: int
+    ) -> None:
+        """``identity`` is written as the Lease's holder; ``lease_seconds`` as its duration (the peering
+        lifetime: how long a silent active replica keeps the others waiting)."""
+        self._controller = controller
+        self._coordination = client.CoordinationV1Api(controller.api_client)
+        self._identity = identity
+        self._lease_namespace = lease_namespace
+        self._lease_seconds = lease_seconds
+        self.active = False
+        self.heartbeat = time.monotonic()
+
+    def firing(self) -> bool:
+        """Active means firing: kopf's pause signal stops Job creation at once, while the daemon that clears
+        `active` can take seconds to be cancelled."""
+        return self.active and self._controller.may_fire()
+
+    async def serve(self, stopped: kopf.DaemonStopped) -> None:
+        """Run the wake-up loop until kopf stops this daemon (pause, exit or Lease deletion)."""
+        self.active = True
+        self._controller.fire_while(lambda: not stopped)
+        loop_task: asyncio.Task[None] | None = None
+        try:
+            if not await self._sync(stopped):
+                return
+            logger.info(
+                "this replica (%s) is active: %d objects armed", self._identity, len(self._controller.wakeups)
+            )
+            loop_task = asyncio.create_task(
+                self._controller.wakeups.run(stopped=lambda: bool(stopped)), name="sundial wake-ups"
+            )
+            while not stopped:
+                self.heartbeat = time.monotonic()
+                if loop_task.done():
+                    loop_task.result()  # re-raise whatever killed the loop
+                await self._renew_lease()
+                await stopped.wait(LEASE_RENEW_SECONDS)
+        finally:
+            self.active = False
+            self._controller.stand_down()  # whatever happens while not active is listed again next time
+            # Logged before waiting for the loop: kopf cancels a daemon that outlives its cancellation timeout,
+            # and the line must not be lost with it.
+            logger.info("this replica (%s) stopped serving (%s)", self._identity, stopped.reason)
+            if loop_task is not None:
+                loop_task.cancel()
+                await asyncio.gather(loop_task, return_exceptions=True)
+
+    async def _sync(self, stopped: kopf.DaemonStopped) -> bool:
+        """List everything before serving any wake-up; retried (with backoff) until it succeeds or we stop.
+
+        kopf re-lists too when it resumes, but through the same watch streams whose events are handled one
+        by one and say nothing of where the listing ends; this listing's end is what planning waits for.
+        """
+        failures = 0
+        while not stopped:
+            self.heartbeat = time.monotonic()
+            try:
+                await self._controller.sync_caches()
+                return True
+            except Exception as error:
+                failures += 1
+                delay = retry_delay(failures, outage=is_outage(error))
+                logger.warning("could not list the objects to serve (%s); retrying in %.1f s", error, delay)
+                await stopped.wait(delay)
+        return False
+
+    async def _renew_lease(self) -> None:
+        """Show who fires: the Lease is for people and dashboards; kopf's peering decides, not this."""
+        now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        spec = {
+            "holderIdentity": self._identity,
+            "renewTime": now,
+            "leaseDurationSeconds": self._lease_seconds,
+        }
+        try:
+            await asyncio.to_thread(
+                self._coordination.patch_namespaced_lease, LEASE_NAME, self._lease_namespace, {"spec": spec}
+            )
+        except ApiException as error:
+            logger.warning("could not renew Lease %s/%s: %s", self._lease_namespace, LEASE_NAME, error.reason)
+
+    def probe(self) -> dict[str, Any]:
+        """For kopf's liveness endpoint: fail when the loop of an active replica has gone quiet."""
+        age = time.monotonic() - self.heartbeat
+        if self.active and age > QUIET_SECONDS:
+            raise RuntimeError(f"the scheduler loop has not reported for {age:.0f}s")
+        return {"active": self.active, "armed": len(self._controller.wakeups)}
