@@ -30,38 +30,32 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from common import (
     BENCH_LABEL,
-    GROUP,
+    CREATE_THREADS,
     LEASE_NAME,
     LOGS,
-    PLURAL,
-    REPO,
-    RESULTS,
-    VERSION,
+    BenchRun,
     Cluster,
     Operator,
     RawWatch,
     Sampler,
     bench_cluster,
-    command_line,
+    benchmark_parser,
+    create_with_retries,
     fmt,
-    isolate_this_process,
     lease_holder,
     log,
     machine_facts,
-    operator_snapshot,
-    own_state_dir,
+    parse_with_common_arguments,
     percentile,
     release_lease,
     request_delta,
@@ -69,10 +63,9 @@ from common import (
     suspended_job_spec,
     utc,
     wait_until,
-    write,
 )
+from sundial.api.keys import GROUP, PLURAL, VERSION
 
-CREATE_THREADS = 16
 # kube-controller-manager v1.37's defaults when --kube-api-qps/--kube-api-burst are not given: set in
 # k8s.io/kubernetes pkg/controller/apis/config/v1alpha1/defaults.go,
 # SetDefaults_KubeControllerManagerConfiguration
@@ -152,28 +145,6 @@ def cronjob(name: str, minute: int, run_id: str) -> dict[str, Any]:
             "jobTemplate": {"spec": suspended_job_spec()},
         },
     }
-
-
-def create_parallel(bodies: list[dict[str, Any]], create: Callable[[dict[str, Any]], Any]) -> list[str]:
-    """Create every body with a pool of threads, retrying 'not now' answers; return the failures."""
-    failures: list[str] = []
-
-    def one(body: dict[str, Any]) -> None:
-        for attempt in range(5):
-            try:
-                create(body)
-                return
-            except ApiException as error:
-                if error.status == 409:
-                    return
-                if attempt == 4 or error.status not in (429, 500, 503, 504):
-                    failures.append(f"{body['metadata']['name']}: {error.status} {error.reason}")
-                    return
-                time.sleep(0.5 * (attempt + 1))
-
-    with ThreadPoolExecutor(CREATE_THREADS, thread_name_prefix="create") as pool:
-        list(pool.map(one, bodies))
-    return failures
 
 
 # ---------------------------------------------------------------------------------------------- watching
@@ -305,13 +276,15 @@ def measure_burst(
     if plan.kind == "sundial":
         sd_api = client.CustomObjectsApi(writer)
         bodies = [scheduled_deployment(name, utc(instant), plan.run_id) for name in names]
-        failures = create_parallel(
+        failures = create_with_retries(
             bodies, lambda b: sd_api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, b)
-        )
+        ).failures
     else:
         cj_api = client.BatchV1Api(writer)
         bodies = [cronjob(name, instant, plan.run_id) for name in names]
-        failures = create_parallel(bodies, lambda b: cj_api.create_namespaced_cron_job(namespace, b))
+        failures = create_with_retries(
+            bodies, lambda b: cj_api.create_namespaced_cron_job(namespace, b)
+        ).failures
     created_in = time.time() - started
     writer.close()
     result.update(
@@ -468,9 +441,7 @@ def ratio_table(entries: list[dict[str, Any]]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--sizes", default="100,500,1000", help="comma-separated N (default: 100,500,1000)")
     parser.add_argument(
         "--modes",
@@ -485,45 +456,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=420,
         help="seconds after the instant to wait for the Jobs (default: 420)",
     )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=REPO / ".sundial" / "bench-burst-cluster",
-        help="the benchmark's own local-cluster state directory (default: .sundial/bench-burst-cluster)",
-    )
-    parser.add_argument("--keep-cluster", action="store_true", help="leave the last control plane running")
-    parser.add_argument(
-        "--operator-ref", default="HEAD", help="commit whose operator/ is measured (default: HEAD)"
-    )
-    parser.add_argument("--output", type=Path, default=None, help="JSON path (default: bench/results/…)")
-    args = parser.parse_args(argv)
+    args = parse_with_common_arguments(parser, argv, "bench-burst-cluster")
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
     args.modes = [parse_mode(m) for m in str(args.modes).split(",") if m.strip()]
-    args.state_dir = own_state_dir(parser, args.state_dir)
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    isolate_this_process()
-    run_id = datetime.now(UTC).strftime("%Y%m%dt%H%M%S")
-    output = args.output or RESULTS / f"burst-{run_id}.json"
-    operator_commit, operator_source = operator_snapshot(args.operator_ref)
-    document: dict[str, Any] = {
-        "benchmark": "burst",
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": command_line(),
-        "settings": {
+    run = BenchRun.start(
+        "burst",
+        args,
+        {
             "sizes": args.sizes,
             "modes": [m.name for m in args.modes],
-            "operator_commit": operator_commit,
             "bound_seconds": args.bound,
             "job_template": "suspended Job (spec.suspend: true) for both",
         },
-        "modes": [],
-        "bursts": [],
-    }
-    wall = time.monotonic()
+    )
+    document = run.document
+    document.update({"modes": [], "bursts": []})
     for index, mode in enumerate(args.modes):
         keep = args.keep_cluster and index == len(args.modes) - 1
         with bench_cluster(args.state_dir, keep, mode.kcm_args()) as cluster:
@@ -538,18 +490,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             for size_index, n in enumerate(args.sizes):
                 kinds = ("sundial", "cronjob") if size_index % 2 == 0 else ("cronjob", "sundial")
                 for kind in kinds:
-                    plan = BurstPlan(mode, kind, n, run_id, operator_source, args.margin, args.bound)
+                    plan = BurstPlan(mode, kind, n, run.run_id, run.operator_source, args.margin, args.bound)
                     burst = run_burst(cluster, plan)
                     burst["limits"] = mode.describe_limits()
                     document["bursts"].append(burst)
-                    write(output, document)
+                    run.save()
     document["ratios"] = ratios(document["bursts"])
-    document["total_seconds"] = round(time.monotonic() - wall, 1)
-    write(output, document)
-    print(table(document["bursts"]))
-    print()
-    print(ratio_table(document["ratios"]))
-    print(f"\nJSON: {output.relative_to(REPO) if output.is_relative_to(REPO) else output}")
+    run.finish(table(document["bursts"]), ratio_table(document["ratios"]))
     incomplete = [b for b in document["bursts"] if b.get("jobs_seen") != b.get("expected")]
     return 1 if incomplete else 0
 

@@ -21,24 +21,32 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from sundial.api.keys import GROUP, MANAGED_BY, MANAGER, PLURAL, VERSION
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-LOCAL_CLUSTER = REPO / "hack" / "local-cluster"
-
+# hack/cluster_access.py: the environment rule and kubectl runner shared with the tests and hack/.
+sys.path.insert(0, str(REPO / "hack"))
+from cluster_access import (  # noqa: E402
+    Kubectl,
+    isolated_env,
+    local_kubectl,
+    loopback_server,
+    scrub,
+    start_local_cluster,
+    stop_local_cluster,
+)
 
 RESULTS = REPO / "bench" / "results"
 
@@ -46,16 +54,7 @@ RESULTS = REPO / "bench" / "results"
 LOGS = REPO / ".sundial" / "bench-logs"
 
 
-GROUP, VERSION, PLURAL = "sundial.dev", "v1alpha1", "scheduleddeployments"
-
-
-JOB_SELECTOR = "app.kubernetes.io/managed-by=sundial"
-
-
-ANNOTATION_SCHEDULED = "sundial.dev/scheduled-time"
-
-
-ANNOTATION_FIRED = "sundial.dev/fired-time"
+JOB_SELECTOR = f"{MANAGED_BY}={MANAGER}"
 
 
 LEASE_NAME = "sundial-scheduler"
@@ -113,14 +112,6 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.2)
 # ---------------------------------------------------------------------------------------------- cluster
 
 
-def isolated_env(home: Path) -> dict[str, str]:
-    """For child processes: no KUBE* variables, a private HOME, and no proxy for the loopback API server."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "KWOK"))}
-    env["HOME"] = str(home)
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    return env
-
-
 @dataclass
 class Cluster:
     state_dir: Path
@@ -134,52 +125,30 @@ class Cluster:
         """Start the control plane; ``kcm_args`` are extra kube-controller-manager flags."""
         log(f"starting the benchmark's own control plane in {state_dir} {' '.join(kcm_args)}".rstrip())
         started = time.monotonic()
-        argv = [
-            str(LOCAL_CLUSTER),
-            "--state-dir",
-            str(state_dir),
-            "up",
-            *(f"--kcm-arg={a}" for a in kcm_args),
-        ]
-        result = subprocess.run(argv, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise SystemExit(f"hack/local-cluster up failed:\n{result.stderr[-4000:]}")
-        kubeconfig = Path(result.stdout.strip().splitlines()[-1])
-        bin_dir = subprocess.run(
-            [str(LOCAL_CLUSTER), "bin-dir"], capture_output=True, text=True, check=True
-        ).stdout.strip()
+        kubeconfig = start_local_cluster(state_dir, kcm_args)
         home = state_dir.parent / f"{state_dir.name}-home"
         home.mkdir(parents=True, exist_ok=True)
-        cluster = cls(state_dir, kubeconfig, Path(bin_dir.splitlines()[-1]) / "kubectl", home)
+        cluster = cls(state_dir, kubeconfig, local_kubectl(), home)
         cluster.api = cluster.new_client()
         log(f"control plane up in {time.monotonic() - started:.1f}s; kubeconfig {kubeconfig}")
         return cluster
 
     def down(self) -> None:
-        subprocess.run([str(LOCAL_CLUSTER), "--state-dir", str(self.state_dir), "down"], check=False)
-
-    def server(self) -> str:
-        kubeconfig = yaml.safe_load(self.kubeconfig.read_text())
-        return str(kubeconfig["clusters"][0]["cluster"]["server"])
+        stop_local_cluster(self.state_dir)
 
     def new_client(self, pool: int = 4) -> Any:
         """A client from our kubeconfig file alone, refusing anything but the loopback address."""
-        host = urllib.parse.urlsplit(self.server()).hostname
-        if host != "127.0.0.1":
-            raise SystemExit(f"{self.kubeconfig} points at {host}, not 127.0.0.1; refusing to use it")
+        loopback_server(self.kubeconfig)
         configuration = client.Configuration()
         configuration.connection_pool_maxsize = pool
         return config.new_client_from_config(
             config_file=str(self.kubeconfig), client_configuration=configuration
         )
 
-    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = [str(self.kubectl_path), "--kubeconfig", str(self.kubeconfig), *args]
-        env = isolated_env(self.home)
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=180, env=env)
-        if check and result.returncode != 0:
-            raise SystemExit(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-        return result
+    @property
+    def kubectl(self) -> Kubectl:
+        """``cluster.kubectl("get", …)``: kubectl on this kubeconfig alone, in `isolated_env`."""
+        return Kubectl(self.kubectl_path, self.kubeconfig, self.home, timeout=180)
 
     def component_pids(self) -> dict[str, int]:
         """The control plane's processes, as recorded by hack/local-cluster: only read, never signalled."""
@@ -571,6 +540,95 @@ def release_lease(cluster: Cluster, namespace: str) -> None:
 # ---------------------------------------------------------------------------------------------- objects
 
 
+CREATE_THREADS = 16
+"""Objects created at once, each thread on a connection of its own from the client's pool."""
+RETRIABLE = (429, 500, 503, 504)
+"""The API server's "not now" answers (throttled, storage re-initialising, overloaded): worth retrying."""
+
+
+@dataclass
+class Creation:
+    """What `create_with_retries` did: when, which objects exist since when, what failed, how many retries."""
+
+    started: float
+    finished: float = 0.0
+    created_at: dict[str, float] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    retries: int = 0
+
+    def rate(self, first: int) -> float | None:
+        """Objects per second over the first ``first`` created (None until that many exist)."""
+        stamps = sorted(self.created_at.values())
+        if first < 1 or len(stamps) < first or stamps[first - 1] <= self.started:
+            return None
+        return first / (stamps[first - 1] - self.started)
+
+
+def create_with_retries(
+    bodies: Sequence[dict[str, Any]],
+    create: Callable[[dict[str, Any]], Any],
+    *,
+    attempts: int = 5,
+    on_created: Callable[[Creation], None] | None = None,
+) -> Creation:
+    """Create every body with `CREATE_THREADS` threads, retrying `RETRIABLE` answers with a growing pause.
+
+    AlreadyExists (409) counts as created: it is what a retry of a create that did land answers. Any other
+    error, or the last attempt's, is recorded in ``failures`` and the body is given up. ``on_created`` is
+    called after each object is created, under a lock, with the creation so far.
+    """
+    creation = Creation(started=time.time())
+    lock = threading.Lock()
+
+    def one(body: dict[str, Any]) -> None:
+        name = body["metadata"]["name"]
+        for attempt in range(attempts):
+            try:
+                create(body)
+                break
+            except ApiException as error:
+                if error.status == 409:
+                    break
+                if attempt == attempts - 1 or error.status not in RETRIABLE:
+                    with lock:
+                        creation.failures.append(f"{name}: {error.status} {error.reason}")
+                    return
+                with lock:
+                    creation.retries += 1
+                time.sleep(0.5 * (attempt + 1))
+        with lock:
+            creation.created_at[name] = time.time()
+            if on_created is not None:
+                on_created(creation)
+
+    with ThreadPoolExecutor(CREATE_THREADS, thread_name_prefix="create") as pool:
+        list(pool.map(one, bodies))
+    creation.finished = time.time()
+    return creation
+
+
+def create_scheduled_deployments(
+    cluster: Cluster,
+    namespace: str,
+    bodies: Sequence[dict[str, Any]],
+    *,
+    attempts: int = 5,
+    on_created: Callable[[Creation], None] | None = None,
+) -> Creation:
+    """`create_with_retries` for ScheduledDeployments in ``namespace``, on a client of its own."""
+    api = cluster.new_client(pool=CREATE_THREADS + 4)
+    custom = client.CustomObjectsApi(api)
+    try:
+        return create_with_retries(
+            bodies,
+            lambda body: custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body),
+            attempts=attempts,
+            on_created=on_created,
+        )
+    finally:
+        api.close()
+
+
 def suspended_job_spec() -> dict[str, Any]:
     """A Job spec with ``suspend: true``: the Job controller makes no pods, so kwok's pod churn on a 2-core
     machine stays out of what is measured (creating Jobs on time, not running them)."""
@@ -652,20 +710,85 @@ def bench_cluster(state_dir: Path, keep: bool, kcm_args: Sequence[str] = ()) -> 
             cluster.down()
 
 
-def own_state_dir(parser: argparse.ArgumentParser, state_dir: Path) -> Path:
-    """Refuse the demo's and the tests' clusters: a benchmark starts and stops its own."""
-    state_dir = state_dir.resolve()
-    if state_dir.name in ("cluster", "test-cluster") and state_dir.parent == REPO / ".sundial":
-        parser.error(f"{state_dir} belongs to the demo or the tests; give the benchmark its own")
-    return state_dir
+def benchmark_parser(description: str | None) -> argparse.ArgumentParser:
+    """A parser whose help is the benchmark's module docstring, line breaks kept."""
+    return argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
+def parse_with_common_arguments(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, state_dir_name: str
+) -> argparse.Namespace:
+    """Add the options every benchmark takes (``--state-dir``, ``--keep-cluster``, ``--operator-ref``,
+    ``--output``), parse ``argv``, and refuse the demo's and the tests' clusters: a benchmark starts and
+    stops its own, in ``.sundial/STATE_DIR_NAME`` by default."""
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=REPO / ".sundial" / state_dir_name,
+        help=f"the benchmark's own local-cluster state directory (default: .sundial/{state_dir_name})",
+    )
+    parser.add_argument(
+        "--keep-cluster", action="store_true", help="leave the control plane running afterwards"
+    )
+    parser.add_argument(
+        "--operator-ref",
+        default="HEAD",
+        help="the commit whose operator/ is measured, exported with git archive; 'worktree' for the "
+        "files as they are (default: HEAD)",
+    )
+    parser.add_argument("--output", type=Path, default=None, help="JSON path (default: bench/results/…)")
+    args = parser.parse_args(argv)
+    args.state_dir = args.state_dir.resolve()
+    if args.state_dir.name in ("cluster", "test-cluster") and args.state_dir.parent == REPO / ".sundial":
+        parser.error(f"{args.state_dir} belongs to the demo or the tests; give the benchmark its own")
+    return args
+
+
+@dataclass
+class BenchRun:
+    """One invocation of a benchmark: its id, the operator it measures, and the JSON document it writes."""
+
+    run_id: str
+    output: Path
+    operator_source: Path | None
+    """The exported operator/ to put on the operator's PYTHONPATH; None for the work tree as it is."""
+    document: dict[str, Any]
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def start(cls, benchmark: str, args: argparse.Namespace, settings: dict[str, Any]) -> BenchRun:
+        """Isolate this process, export the operator to measure, and begin the document."""
+        isolate_this_process()
+        run_id = datetime.now(UTC).strftime("%Y%m%dt%H%M%S")
+        commit, source = operator_snapshot(args.operator_ref)
+        log(f"measuring the operator at {commit} ({source or 'the work tree as it is'})")
+        document = {
+            "benchmark": benchmark,
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": command_line(),
+            "settings": {**settings, "operator_commit": commit},
+        }
+        return cls(run_id, args.output or RESULTS / f"{benchmark}-{run_id}.json", source, document)
+
+    def save(self) -> None:
+        write(self.output, self.document)
+
+    def finish(self, *tables: str) -> None:
+        """Record the total time, write the document, and print the tables and where the JSON is."""
+        self.document["total_seconds"] = round(time.monotonic() - self.started, 1)
+        self.save()
+        print("\n\n".join(tables))
+        shown = self.output.relative_to(REPO) if self.output.is_relative_to(REPO) else self.output
+        print(f"\nJSON: {shown}")
 
 
 def isolate_this_process() -> None:
-    """No $KUBECONFIG for any library to find, and no proxy between us and the loopback API server; and
-    SIGTERM unwinds like Ctrl-C, so that the operators and the cluster this run started are stopped (a
-    background job ignores SIGINT, so SIGTERM is how one stops it)."""
-    os.environ.pop("KUBECONFIG", None)
-    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+    """No $KUBECONFIG for any library to find, and no proxy between us and the loopback API server (the
+    rule of `cluster_access.scrub`); and SIGTERM unwinds like Ctrl-C, so that the operators and the cluster
+    this run started are stopped (a background job ignores SIGINT, so SIGTERM is how one stops it)."""
+    scrub(os.environ)
 
     def interrupt(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")

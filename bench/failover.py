@@ -31,39 +31,30 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from common import (
-    ANNOTATION_FIRED,
-    ANNOTATION_SCHEDULED,
-    GROUP,
     JOB_SELECTOR,
     LOGS,
-    PLURAL,
-    REPO,
-    RESULTS,
-    VERSION,
+    BenchRun,
     Cluster,
     Operator,
     RawWatch,
     Sampler,
     bench_cluster,
-    command_line,
+    benchmark_parser,
+    create_scheduled_deployments,
     fmt,
-    isolate_this_process,
     lease_holder,
     log,
     machine_facts,
-    operator_snapshot,
-    own_state_dir,
     parse_utc,
+    parse_with_common_arguments,
     percentile,
     read_proc,
     release_lease,
@@ -71,10 +62,9 @@ from common import (
     scheduled_deployment,
     utc,
     wait_until,
-    write,
 )
+from sundial.api.keys import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, GROUP, PLURAL, VERSION
 
-CREATE_THREADS = 16
 PROBE_OFFSETS = (5, 10, 15, 20, 30, 40, 50, 60, 75, 90, 120, 150, 180, 240)
 """Seconds after the restart (the SIGTERM) at which the probe objects are due."""
 ON_TIME_MS = 1000
@@ -131,27 +121,11 @@ def watch_jobs(cluster: Cluster, namespace: str, jobs: Jobs) -> RawWatch:
 
 
 def create_objects(cluster: Cluster, namespace: str, bodies: list[dict[str, Any]]) -> float:
-    """Create with a pool of threads, retrying 'not now'; return the seconds it took."""
-    api = cluster.new_client(pool=CREATE_THREADS + 4)
-    custom = client.CustomObjectsApi(api)
-    started = time.time()
-
-    def one(body: dict[str, Any]) -> None:
-        for attempt in range(6):
-            try:
-                custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-                return
-            except ApiException as error:
-                if error.status == 409:
-                    return
-                if attempt == 5 or error.status not in (429, 500, 503, 504):
-                    raise
-                time.sleep(0.5 * (attempt + 1))
-
-    with ThreadPoolExecutor(CREATE_THREADS, thread_name_prefix="create") as pool:
-        list(pool.map(one, bodies))
-    api.close()
-    return time.time() - started
+    """Create every object, retrying 'not now'; return the seconds it took."""
+    creation = create_scheduled_deployments(cluster, namespace, bodies, attempts=6)
+    if creation.failures:
+        raise SystemExit(f"{len(creation.failures)} objects could not be created: {creation.failures[:5]}")
+    return creation.finished - creation.started
 
 
 class Armed:
@@ -455,9 +429,7 @@ def tables(document: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--parts", default="restart,failover", help="restart and/or failover (default: both)")
     parser.add_argument("--objects", type=int, default=10000, help="objects to re-arm (default: 10000)")
     parser.add_argument(
@@ -468,59 +440,40 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lifetimes", default="10,3", help="peering lifetimes to try (default: 10,3)")
     parser.add_argument("--trials", type=int, default=5, help="SIGKILLs per lifetime (default: 5)")
     parser.add_argument("--seed", type=int, default=7, help="for the kill moments (default: 7)")
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=REPO / ".sundial" / "bench-failover-cluster",
-        help="the benchmark's own local-cluster state directory (default: .sundial/bench-failover-cluster)",
-    )
-    parser.add_argument("--keep-cluster", action="store_true", help="leave the control plane running")
-    parser.add_argument("--operator-ref", default="HEAD", help="commit whose operator/ is measured")
-    parser.add_argument("--output", type=Path, default=None, help="JSON path (default: bench/results/…)")
-    args = parser.parse_args(argv)
+    args = parse_with_common_arguments(parser, argv, "bench-failover-cluster")
     args.parts = [p for p in str(args.parts).split(",") if p]
     args.lifetimes = [int(x) for x in str(args.lifetimes).split(",") if x]
     args.probe_offsets = [int(x) for x in str(args.probe_offsets).split(",") if x]
-    args.state_dir = own_state_dir(parser, args.state_dir)
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    isolate_this_process()
-    run_id = datetime.now(UTC).strftime("%Y%m%dt%H%M%S")
-    output = args.output or RESULTS / f"failover-{run_id}.json"
-    commit, source = operator_snapshot(args.operator_ref)
-    document: dict[str, Any] = {
-        "benchmark": "failover",
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": command_line(),
-        "settings": {
+    run = BenchRun.start(
+        "failover",
+        args,
+        {
             "parts": args.parts,
             "objects": args.objects,
             "lifetimes": args.lifetimes,
             "trials": args.trials,
-            "operator_commit": commit,
             "probe_offsets_seconds": args.probe_offsets,
         },
-    }
-    wall = time.monotonic()
+    )
+    document, run_id, source = run.document, run.run_id, run.operator_source
     with bench_cluster(args.state_dir, args.keep_cluster) as cluster:
         cluster.install_crds()
         document["machine"] = machine_facts(cluster)
         if "restart" in args.parts:
             document["restart"] = run_restart(cluster, args.objects, args.probe_offsets, run_id, source)
-            write(output, document)
+            run.save()
         if "failover" in args.parts:
             rng = random.Random(args.seed)
             document["failover"] = []
             for lifetime in args.lifetimes:
                 document["failover"].append(run_failover(cluster, lifetime, args.trials, run_id, source, rng))
-                write(output, document)
-    document["total_seconds"] = round(time.monotonic() - wall, 1)
-    write(output, document)
-    print(tables(document))
-    print(f"\nJSON: {output.relative_to(REPO) if output.is_relative_to(REPO) else output}")
+                run.save()
+    run.finish(tables(document))
     return 0
 
 

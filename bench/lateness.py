@@ -26,44 +26,35 @@ import json
 import math
 import os
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from common import (
-    ANNOTATION_FIRED,
-    ANNOTATION_SCHEDULED,
-    GROUP,
+    CREATE_THREADS,
     JOB_SELECTOR,
     LEASE_NAME,
     LOGS,
-    PLURAL,
-    REPO,
-    RESULTS,
-    VERSION,
+    BenchRun,
     Cluster,
+    Creation,
     Operator,
     RawWatch,
     Sampler,
     bench_cluster,
-    command_line,
+    benchmark_parser,
+    create_scheduled_deployments,
     fmt,
-    isolate_this_process,
     lease_holder,
     log,
     machine_facts,
-    operator_snapshot,
-    own_state_dir,
     parse_utc,
+    parse_with_common_arguments,
     percentile,
     release_lease,
     request_delta,
@@ -72,12 +63,11 @@ from common import (
     summary,
     utc,
     wait_until,
-    write,
 )
+from sundial.api.keys import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, GROUP, PLURAL, VERSION
 
 CALIBRATION_LABEL = "bench.sundial.dev/calibration"
 
-CREATE_THREADS = 16
 CALIBRATION_OBJECTS = 200
 # T0 = now + margin + SAFETY x N x (seconds per object to create and arm, calibrated just before).
 SAFETY = 1.5
@@ -149,59 +139,27 @@ def instants(t0: int, spread: int, n: int) -> list[int]:
     return [t0 + (i * spread) // n for i in range(n)]
 
 
-@dataclass
-class Creation:
-    started: float
-    finished: float = 0.0
-    failures: list[str] = field(default_factory=list)
-    retries: int = 0
-    calibration_rate: float | None = None
-    created_at: dict[str, float] = field(default_factory=dict)
-
-
 def create_all(
     cluster: Cluster, namespace: str, bodies: list[dict[str, Any]], t0: float | None = None
 ) -> Creation:
-    """Create every object with a pool of threads; at 200 objects, say whether T0 looks reachable."""
-    api = cluster.new_client(pool=CREATE_THREADS + 4)
-    custom = client.CustomObjectsApi(api)
-    creation = Creation(started=time.time())
-    done = 0
-    lock = threading.Lock()
+    """Create every object; at 200 objects, say whether T0 looks reachable at the rate so far."""
+    calibrated = min(CALIBRATION_OBJECTS, len(bodies))
 
-    def create(body: dict[str, Any]) -> None:
-        nonlocal done
-        for attempt in range(5):
-            try:
-                custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-                break
-            except ApiException as error:
-                if error.status in (409,):
-                    break
-                if attempt == 4 or error.status not in (429, 500, 503, 504):
-                    creation.failures.append(f"{body['metadata']['name']}: {error.status} {error.reason}")
-                    return
-                creation.retries += 1
-                time.sleep(0.5 * (attempt + 1))
-        with lock:
-            creation.created_at[body["metadata"]["name"]] = time.time()
-            done += 1
-            if t0 is not None and done == min(CALIBRATION_OBJECTS, len(bodies)):
-                elapsed = time.time() - creation.started
-                creation.calibration_rate = done / elapsed
-                projected = creation.started + len(bodies) / creation.calibration_rate
-                log(
-                    f"first {done} objects in {elapsed:.1f}s ({creation.calibration_rate:.0f}/s); creation "
-                    f"should end about {t0 - projected:.0f}s before T0"
-                )
-                if projected > t0:
-                    log("WARNING: at this rate creation runs past T0; rerun with a larger --lead")
+    def check_pace(creation: Creation) -> None:
+        if t0 is None or len(creation.created_at) != calibrated:
+            return
+        rate = creation.rate(calibrated)
+        if rate is None:
+            return
+        projected = creation.started + len(bodies) / rate
+        log(
+            f"first {calibrated} objects in {calibrated / rate:.1f}s ({rate:.0f}/s); creation "
+            f"should end about {t0 - projected:.0f}s before T0"
+        )
+        if projected > t0:
+            log("WARNING: at this rate creation runs past T0; rerun with a larger --lead")
 
-    with ThreadPoolExecutor(CREATE_THREADS, thread_name_prefix="create") as pool:
-        list(pool.map(create, bodies))
-    creation.finished = time.time()
-    api.close()
-    return creation
+    return create_scheduled_deployments(cluster, namespace, bodies, on_created=check_pace)
 
 
 # ---------------------------------------------------------------------------------------------- one size
@@ -478,6 +436,7 @@ def measure(
     sampler.mark("create_started")
     creation = create_all(cluster, namespace, bodies, t0)
     create_seconds = creation.finished - creation.started
+    calibration_rate = creation.rate(min(CALIBRATION_OBJECTS, total))
     created = total - len(creation.failures)
     log(f"created {created} objects in {create_seconds:.1f}s ({total / create_seconds:.0f}/s)")
 
@@ -507,7 +466,7 @@ def measure(
             "operator_startup_seconds": round(startup_seconds, 2),
             "create_seconds": round(create_seconds, 2),
             "create_rate_per_second": round(total / create_seconds, 1),
-            "create_calibration_rate_per_second": round(creation.calibration_rate or 0, 1),
+            "create_calibration_rate_per_second": round(calibration_rate or 0, 1),
             "create_failures": creation.failures[:20],
             "create_failure_count": len(creation.failures),
             "create_retries": creation.retries,
@@ -629,9 +588,7 @@ def cost_table(sizes: list[dict[str, Any]]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__)
     parser.add_argument(
         "--sizes",
         default="100,1000,10000",
@@ -660,44 +617,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--margin", type=float, default=30, help="seconds added to the calibrated lead (default: 30)"
     )
     parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=REPO / ".sundial" / "bench-cluster",
-        help="the benchmark's own local-cluster state directory (default: .sundial/bench-cluster)",
-    )
-    parser.add_argument(
-        "--keep-cluster", action="store_true", help="leave the control plane running afterwards"
-    )
-    parser.add_argument(
-        "--operator-ref",
-        default="HEAD",
-        help="the commit whose operator/ is measured, exported with git archive; 'worktree' for the "
-        "files as they are (default: HEAD)",
-    )
-    parser.add_argument(
         "--standing",
         type=int,
         default=0,
         help="objects armed all through the window but due a day later, on top of each size: "
         "'--sizes 1000 --standing 9000' measures 1,000 Jobs with 10,000 objects armed (default: 0)",
     )
-    parser.add_argument("--output", type=Path, default=None, help="JSON path (default: bench/results/…)")
-    args = parser.parse_args(argv)
+    args = parse_with_common_arguments(parser, argv, "bench-cluster")
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
-    args.state_dir = own_state_dir(parser, args.state_dir)
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    isolate_this_process()
-    run_id = datetime.now(UTC).strftime("%Y%m%dt%H%M%S")
-    output = args.output or RESULTS / f"lateness-{run_id}.json"
-    document: dict[str, Any] = {
-        "benchmark": "lateness",
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": command_line(),
-        "settings": {
+    run = BenchRun.start(
+        "lateness",
+        args,
+        {
             "sizes": args.sizes,
             "standing": args.standing,
             "spread_seconds": args.spread,
@@ -707,28 +643,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "create_threads": CREATE_THREADS,
             "job_template": "suspended Job (spec.suspend: true): the Job controller creates no pods",
         },
-        "sizes": [],
-    }
-    operator_commit, operator_source = operator_snapshot(args.operator_ref)
-    document["settings"]["operator_commit"] = operator_commit
-    log(f"measuring the operator at {operator_commit} ({operator_source or 'the work tree as it is'})")
-    wall = time.monotonic()
+    )
+    document = run.document
+    document["sizes"] = []
     with bench_cluster(args.state_dir, args.keep_cluster) as cluster:
         cluster.install_crds()
         document["machine"] = machine_facts(cluster)
         log(f"machine: {json.dumps(document['machine'])}")
         for n in args.sizes:
             plan = SizePlan(
-                n, args.spread, args.lead, args.margin, operator_source, args.grace, args.standing
+                n, args.spread, args.lead, args.margin, run.operator_source, args.grace, args.standing
             )
-            document["sizes"].append(run_size(cluster, plan, run_id))
-            write(output, document)
-    document["total_seconds"] = round(time.monotonic() - wall, 1)
-    write(output, document)
-    print(table(document["sizes"]))
-    print()
-    print(cost_table(document["sizes"]))
-    print(f"\nJSON: {output.relative_to(REPO) if output.is_relative_to(REPO) else output}")
+            document["sizes"].append(run_size(cluster, plan, run.run_id))
+            run.save()
+    run.finish(table(document["sizes"]), cost_table(document["sizes"]))
     failed = any(s.get("missing_count") or not s.get("operator_alive_at_end") for s in document["sizes"])
     return 1 if failed else 0
 

@@ -11,13 +11,15 @@ Back-ends (``--k8s-backend``):
 * ``auto`` (default): ``existing`` when a kubeconfig is given; else ``kind`` when Docker answers and
   pytest-kind is installed; else ``local``.
 
-Every client is built from the kubeconfig path this fixture hands out. Nothing here reads
+Every client is built from the kubeconfig path this fixture hands out, and every child process runs in
+``cluster_access.isolated_env`` (hack/cluster_access.py, shared with hack/ and bench/). Nothing here reads
 ``~/.kube/config``, ``$KUBECONFIG`` or in-cluster credentials, and ``--kubeconfig`` is left alone because
 pytest-kind registers it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -35,8 +37,16 @@ from typing import Any, TypeVar
 
 import pytest
 
+from cluster_access import (
+    Kubectl,
+    isolated_env,
+    local_cluster_running,
+    local_kubectl,
+    start_local_cluster,
+    stop_local_cluster,
+)
+
 REPO = Path(__file__).resolve().parent.parent
-LOCAL_CLUSTER = REPO / "hack" / "local-cluster"
 TEST_CLUSTER_DIR = REPO / ".sundial" / "test-cluster"
 
 T = TypeVar("T")
@@ -132,14 +142,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(f"{FROZEN_NOW} is for tests/unit only; integration tests use the real clock")
 
 
-def isolated_env(home: Path) -> dict[str, str]:
-    """An environment for child processes (kubectl, the operator) that cannot find ambient credentials."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
-    env["HOME"] = str(home)
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    return env
-
-
 @dataclass
 class Cluster:
     """A reachable API server and the only credentials the tests may use for it."""
@@ -153,18 +155,10 @@ class Cluster:
     under a second tag (a "new version" for deploy tests). Empty where no image can run."""
     _clients: dict[str, Any] = field(default_factory=dict)
 
-    def kubectl(
-        self, *args: str, input: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        argv = [str(self.kubectl_path), "--kubeconfig", str(self.kubeconfig), *args]
-        result = subprocess.run(
-            argv, input=input, capture_output=True, text=True, timeout=120, env=isolated_env(self.home)
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}"
-            )
-        return result
+    @property
+    def kubectl(self) -> Kubectl:
+        """``cluster.kubectl("get", …)``: kubectl on this kubeconfig alone, in `isolated_env`."""
+        return Kubectl(self.kubectl_path, self.kubeconfig, self.home)
 
     def api_client(self) -> Any:
         """A kubernetes.client.ApiClient built from this cluster's kubeconfig file and nothing else."""
@@ -223,11 +217,6 @@ def choose_backend(config: pytest.Config) -> str:
     return "local"
 
 
-def local_bin_dir() -> Path:
-    result = subprocess.run([str(LOCAL_CLUSTER), "bin-dir"], capture_output=True, text=True, check=True)
-    return Path(result.stdout.strip().splitlines()[-1])
-
-
 KIND_IMAGES = ("sundial.local/sundial:kind", "sundial.local/sundial:kind-next")
 
 
@@ -254,7 +243,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield Cluster(
             backend,
             Path(kubeconfig).resolve(),
-            Path(kubectl_path) if kubectl_path else local_bin_dir() / "kubectl",
+            Path(kubectl_path) if kubectl_path else local_kubectl(),
             home,
         )
     elif backend == "kind":
@@ -272,28 +261,26 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             kind.delete()
     else:
         state = Path(os.environ.get("SUNDIAL_TEST_CLUSTER_DIR", TEST_CLUSTER_DIR))
-        status = subprocess.run(
-            [str(LOCAL_CLUSTER), "--state-dir", str(state), "status"], capture_output=True
-        )
-        already_up = status.returncode == 0
-        up = subprocess.run(
-            [str(LOCAL_CLUSTER), "--state-dir", str(state), "up"], capture_output=True, text=True
-        )
-        if up.returncode != 0:
-            raise RuntimeError(f"hack/local-cluster up failed:\n{up.stderr[-4000:]}")
-        kubeconfig = Path(up.stdout.strip().splitlines()[-1])
+        already_up = local_cluster_running(state)
+        kubeconfig = start_local_cluster(state)
         try:
-            yield Cluster(backend, kubeconfig, local_bin_dir() / "kubectl", home)
+            yield Cluster(backend, kubeconfig, local_kubectl(), home)
         finally:
             if not already_up:
-                subprocess.run([str(LOCAL_CLUSTER), "--state-dir", str(state), "down"], check=False)
+                stop_local_cluster(state)
 
 
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test, named after it, deleted afterwards (without waiting for finalization)."""
     stem = re.sub(r"[^a-z0-9-]+", "-", request.node.name.removeprefix("test_").lower())[:40].strip("-")
-    name = f"{stem}-{uuid.uuid4().hex[:6]}"
+    with fresh_namespace(cluster, f"{stem}-{uuid.uuid4().hex[:6]}") as name:
+        yield name
+
+
+@contextlib.contextmanager
+def fresh_namespace(cluster: Cluster, name: str) -> Iterator[str]:
+    """Namespace ``name``, created now and deleted on exit (without waiting for finalization)."""
     cluster.kubectl("create", "namespace", name)
     try:
         yield name

@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conftest import Cluster, OperatorProcess, wait_until
-from sundial.api.keys import LABEL_OWNER
+from sundial.api.keys import API_VERSION, GROUP, KIND, LABEL_OWNER, PLURAL, VERSION
 from sundial.decide.jobs import owner_label_value
 
-GROUP, VERSION, PLURAL = "sundial.dev", "v1alpha1", "scheduleddeployments"
 FAILURE_LABEL = "local-cluster.sundial.dev/outcome"
 StartOperator = Callable[..., OperatorProcess]
 
@@ -40,13 +39,18 @@ def job_template(*, fail: bool = False, run_duration: str | None = None) -> dict
     }
 
 
-def create_sd(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ScheduledDeployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
+def create_sd(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    spec: dict[str, Any],
+    *,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if annotations is not None:
+        metadata["annotations"] = annotations
+    body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
     return dict(cluster.custom().create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body))
 
 
@@ -111,3 +115,22 @@ def event_reasons(cluster: Cluster, namespace: str, name: str) -> list[str]:
         cluster.core().list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
     )
     return [event.reason for event in sorted(events, key=lambda e: e.metadata.creation_timestamp)]
+
+
+def create_peering(cluster: Cluster, namespace: str) -> None:
+    """The KopfPeering that replicas started with ``--peering sundial`` elect their active one in."""
+    cluster.custom().create_namespaced_custom_object(
+        "kopf.dev",
+        "v1",
+        namespace,
+        "kopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "sundial"}},
+    )
+
+
+def peers(cluster: Cluster, namespace: str) -> dict[str, object]:
+    """The replicas in the KopfPeering ``sundial``, by identity."""
+    body = cluster.custom().get_namespaced_custom_object(
+        "kopf.dev", "v1", namespace, "kopfpeerings", "sundial"
+    )
+    return dict(body.get("status") or {})

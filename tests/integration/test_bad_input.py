@@ -125,15 +125,8 @@ def test_a_hostile_trigger_annotation_is_refused_once_and_the_schedule_still_fir
         "year-zero": "0001-01-01T00:00+14:00",
     }
     for name, value in hostile.items():
-        body = {
-            "apiVersion": "sundial.dev/v1alpha1",
-            "kind": "ScheduledDeployment",
-            "metadata": {"name": name, "namespace": ns, "annotations": {ANNOTATION_TRIGGER: value}},
-            "spec": {"runAt": rfc3339(instant), "jobTemplate": job_template()},
-        }
-        cluster.custom().create_namespaced_custom_object(
-            "sundial.dev", "v1alpha1", ns, "scheduleddeployments", body
-        )
+        spec = {"runAt": rfc3339(instant), "jobTemplate": job_template()}
+        create_sd(cluster, ns, name, spec, annotations={ANNOTATION_TRIGGER: value})
     for name in hostile:
         wait_for_condition(cluster, ns, name, "Ready", "True", "Succeeded", timeout=60)
         (job,) = jobs_of(cluster, ns, name)

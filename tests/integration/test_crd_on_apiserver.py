@@ -22,9 +22,9 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from conftest import REPO, Cluster
+from sundial.api.keys import GROUP, PLURAL, VERSION
 from sundial.api.models import ScheduledDeploymentSpec
 
-GROUP, VERSION, PLURAL = "sundial.dev", "v1alpha1", "scheduleddeployments"
 CRD = yaml.safe_load((REPO / "crds" / f"{PLURAL}.{GROUP}.yaml").read_text(encoding="utf-8"))
 (CRD_VERSION,) = CRD["spec"]["versions"]
 SCHEMA = CRD_VERSION["schema"]["openAPIV3Schema"]

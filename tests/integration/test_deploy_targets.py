@@ -58,6 +58,13 @@ def deployment_available(cluster: Cluster, namespace: str) -> bool:
     return (deployment.status.available_replicas or 0) == 2
 
 
+def deployment_to_deploy_to(cluster: Cluster, namespace: str) -> None:
+    """Deployment ``api``, available, and the deployer's RBAC that may change it."""
+    apply_deployer_rbac(cluster, namespace)
+    create_deployment(cluster, namespace)
+    wait_until("deployment/api to be available", lambda: deployment_available(cluster, namespace), 60)
+
+
 TARGET = {"deployment": {"name": "api", "container": "api", "image": "registry.example/api:v42"}}
 
 
@@ -70,9 +77,7 @@ def runner(cluster: Cluster, namespace: str, tmp_path: Path) -> Any:
 def test_a_deployment_rollout_succeeds_end_to_end(
     cluster: Cluster, namespace: str, runner: PodRunner, start_operator: StartOperator
 ) -> None:
-    apply_deployer_rbac(cluster, namespace)
-    create_deployment(cluster, namespace)
-    wait_until("deployment/api to be available", lambda: deployment_available(cluster, namespace), 60)
+    deployment_to_deploy_to(cluster, namespace)
     start_operator(namespace)
 
     create_sd(cluster, namespace, "api-v42", {"runAt": rfc3339(utc_in(4)), **TARGET})
@@ -94,9 +99,7 @@ def test_a_deployment_rollout_succeeds_end_to_end(
 def test_rerunning_a_deploy_with_the_same_image_changes_nothing(
     cluster: Cluster, namespace: str, runner: PodRunner, start_operator: StartOperator
 ) -> None:
-    apply_deployer_rbac(cluster, namespace)
-    create_deployment(cluster, namespace)
-    wait_until("deployment/api to be available", lambda: deployment_available(cluster, namespace), 60)
+    deployment_to_deploy_to(cluster, namespace)
     start_operator(namespace)
     apps = client.AppsV1Api(cluster.api_client())
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import random
 import re
-import subprocess
 import threading
 import time
 import uuid
@@ -40,25 +39,24 @@ import pytest
 import yaml
 from faultproxy import TcpProxy, proxied_kubeconfig, upstream_of
 from kubernetes.client.exceptions import ApiException
-from test_peering import create_peering, peers
 from urllib3.exceptions import HTTPError
 
-from conftest import LOCAL_CLUSTER, REPO, Cluster, OperatorProcess, lease_holder, local_bin_dir, wait_until
+from cluster_access import local_cluster, local_kubectl, start_local_cluster, stop_local_cluster
+from conftest import REPO, Cluster, OperatorProcess, lease_holder, wait_until
 from sdhelpers import (
-    GROUP,
-    PLURAL,
-    VERSION,
     StartOperator,
+    create_peering,
     create_sd,
     job_template,
     jobs_of,
+    peers,
     read_sd,
     rfc3339,
     utc_in,
     wait_for_condition,
 )
 from sdhelpers import condition as find_condition
-from sundial.api.keys import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, LABEL_OWNER
+from sundial.api.keys import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, GROUP, LABEL_OWNER, PLURAL, VERSION
 from sundial.runtime.controller import FAULT_EXIT_CODE
 from sundial.timing.names import job_name
 
@@ -591,21 +589,15 @@ def own_cluster(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> I
     if cluster.backend != "local":
         pytest.skip("restarting control-plane components needs hack/local-cluster (--k8s-backend=local)")
     state = tmp_path_factory.mktemp("faults") / "cluster"
-    up = subprocess.run([str(LOCAL_CLUSTER), "--state-dir", str(state), "up"], capture_output=True, text=True)
     try:
-        assert up.returncode == 0, up.stderr[-4000:]
-        own = Cluster(
-            "local", Path(up.stdout.strip().splitlines()[-1]), local_bin_dir() / "kubectl", cluster.home
-        )
+        own = Cluster("local", start_local_cluster(state), local_kubectl(), cluster.home)
         own.kubectl("apply", "-k", str(REPO / "crds"))
         own.kubectl(
             "wait", "--for=condition=Established", "crd/scheduleddeployments.sundial.dev", "--timeout=60s"
         )
         yield own, state
     finally:
-        subprocess.run(
-            [str(LOCAL_CLUSTER), "--state-dir", str(state), "down"], capture_output=True, check=False
-        )
+        stop_local_cluster(state)
 
 
 def restart_mid_burst(
@@ -627,22 +619,9 @@ def restart_mid_burst(
         create_due(own, ns, f"b{i}", first + timedelta(seconds=i % 3), 1 if i < 4 else 120) for i in range(24)
     ]
     sleep_until(first + timedelta(seconds=rng.uniform(-0.5, 0.5)))
-    restart = subprocess.run(
-        [
-            str(LOCAL_CLUSTER),
-            "--state-dir",
-            str(state),
-            "restart",
-            component,
-            "--kill",
-            "--down-for",
-            str(down_for),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
+    restart = local_cluster(
+        "restart", component, "--kill", "--down-for", str(down_for), state_dir=state, timeout=180
     )
-    assert restart.returncode == 0, restart.stderr[-3000:]
     print(restart.stderr.strip().splitlines()[-1])
     wait_all_recorded(own, ns, dues, 90, f"{component} restart")
     counts = audit(own, ns, dues, f"{component} restarted mid-burst")
@@ -650,19 +629,16 @@ def restart_mid_burst(
     return counts
 
 
-def test_a_kube_apiserver_restart_mid_burst_fires_every_run_once_or_records_it_missed(
-    own_cluster: tuple[Cluster, Path], start_operator: StartOperator, fault_rng: tuple[random.Random, int]
+@pytest.mark.parametrize(("component", "down_for"), [("kube-apiserver", 1), ("etcd", 2)])
+def test_a_control_plane_restart_mid_burst_fires_every_run_once_or_records_it_missed(
+    own_cluster: tuple[Cluster, Path],
+    start_operator: StartOperator,
+    fault_rng: tuple[random.Random, int],
+    component: str,
+    down_for: float,
 ) -> None:
     own, state = own_cluster
-    counts = restart_mid_burst(own, state, start_operator, fault_rng[0], "kube-apiserver", down_for=1)
-    assert counts["fired late"] + counts["missed (recorded)"] > 0, "the restart should have caught some runs"
-
-
-def test_an_etcd_restart_mid_burst_fires_every_run_once_or_records_it_missed(
-    own_cluster: tuple[Cluster, Path], start_operator: StartOperator, fault_rng: tuple[random.Random, int]
-) -> None:
-    own, state = own_cluster
-    counts = restart_mid_burst(own, state, start_operator, fault_rng[0], "etcd", down_for=2)
+    counts = restart_mid_burst(own, state, start_operator, fault_rng[0], component, down_for=down_for)
     assert counts["fired late"] + counts["missed (recorded)"] > 0, "the restart should have caught some runs"
 
 

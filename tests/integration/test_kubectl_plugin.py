@@ -1,7 +1,7 @@
 """``kubectl sundial`` against the local control plane: the installed script, and through kubectl itself.
 
 Every run passes ``--kubeconfig`` explicitly and has ``HOME`` set to a temporary directory and no
-``KUBE*`` variables (`conftest.isolated_env`), so nothing on the machine running the tests is read.
+``KUBE*`` variables (`cluster_access.isolated_env`), so nothing on the machine running the tests is read.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import Cluster, isolated_env, service_account_kubeconfig, wait_until
+from cluster_access import isolated_env
+from conftest import Cluster, fresh_namespace, service_account_kubeconfig, wait_until
 from sdhelpers import (
     StartOperator,
     create_sd,
@@ -65,12 +66,8 @@ def manual_runs(cluster: Cluster, namespace: str, name: str) -> list[dict[str, A
 
 @pytest.fixture
 def other_namespace(cluster: Cluster) -> Iterator[str]:
-    name = f"plugin-other-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", name)
-    try:
+    with fresh_namespace(cluster, f"plugin-other-{uuid.uuid4().hex[:6]}") as name:
         yield name
-    finally:
-        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def test_kubectl_discovers_the_plugin_and_the_timeline_spans_namespaces(

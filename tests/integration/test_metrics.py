@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import Cluster, lease_holder, wait_until
 from sdhelpers import (
     StartOperator,
+    create_peering,
     create_sd,
     job_template,
     jobs_of,
@@ -30,6 +31,7 @@ from sdhelpers import (
     run_results,
     utc_in,
 )
+from sundial.api.keys import GROUP, PLURAL, VERSION
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -141,9 +143,7 @@ def test_an_invalid_object_shows_in_the_invalid_gauge(
     start_operator(ns, "--metrics-bind", f"127.0.0.1:{port}")
     create_sd(cluster, ns, "typo", {"schedule": "0 25 * * *", "jobTemplate": job_template()})
     wait_for_value(port, "sundial_invalid_objects", 1, 20)
-    cluster.custom().delete_namespaced_custom_object(
-        "sundial.dev", "v1alpha1", ns, "scheduleddeployments", "typo"
-    )
+    cluster.custom().delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "typo")
     wait_for_value(port, "sundial_invalid_objects", 0, 20)
 
 
@@ -151,13 +151,7 @@ def test_only_the_active_replica_says_so_and_counts_runs(
     cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
 ) -> None:
     ns = deployer_namespace
-    cluster.custom().create_namespaced_custom_object(
-        "kopf.dev",
-        "v1",
-        ns,
-        "kopfpeerings",
-        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "sundial"}},
-    )
+    create_peering(cluster, ns)
     active_port, standby_port = free_port(), free_port()
     peering = ("--peering", "sundial", "--peering-lifetime", "6")
     older = start_operator(ns, *peering, "--metrics-bind", f"127.0.0.1:{active_port}", identity="older")

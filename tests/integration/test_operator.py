@@ -13,9 +13,6 @@ from typing import Any
 
 from conftest import Cluster, wait_until
 from sdhelpers import (
-    GROUP,
-    PLURAL,
-    VERSION,
     StartOperator,
     condition,
     create_sd,
@@ -29,6 +26,7 @@ from sdhelpers import (
     wait_for_condition,
     wait_for_events,
 )
+from sundial.api.keys import GROUP, PLURAL, VERSION
 
 
 def test_a_one_shot_fires_on_time_and_reports_success(

@@ -10,26 +10,19 @@ import time
 from datetime import datetime
 
 from conftest import Cluster, OperatorProcess, lease_holder, wait_until
-from sdhelpers import StartOperator, create_sd, job_template, jobs_of, read_sd, rfc3339, utc_in
+from sdhelpers import (
+    StartOperator,
+    create_peering,
+    create_sd,
+    job_template,
+    jobs_of,
+    peers,
+    read_sd,
+    rfc3339,
+    utc_in,
+)
 
 PEERING_LIFETIME = "6"
-
-
-def create_peering(cluster: Cluster, namespace: str) -> None:
-    cluster.custom().create_namespaced_custom_object(
-        "kopf.dev",
-        "v1",
-        namespace,
-        "kopfpeerings",
-        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "sundial"}},
-    )
-
-
-def peers(cluster: Cluster, namespace: str) -> dict[str, object]:
-    body = cluster.custom().get_namespaced_custom_object(
-        "kopf.dev", "v1", namespace, "kopfpeerings", "sundial"
-    )
-    return dict(body.get("status") or {})
 
 
 def test_the_standby_fires_when_the_active_replica_is_killed(

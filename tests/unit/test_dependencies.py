@@ -8,7 +8,7 @@ import pytest
 
 from sundial.api.models import DependsOn
 from sundial.api.reasons import Invalid, Reason, SpecError
-from sundial.timing.dependencies import DependencyGraph, Link, lead_time, parse_duration, resolve_chain
+from sundial.timing.dependencies import DependencyGraph, Link, lead_time, parse_lead_time, resolve_chain
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,7 @@ from sundial.timing.dependencies import DependencyGraph, Link, lead_time, parse_
     ],
 )
 def test_go_style_durations_parse(text: str, expected: timedelta) -> None:
-    assert parse_duration(text) == expected
+    assert parse_lead_time(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_go_style_durations_parse(text: str, expected: timedelta) -> None:
 )
 def test_other_durations_are_refused_with_the_accepted_form(text: str, problem: str) -> None:
     with pytest.raises(SpecError) as caught:
-        parse_duration(text)
+        parse_lead_time(text)
     assert caught.value.invalid.reason is Reason.INVALID_SPEC
     assert problem in caught.value.invalid.message
 

@@ -12,7 +12,6 @@ from sundial.deploy import DeployFailed
 from sundial.deploy.ecs import (
     READ_ONLY_FIELDS,
     aws_failure,
-    format_duration,
     new_revision_request,
     redact,
     registrable_fields,
@@ -316,10 +315,6 @@ def client_error(
 def test_aws_errors_become_one_line_reasons(error: Exception, reason: str, line: str) -> None:
     failure = aws_failure(error, cluster="prod", service="api", region="eu-west-1")
     assert (failure.reason, str(failure)) == (reason, line)
-
-
-def test_durations_read_like_the_flags_that_set_them() -> None:
-    assert [format_duration(s) for s in (900, 90, 5, 3600, 0)] == ["15m", "1m30s", "5s", "1h", "0s"]
 
 
 def test_secrets_are_scrubbed_from_a_line() -> None:

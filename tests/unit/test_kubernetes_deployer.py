@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sundial.decide.observe import failure_detail
-from sundial.deploy import DeployFailed, parse_timeout
+from sundial.deploy import DeployFailed
 from sundial.deploy.kubernetes import image_patch, rollout_state
 
 
@@ -91,11 +91,6 @@ def test_an_unknown_container_names_the_ones_that_exist() -> None:
     with pytest.raises(DeployFailed, match="no container 'web'; its containers are sidecar, api") as failure:
         image_patch(deployment(), "web", "api:v42")
     assert failure.value.reason == "ContainerNotFound"
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("15m", 900), ("90s", 90), ("1h30m", 5400), ("2h", 7200)])
-def test_timeouts_read_as_durations(text: str, seconds: float) -> None:
-    assert parse_timeout(text) == seconds
 
 
 def pod(message: str, exit_code: int = 1, name: str = "deploy") -> dict[str, Any]:

@@ -18,7 +18,6 @@ from sundial.timing.schedule import (
     build_timing,
     check_run_at_not_past,
     due,
-    format_duration,
     next_runs,
     parse_run_at,
     parse_schedule,
@@ -590,11 +589,3 @@ def test_a_skipped_run_at_in_the_past_is_not_an_error() -> None:
 def test_the_engine_refuses_naive_instants() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         next_runs(timing(schedule="@daily"), datetime(2027, 1, 1), 1)
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(5, "5s"), (90, "1m30s"), (900, "15m"), (3600, "1h"), (3900, "1h05m"), (3 * 86400, "3 days")],
-)
-def test_durations_in_messages_are_short(seconds: int, text: str) -> None:
-    assert format_duration(timedelta(seconds=seconds)) == text

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sundial.cli.kubectl_plugin import PluginError, kubeconfig_path
-from sundial.cli.timeline import build_timeline, describe_target, parse_within, render_json, render_text
+from sundial.cli.timeline import build_timeline, describe_target, render_json, render_text
 
 NOW = datetime(2027, 3, 13, 22, 0, tzinfo=UTC)
 DEPLOY = {"deployment": {"name": "api", "container": "app", "image": "registry.example/api:v42"}}
@@ -172,25 +172,6 @@ def test_nothing_ahead_says_so() -> None:
 )
 def test_what_a_run_deploys_in_a_few_words(spec: dict[str, Any], what: str) -> None:
     assert describe_target(spec) == what
-
-
-@pytest.mark.parametrize(
-    ("text", "window"),
-    [
-        ("90m", timedelta(minutes=90)),
-        ("24h", timedelta(hours=24)),
-        ("7d", timedelta(days=7)),
-        ("1h30m", timedelta(minutes=90)),
-    ],
-)
-def test_within_reads_durations(text: str, window: timedelta) -> None:
-    assert parse_within(text) == window
-
-
-@pytest.mark.parametrize("text", ["", "0m", "tomorrow", "1w", "-1h"])
-def test_within_refuses_what_is_not_a_positive_duration(text: str) -> None:
-    with pytest.raises(ValueError, match="duration"):
-        parse_within(text)
 
 
 # ---------------------------------------------------------------------------------------------- credentials

@@ -23,15 +23,16 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from sundial.api.durations import parse_duration, parse_seconds
 from sundial.api.keys import ANNOTATION_TRIGGER, GROUP, PLURAL, VERSION
 from sundial.api.reasons import Invalid
 from sundial.api.trigger import BadTrigger, format_request, parse_request
 from sundial.cli import preview
-from sundial.cli.timeline import build_timeline, parse_within, render_json, render_text
+from sundial.cli.timeline import build_timeline, render_json, render_text
 from sundial.decide.validation import validate_namespace
 from sundial.runtime.apierrors import api_message
 from sundial.timing.names import manual_job_name
@@ -368,18 +369,8 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _within(text: str) -> Any:
-    try:
-        return parse_within(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _seconds(text: str) -> float:
-    try:
-        return parse_within(text).total_seconds()
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+def _within(text: str) -> timedelta:
+    return parse_duration(text, positive=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -426,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     trigger.add_argument("name", metavar="NAME")
     trigger.add_argument("--wait", action="store_true", help="follow the run to its end")
     trigger.add_argument(
-        "--timeout", type=_seconds, default=600.0, help="how long --wait waits (default 10m)"
+        "--timeout", type=parse_seconds, default=600.0, help="how long --wait waits (default 10m)"
     )
     trigger.add_argument(
         "--request",

@@ -14,17 +14,17 @@ Notes
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sundial.api.durations import format_duration
 from sundial.api.models import RunRole
 from sundial.api.reasons import Invalid
 from sundial.api.timestamps import format_local, format_utc
 from sundial.decide.validation import DEFAULT_NAMESPACE, Valid, timings, validate_namespace
-from sundial.timing.schedule import Occurrence, Timing, format_duration, upcoming
+from sundial.timing.schedule import Occurrence, Timing, upcoming
 
 
 @dataclass(frozen=True)
@@ -221,15 +221,3 @@ def render_json(timeline: Timeline) -> str:
         ],
     }
     return json.dumps(body, indent=2) + "\n"
-
-
-def parse_within(text: str) -> timedelta:
-    """``90m``, ``24h``, ``7d``, ``1h30m``: a window for ``--within``; raises ValueError."""
-    match = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text.strip())
-    if not text.strip() or match is None:
-        raise ValueError(f"{text!r} is not a duration such as 90m, 24h, 7d or 1h30m")
-    days, hours, minutes, seconds = (int(group or 0) for group in match.groups())
-    window = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    if window <= timedelta(0):
-        raise ValueError(f"{text!r} is not a positive duration")
-    return window

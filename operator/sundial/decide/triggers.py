@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sundial.api.durations import format_duration
 from sundial.api.models import ConcurrencyPolicy, RunResult, RunRole
 from sundial.api.reasons import Invalid
 from sundial.api.timestamps import format_utc
@@ -26,7 +27,6 @@ from sundial.decide.jobs import JobRun
 from sundial.decide.observe import JobPhase, JobState, World, mapping, missing_account_message
 from sundial.decide.validation import Valid
 from sundial.timing.names import manual_job_name
-from sundial.timing.schedule import format_duration
 
 
 @dataclass(frozen=True)

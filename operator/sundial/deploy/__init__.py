@@ -9,9 +9,7 @@ failed shows up in ``kubectl get scheduleddeployments`` without anyone reading p
 
 from __future__ import annotations
 
-import argparse
 import os
-import re
 import sys
 from typing import Any
 
@@ -30,18 +28,6 @@ class DeployFailed(Exception):
     def __init__(self, message: str, reason: str = "DeployFailed") -> None:
         super().__init__(message)
         self.reason = reason
-
-
-def parse_timeout(text: str) -> float:
-    """``15m``, ``90s``, ``1h``, ``1h30m`` -> seconds."""
-    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text.strip())
-    if not text.strip() or match is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 15m, 90s or 1h30m")
-    hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
-        raise argparse.ArgumentTypeError("the timeout must be longer than 0s")
-    return float(total)
 
 
 def report_failure(error: DeployFailed) -> int:

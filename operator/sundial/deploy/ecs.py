@@ -28,10 +28,12 @@ import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sundial import __version__
-from sundial.deploy import DeployFailed, parse_timeout, report_failure
+from sundial.api.durations import format_duration, parse_seconds
+from sundial.deploy import DeployFailed, report_failure
 
 READ_ONLY_FIELDS = frozenset(
     {
@@ -201,14 +203,6 @@ def _unlisted_rollout_state(
     return RolloutState(done, f"{name}: {_counts(service)}")
 
 
-def format_duration(seconds: float) -> str:
-    """900 -> ``15m``, 90 -> ``1m30s``."""
-    minutes, rest = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{rest}s" if rest else "")
-    return text or "0s"
-
-
 def redact(text: str, secrets: Collection[str]) -> str:
     for secret in secrets:
         if len(secret) >= 4:
@@ -373,7 +367,8 @@ def deploy_service(
     new_arn = str(ecs.call("register_task_definition", **request)["taskDefinition"]["taskDefinitionArn"])
     out(f"registered {short_name(new_arn)}: {container} {old_image} -> {image}")
     updated = ecs.call("update_service", cluster=cluster, service=service, taskDefinition=new_arn)
-    out(f"updated {where} to {short_name(new_arn)}; waiting up to {format_duration(timeout)} for the rollout")
+    waiting = format_duration(timedelta(seconds=timeout))
+    out(f"updated {where} to {short_name(new_arn)}; waiting up to {waiting} for the rollout")
     seen = rollout_state(updated.get("service") or {}, new_arn, current_arn, seen=False).listed
     return _follow(ecs, new_arn, current_arn, timeout, poll_interval, sleep, clock, out, seen=seen)
 
@@ -403,8 +398,8 @@ def _follow(
         remaining = deadline - clock()
         if remaining <= 0:
             raise DeployFailed(
-                f"the deployment of {short_name(arn)} did not finish within {format_duration(timeout)}: "
-                f"{state.progress}",
+                f"the deployment of {short_name(arn)} did not finish within "
+                f"{format_duration(timedelta(seconds=timeout))}: {state.progress}",
                 reason="Timeout",
             )
         sleep(min(poll_interval, remaining))
@@ -445,8 +440,8 @@ def add_parser(targets: Any) -> None:
     parser.add_argument("--container", required=True)
     parser.add_argument("--image", required=True)
     parser.add_argument("--region", required=True)
-    parser.add_argument("--timeout", type=parse_timeout, default=parse_timeout("15m"), help="default 15m")
-    parser.add_argument("--poll-interval", type=parse_timeout, default=5.0, help="default 5s")
+    parser.add_argument("--timeout", type=parse_seconds, default=parse_seconds("15m"), help="default 15m")
+    parser.add_argument("--poll-interval", type=parse_seconds, default=5.0, help="default 5s")
     parser.set_defaults(handler=run)
 
 

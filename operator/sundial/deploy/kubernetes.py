@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sundial.deploy import DeployFailed, parse_timeout, report_failure
+from sundial.api.durations import parse_seconds
+from sundial.deploy import DeployFailed, report_failure
 from sundial.runtime.apierrors import api_message, api_reason
 
 
@@ -148,8 +149,8 @@ def add_parser(targets: Any) -> None:
     parser.add_argument("--deployment", required=True)
     parser.add_argument("--container", required=True)
     parser.add_argument("--image", required=True)
-    parser.add_argument("--timeout", type=parse_timeout, default=parse_timeout("15m"), help="default 15m")
-    parser.add_argument("--poll-interval", type=parse_timeout, default=2.0, help="default 2s")
+    parser.add_argument("--timeout", type=parse_seconds, default=parse_seconds("15m"), help="default 15m")
+    parser.add_argument("--poll-interval", type=parse_seconds, default=2.0, help="default 2s")
     parser.add_argument(
         "--kubeconfig",
         type=Path,

@@ -22,43 +22,42 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sundial.api.durations import DurationError, parse_duration
 from sundial.api.models import LEAD_TIME_PATTERN, DependsOn
 from sundial.api.reasons import Invalid, Reason, SpecError
 
 MAX_LEAD_TIME = timedelta(days=31)
 
-_DURATION = re.compile(LEAD_TIME_PATTERN)
+_LEAD_TIME = re.compile(LEAD_TIME_PATTERN)
 
 DependencyGraph = Mapping[str, DependsOn | Invalid | None]
 """For each ScheduledDeployment in a namespace, by name: what it depends on (None for nothing), or why its
 ``dependsOn`` could not be read."""
 
 
-def parse_duration(text: str, *, field: str = "leadTime") -> timedelta:
-    """Parse ``15m``, ``1h30m``, ``90s`` or ``2h``: whole hours, minutes and seconds, in that order.
+def parse_lead_time(text: str, *, field: str = "leadTime") -> timedelta:
+    """Parse a lead time such as ``15m``, ``1h30m``, ``90s`` or ``2h``, at most 31 days.
 
-    This is the subset of Go's ``time.ParseDuration`` that makes sense for lead times; fractions, negative
-    values and sub-second units are refused, with a message that shows the accepted form.
+    The CRD admits only the Go-style subset of `sundial.api.durations` (whole hours, minutes and seconds, in
+    that order; `LEAD_TIME_PATTERN`), so the rest is refused here in the same words, offline too.
     """
-    match = _DURATION.fullmatch(text)
-    if not text or match is None:
+    if not text or _LEAD_TIME.fullmatch(text) is None:
         raise SpecError(
             Reason.INVALID_SPEC,
             f"{field} {text!r} is not a duration; write it like 15m, 1h30m or 90s "
             "(whole hours, minutes and seconds, in that order)",
         )
-    hours, minutes, seconds = (int(group[:-1]) if group else 0 for group in match.groups())
-    total_seconds = hours * 3600 + minutes * 60 + seconds  # int arithmetic: no overflow on silly input
-    if total_seconds > MAX_LEAD_TIME // timedelta(seconds=1):
+    try:
+        return parse_duration(text, longest=MAX_LEAD_TIME)
+    except DurationError:
         raise SpecError(
             Reason.INVALID_SPEC, f"{field} {text!r} is longer than 31 days; use a shorter lead time"
-        )
-    return timedelta(seconds=total_seconds)
+        ) from None
 
 
 def lead_time(depends_on: DependsOn) -> timedelta:
     """The lead time of one ``dependsOn``, checked against ``mustSucceed``."""
-    lead = parse_duration(depends_on.lead_time, field="spec.dependsOn.leadTime")
+    lead = parse_lead_time(depends_on.lead_time, field="spec.dependsOn.leadTime")
     if lead == timedelta(0) and depends_on.must_succeed:
         raise SpecError(
             Reason.INVALID_SPEC,
@@ -109,7 +108,7 @@ def resolve_chain(graph: DependencyGraph, name: str) -> tuple[Link, ...]:
             )
         if target not in graph:
             raise SpecError(Reason.DEPENDENCY_NOT_FOUND, _not_found_message(graph, path, target))
-        step = parse_duration(current.lead_time, field=f"{path[-1]}: spec.dependsOn.leadTime")
+        step = parse_lead_time(current.lead_time, field=f"{path[-1]}: spec.dependsOn.leadTime")
         total += step
         links.append(Link(target, total, current.must_succeed))
         path.append(target)

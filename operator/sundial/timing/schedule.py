@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
+from sundial.api.durations import format_duration
 from sundial.api.models import (
     RUN_AT_PATTERN,
     AmbiguousTimePolicy,
@@ -709,17 +710,3 @@ def describe_run(run: Occurrence) -> dict[str, object]:
         "skipped": run.skipped,
         "notes": list(run.notes),
     }
-
-
-def format_duration(duration: timedelta) -> str:
-    """A short duration for messages: ``47 days``, ``3h05m``, ``15m``, ``90s`` -> ``1m30s``."""
-    seconds = int(duration.total_seconds())
-    if seconds >= 2 * 86400:
-        return f"{seconds // 86400} days"
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m{secs:02d}s" if secs else f"{minutes}m"
-    return f"{secs}s"
