@@ -11,19 +11,17 @@ import pytest
 from sundial.api.models import RunRole, ScheduledDeploymentSpec
 from sundial.api.reasons import Reason, SpecError
 from sundial.api.timestamps import format_utc
+from sundial.timing.cron import parse_run_at, parse_schedule
 from sundial.timing.dependencies import Link
-from sundial.timing.schedule import (
+from sundial.timing.occurrences import (
     MAX_CATCH_UP,
-    Timing,
-    build_timing,
     check_run_at_not_past,
     due,
     next_runs,
-    parse_run_at,
-    parse_schedule,
     runs_between,
     upcoming,
 )
+from sundial.timing.schedule import Timing, build_timing
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 TARGET = {"deployment": {"name": "api", "container": "api", "image": "registry.example.com/api:v42"}}

@@ -37,7 +37,7 @@ import yaml
 from sundial.api.durations import format_duration
 from sundial.api.reasons import Invalid, Reason
 from sundial.decide.validation import DEFAULT_NAMESPACE, Valid, Verdict, timings, validate_namespace
-from sundial.timing.schedule import Occurrence, describe_run, due, upcoming
+from sundial.timing.occurrences import Occurrence, describe_run, due, upcoming
 
 DEFAULT_COUNT = 5
 MAX_COUNT = 1000

@@ -24,7 +24,8 @@ from sundial.api.models import RunRole
 from sundial.api.reasons import Invalid
 from sundial.api.timestamps import format_local, format_utc
 from sundial.decide.validation import DEFAULT_NAMESPACE, Valid, timings, validate_namespace
-from sundial.timing.schedule import Occurrence, Timing, upcoming
+from sundial.timing.occurrences import Occurrence, upcoming
+from sundial.timing.schedule import Timing
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from sundial.api.reasons import Invalid, SpecError
 from sundial.decide.observe import World, parse_time
 from sundial.decide.validation import Valid, validate
 from sundial.timing.dependencies import connected, depends_on_name
-from sundial.timing.schedule import Timing, check_run_at_not_past
+from sundial.timing.occurrences import check_run_at_not_past
+from sundial.timing.schedule import Timing
 
 
 def component(world: World, name: str) -> dict[str, Mapping[str, Any]]:
@@ -48,7 +49,7 @@ def judge(world: World, *, has_run: bool) -> Valid | Invalid:
 
 
 def component_timings(world: World, me: Valid) -> dict[str, Timing]:
-    """The timings of the valid objects of the component by name, as `sundial.timing.schedule.due` and
+    """The timings of the valid objects of the component by name, as `sundial.timing.occurrences.due` and
     `upcoming` use them."""
     members = component(world, me.name)
     timings = {me.name: me.timing}

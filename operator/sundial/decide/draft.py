@@ -12,7 +12,7 @@ from sundial.decide.gates import Gate
 from sundial.decide.jobs import JobRun
 from sundial.decide.observe import CreateFailure
 from sundial.decide.records import refused_record
-from sundial.timing.schedule import Occurrence
+from sundial.timing.occurrences import Occurrence
 
 
 @dataclass

@@ -10,7 +10,7 @@ from sundial.api.timestamps import format_utc
 from sundial.decide.observe import JobPhase, JobState, World, mapping
 from sundial.decide.records import parse_status
 from sundial.timing.names import job_name
-from sundial.timing.schedule import Occurrence
+from sundial.timing.occurrences import Occurrence
 
 
 @dataclass(frozen=True)

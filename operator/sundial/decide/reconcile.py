@@ -37,7 +37,7 @@ from sundial.decide.records import active_jobs, jobs_beyond_history, parse_statu
 from sundial.decide.runs import plan_due_runs
 from sundial.decide.status import Outlook, invalid_status, ordered, outlook, valid_status, with_condition
 from sundial.decide.triggers import refuse_trigger_of_invalid, serve_trigger
-from sundial.timing.schedule import upcoming
+from sundial.timing.occurrences import upcoming
 
 __all__ = [
     "CreateFailure",

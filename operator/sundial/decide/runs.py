@@ -21,7 +21,8 @@ from sundial.decide.jobs import JobRun
 from sundial.decide.observe import JobPhase, JobState, World, missing_account_message, parse_time
 from sundial.decide.validation import Valid
 from sundial.timing.names import job_name
-from sundial.timing.schedule import CronSchedule, Occurrence, Timing, due
+from sundial.timing.occurrences import Occurrence, due
+from sundial.timing.schedule import CronSchedule, Timing
 
 
 def plan_due_runs(

@@ -28,7 +28,7 @@ from sundial.decide.events import describe
 from sundial.decide.gates import Gate
 from sundial.decide.records import TERMINAL, kept_runs, last_fields
 from sundial.decide.validation import Valid
-from sundial.timing.schedule import Occurrence
+from sundial.timing.occurrences import Occurrence
 
 ConditionValue = tuple[ConditionStatus, str, str]
 """(status, reason, message) of one condition."""

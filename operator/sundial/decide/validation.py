@@ -25,7 +25,8 @@ from sundial.api.keys import API_VERSION, KIND
 from sundial.api.models import DependsOn, ScheduledDeploymentSpec
 from sundial.api.reasons import Invalid, Reason, SpecError
 from sundial.timing.dependencies import DependencyGraph, lead_time, resolve_chain
-from sundial.timing.schedule import Timing, build_timing, check_run_at_not_past
+from sundial.timing.occurrences import check_run_at_not_past
+from sundial.timing.schedule import Timing, build_timing
 
 DEFAULT_NAMESPACE = "default"
 _MAX_ERRORS = 3
@@ -262,5 +263,6 @@ def _name_of(obj: Mapping[str, Any]) -> str | None:
 
 
 def timings(verdicts: Iterable[Verdict]) -> dict[str, Timing]:
-    """The timings of the valid verdicts by name, as `sundial.timing.schedule.upcoming` and `due` use them."""
+    """The timings of the valid verdicts by name, as `sundial.timing.occurrences.upcoming` and `due` use
+    them."""
     return {verdict.name: verdict.timing for verdict in verdicts if isinstance(verdict, Valid)}

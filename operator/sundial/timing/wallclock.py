@@ -345,3 +345,15 @@ def apply_policy(
 
 def _clock(moment: datetime) -> str:
     return moment.strftime("%H:%M:%S" if moment.second else "%H:%M")
+
+
+def require_aware(moment: datetime) -> None:
+    """Refuse a naive datetime: every instant in and out of the time engine is aware."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"the time engine needs timezone-aware instants, got {moment.isoformat()}")
+
+
+def clock_of(instant: datetime, zone: tzinfo) -> str:
+    """``03:30 EDT``: the wall clock and zone abbreviation at ``instant``, for messages."""
+    local = instant.astimezone(zone)
+    return f"{local:%H:%M} {local.tzname()}"
