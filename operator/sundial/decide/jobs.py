@@ -106,6 +106,9 @@ class JobRun:
     """When the operator created the Job (UTC); lateness is ``fired_time - scheduled_time``."""
     trigger: str | None = None
     """For a manual run, the trigger request it serves; ``scheduled_time`` is then the request's instant."""
+    start_by: datetime | None = None
+    """The last moment its Job may still be created (``startingDeadlineSeconds`` after ``scheduled_time``).
+    A plan carried out later than this is stale: the run must be decided again (and recorded missed)."""
 
 
 def effective_service_account(spec: Mapping[str, Any]) -> str:

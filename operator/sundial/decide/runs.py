@@ -144,6 +144,7 @@ def _start_run(world: World, run: Occurrence, me: Valid, own_jobs: Sequence[JobS
         local_time=run.local,
         time_zone=me.spec.time_zone,
         fired_time=world.now,
+        start_by=run.instant + run.deadline,
     )
     draft.create(job, world.create_failures)
 

@@ -127,5 +127,6 @@ def serve_trigger(world: World, me: Valid, own_jobs: Sequence[JobState], draft: 
         time_zone=me.spec.time_zone,
         fired_time=world.now,
         trigger=request,
+        start_by=instant + me.timing.deadline,
     )
     draft.create(run, world.create_failures)

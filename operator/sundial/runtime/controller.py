@@ -325,11 +325,15 @@ class Controller:
             fresh = await self._read(key)
             if fresh is None:
                 return None
-            if fresh["metadata"].get("resourceVersion") != body["metadata"].get("resourceVersion"):
-                plan = self._plan(self._world(fresh, self._now(), missing_service_account=missing))
-            body = fresh
             # A Job's fired time is when it was created (its lateness is measured by it): after the read.
             fired = self._now()
+            if fresh["metadata"].get("resourceVersion") != body["metadata"].get("resourceVersion") or any(
+                run.start_by is not None and fired > run.start_by for run in plan.create
+            ):
+                # New input, or the read took so long (an API server restarting) that a run's deadline
+                # passed meanwhile: decide again, at this instant, rather than create a Job too late.
+                plan = self._plan(self._world(fresh, fired, missing_service_account=missing))
+            body = fresh
             plan = replace(plan, create=tuple(replace(run, fired_time=fired) for run in plan.create))
             created, failures = await self._create_jobs(body, plan)
             await self._delete_jobs(body["metadata"]["namespace"], plan.delete)
