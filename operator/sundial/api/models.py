@@ -34,7 +34,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from sundial.api.keys import API_VERSION, GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION
-from sundial.api.timestamps import format_utc
+from sundial.api.timestamps import format_utc, format_with_offset
 
 __all__ = ["API_VERSION", "GROUP", "KIND", "PLURAL", "SHORT_NAME", "SINGULAR", "VERSION"]
 """Re-exported: the CRD is generated from this module, and they name what it defines."""
@@ -91,7 +91,7 @@ UtcMillisTime = Annotated[
 
 LocalTimestamp = Annotated[
     AwareDatetime,
-    PlainSerializer(lambda value: value.isoformat(timespec="seconds"), return_type=str, when_used="json"),
+    PlainSerializer(format_with_offset, return_type=str, when_used="json"),
 ]
 """An instant as the clock on the wall showed it, with its offset: ``2027-03-14T03:30:00-04:00``."""
 

@@ -15,9 +15,19 @@ def format_utc(instant: datetime, *, millis: bool = False) -> str:
     return text.removesuffix("+00:00") + "Z"
 
 
+def format_micro_time(instant: datetime) -> str:
+    """RFC 3339 in UTC with microseconds, as Kubernetes' ``MicroTime`` fields (a Lease's renewTime) hold."""
+    return instant.astimezone(UTC).isoformat(timespec="microseconds").removesuffix("+00:00") + "Z"
+
+
+def format_with_offset(instant: datetime) -> str:
+    """RFC 3339 with the instant's own offset, whole seconds: a wall-clock time as it was shown."""
+    return instant.isoformat(timespec="seconds")
+
+
 def format_local(instant: datetime, zone: tzinfo) -> str:
     """RFC 3339 with the zone's offset at that instant: ``2027-03-14T03:30:00-04:00``."""
-    return instant.astimezone(zone).isoformat(timespec="seconds")
+    return format_with_offset(instant.astimezone(zone))
 
 
 def parse_rfc3339(text: object) -> datetime | None:

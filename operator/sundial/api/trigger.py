@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sundial.api.keys import ANNOTATION_TRIGGER
+from sundial.api.timestamps import format_utc
 
 MAX_LENGTH = 64
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -45,7 +46,7 @@ def format_request(instant: datetime) -> str:
     """The request for ``instant``: RFC 3339 in UTC with milliseconds, as the plugin writes it."""
     if instant.tzinfo is None:
         raise ValueError("a trigger request needs a timezone-aware instant")
-    return instant.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_utc(instant, millis=True)
 
 
 def parse_request(text: str) -> TriggerRequest:

@@ -31,7 +31,7 @@ from sundial.api.keys import (
     SUNDIAL_KEY_PREFIX,
     VERSION,
 )
-from sundial.api.timestamps import format_utc
+from sundial.api.timestamps import format_utc, format_with_offset
 
 DEPLOY_CONTAINER = "deploy"
 DEFAULT_DEPLOYER_IMAGE = "ghcr.io/sundial-dev/sundial:latest"
@@ -126,7 +126,7 @@ def run_environment(sd_name: str, run: JobRun) -> list[dict[str, str]]:
         {"name": "SUNDIAL_ROLE", "value": run.role},
         {"name": "SUNDIAL_JOB_NAME", "value": run.job_name},
         {"name": "SUNDIAL_SCHEDULED_TIME", "value": format_utc(run.scheduled_time)},
-        {"name": "SUNDIAL_LOCAL_TIME", "value": run.local_time.isoformat(timespec="seconds")},
+        {"name": "SUNDIAL_LOCAL_TIME", "value": format_with_offset(run.local_time)},
         {"name": "SUNDIAL_TIME_ZONE", "value": run.time_zone},
         {"name": "SUNDIAL_FIRED_TIME", "value": format_utc(run.fired_time, millis=True)},
         *manual,
@@ -212,7 +212,7 @@ def build_job(
     }
     annotations = {
         ANNOTATION_SCHEDULED: format_utc(run.scheduled_time),
-        ANNOTATION_LOCAL: run.local_time.isoformat(timespec="seconds"),
+        ANNOTATION_LOCAL: format_with_offset(run.local_time),
         ANNOTATION_TIME_ZONE: run.time_zone,
         ANNOTATION_FIRED: format_utc(run.fired_time, millis=True),
     }

@@ -23,6 +23,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from sundial.api.keys import MANAGED_BY, MANAGER
+from sundial.api.timestamps import format_micro_time
 from sundial.runtime.apierrors import is_outage
 from sundial.runtime.controller import Controller
 from sundial.runtime.wakeups import retry_delay
@@ -121,7 +122,7 @@ class ActiveReplica:
 
     async def _renew_lease(self) -> None:
         """Show who fires: the Lease is for people and dashboards; kopf's peering decides, not this."""
-        now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        now = format_micro_time(datetime.now(UTC))
         spec = {
             "holderIdentity": self._identity,
             "renewTime": now,
