@@ -32,6 +32,7 @@ from test_reconcile import (
 from sundial.api.keys import ANNOTATION_TRIGGER
 from sundial.api.models import Condition, RunResult, ScheduledDeploymentStatus
 from sundial.api.trigger import MAX_LENGTH, request_key
+from sundial.decide.events import Event, build_event
 from sundial.decide.jobs import build_job
 from sundial.decide.observe import MESSAGE_LIMIT, JobPhase, failure_detail, job_state_from_body
 from sundial.decide.reconcile import internal_error_plan, reconcile
@@ -355,3 +356,12 @@ def test_a_one_shot_whose_only_run_dst_skips_says_so_rather_than_completed() -> 
     assert [(run["result"], run["reason"]) for run in after.status["runs"]] == [("Skipped", "DstSkipped")]
     scheduled = next(c for c in after.status["conditions"] if c["type"] == "Scheduled")
     assert scheduled["reason"] == "Completed"
+
+
+def test_an_event_is_built_purely_with_a_bounded_message_and_the_objects_identity() -> None:
+    body = scheduled_deployment("a" * 253, ONE_SHOT)
+    manifest = build_event(body, Event("Warning", "InvalidTrigger", "x" * 5000), T, unique="0123abcd")
+    assert manifest["metadata"] == {"name": f"{'a' * 200}.0123abcd", "namespace": NAMESPACE}
+    assert manifest["involvedObject"]["uid"] == uid("a" * 253)
+    assert manifest["involvedObject"]["apiVersion"] == "sundial.dev/v1alpha1"
+    assert len(manifest["message"]) == 1024 and manifest["firstTimestamp"] == "2027-03-14T07:30:00Z"

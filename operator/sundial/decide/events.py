@@ -6,11 +6,13 @@ happens (client-go's recorder would fold repeats; not making them is cheaper sti
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from typing import Any
 
 from sundial.api.conditions import ConditionType, find_condition
+from sundial.api.keys import API_VERSION, KIND
 from sundial.api.models import Condition, RunRecord, RunResult, RunRole, ScheduledDeploymentStatus
 from sundial.api.reasons import Invalid
 from sundial.api.timestamps import format_local, format_utc
@@ -135,3 +137,38 @@ def _manual_run_events(previous: RunRecord | None, record: RunRecord) -> list[Ev
         kind, reason = _EVENT_OF_RESULT[record.result]
         events.append(Event(kind, reason, f"{what}: {detail}"))
     return events
+
+
+EVENT_MESSAGE_LIMIT = 1024
+"""Event messages are cut to this many characters: an Event is a line in ``kubectl describe``."""
+
+
+def build_event(body: Mapping[str, Any], event: Event, now: datetime, *, unique: str) -> dict[str, Any]:
+    """The core/v1 Event that reports ``event`` on the object ``body``, built here and posted elsewhere.
+
+    ``unique`` makes the Event's name unique (the caller draws it at random); the name keeps a prefix of
+    the object's so that ``kubectl get events`` sorts them together.
+    """
+    metadata = body["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{metadata['name'][:200]}.{unique}", "namespace": metadata["namespace"]},
+        "involvedObject": {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": metadata["name"],
+            "namespace": metadata["namespace"],
+            "uid": metadata["uid"],
+            "resourceVersion": metadata.get("resourceVersion"),
+        },
+        "type": event.type,
+        "reason": event.reason,
+        "message": event.message[:EVENT_MESSAGE_LIMIT],
+        "source": {"component": "sundial"},
+        "reportingComponent": "sundial.dev/operator",
+        "reportingInstance": "sundial",
+        "firstTimestamp": format_utc(now),
+        "lastTimestamp": format_utc(now),
+        "count": 1,
+    }

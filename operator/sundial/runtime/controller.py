@@ -38,8 +38,9 @@ from typing import Any, TypeVar, cast
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from sundial.api.keys import GROUP, KIND, PLURAL, VERSION
+from sundial.api.keys import GROUP, PLURAL, VERSION
 from sundial.api.timestamps import format_utc
+from sundial.decide.events import build_event
 from sundial.decide.jobs import DEFAULT_DEPLOYER_IMAGE, build_job, effective_service_account
 from sundial.decide.observe import failure_detail, job_state_from_body
 from sundial.decide.reconcile import (
@@ -485,32 +486,7 @@ class Controller:
 
     async def post_event(self, body: Mapping[str, Any], event: Event) -> None:
         metadata = body["metadata"]
-        now = self._now()
-        manifest = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"{metadata['name'][:200]}.{secrets.token_hex(8)}",
-                "namespace": metadata["namespace"],
-            },
-            "involvedObject": {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": KIND,
-                "name": metadata["name"],
-                "namespace": metadata["namespace"],
-                "uid": metadata["uid"],
-                "resourceVersion": metadata.get("resourceVersion"),
-            },
-            "type": event.type,
-            "reason": event.reason,
-            "message": event.message[:1024],
-            "source": {"component": "sundial"},
-            "reportingComponent": "sundial.dev/operator",
-            "reportingInstance": "sundial",
-            "firstTimestamp": format_utc(now),
-            "lastTimestamp": format_utc(now),
-            "count": 1,
-        }
+        manifest = build_event(body, event, self._now(), unique=secrets.token_hex(8))
         try:
             await self._call(raw_body, self._core.create_namespaced_event, metadata["namespace"], manifest)
         except ApiException as error:
