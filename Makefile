@@ -5,15 +5,39 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit unit-seasons integration venv cluster cluster-down crds clean
+.PHONY: demo test lint unit unit-seasons integration venv lock cluster cluster-down crds clean
 
-$(BIN)/.installed: pyproject.toml
+# Reproducible installs: every package of the dev extra's closure comes from requirements/dev.lock, at the
+# version and with the hashes recorded there (pip refuses anything else); Sundial itself is then installed
+# from the tree without resolving anything. `make lock` regenerates the locks after pyproject.toml changes;
+# tests/unit/test_locks.py fails while the two disagree.
+DEV_LOCK := requirements/dev.lock
+RUNTIME_LOCK := requirements/runtime.lock
+
+$(BIN)/.installed: pyproject.toml $(DEV_LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 venv: $(BIN)/.installed
+
+# The tool that writes the locks, pinned here and installed into the venv only: it is no dependency of
+# Sundial's. The locks are for what CI and the image run, CPython 3.11 on linux (the hashes cover every
+# wheel of each pinned release, so arm64 installs from them too). The runtime lock (the Dockerfile's) is
+# resolved under the dev lock as a constraint, so a package in both is pinned to the same release in both.
+# --unsafe-package sundial: the dev extra names sundial[test]; Sundial itself is installed from the tree.
+PIP_TOOLS := pip-tools==7.6.2
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
+	--no-emit-find-links --no-emit-index-url --unsafe-package sundial --upgrade
+
+# Not `venv`: that installs from the locks, which may be missing or stale here.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet '$(PIP_TOOLS)'
+	$(PIP_COMPILE) --extra dev --output-file $(DEV_LOCK) pyproject.toml
+	$(PIP_COMPILE) --constraint $(DEV_LOCK) --output-file $(RUNTIME_LOCK) pyproject.toml
 
 ## demo: a local control plane, the operator, and a sample ScheduledDeployment firing about a minute later
 demo: venv
