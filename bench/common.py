@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 # hack/cluster_access.py: the environment rule and kubectl runner shared with the tests and hack/.
 sys.path.insert(0, str(REPO / "hack"))
 from cluster_access import (  # noqa: E402
+    KWOK_DEPLOYER_IMAGE,
     Kubectl,
     isolated_env,
     local_kubectl,
@@ -439,6 +440,7 @@ class Operator:
         self.started_at = time.time()
         env = isolated_env(cluster.home)
         env["POD_NAME"] = self.identity
+        env["SUNDIAL_DEPLOYER_IMAGE"] = KWOK_DEPLOYER_IMAGE
         if source is not None:
             env["PYTHONPATH"] = str(source)  # ahead of the editable install's path to the work tree
         argv = [

@@ -31,6 +31,10 @@ LOCAL_CLUSTER = REPO / "hack" / "local-cluster"
 LOOPBACK = "127.0.0.1,localhost"
 AMBIENT_PREFIXES = ("KUBE", "KWOK")
 """Variables that could point a client at a cluster or a configuration other than the one we pass."""
+KWOK_DEPLOYER_IMAGE = "sundial.local/sundial:kwok"
+"""SUNDIAL_DEPLOYER_IMAGE for `sundial run` in hack/demo and bench/: kwok plays the kubelet, so nothing is
+pulled and the deploy pods simply succeed. A version tag, because `sundial run` refuses latest or none; not
+the tests' ``sundial.local/deployer:dev``, whose pods kwok's stages keep running for the tests' pod runner."""
 PROXIES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
 
 

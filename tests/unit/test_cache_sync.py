@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
-from test_reconcile import NAMESPACE, ONE_SHOT, T, scheduled_deployment, uid, world
+from test_reconcile import DEPLOYER_IMAGE, NAMESPACE, ONE_SHOT, T, scheduled_deployment, uid, world
 
 from sundial.decide.jobs import build_job
 from sundial.decide.reconcile import Plan, reconcile
@@ -33,7 +33,7 @@ def sd(name: str, version: str, **spec: Any) -> dict[str, Any]:
 
 def job_body(owner: str, version: str, *, controlled: bool = True) -> dict[str, Any]:
     (run,) = reconcile(world(scheduled_deployment(owner, ONE_SHOT), T)).create
-    manifest = build_job(scheduled_deployment(owner, ONE_SHOT), run)
+    manifest = build_job(scheduled_deployment(owner, ONE_SHOT), run, DEPLOYER_IMAGE)
     manifest["metadata"]["resourceVersion"] = version
     if not controlled:
         del manifest["metadata"]["ownerReferences"]
@@ -42,7 +42,7 @@ def job_body(owner: str, version: str, *, controlled: bool = True) -> dict[str, 
 
 @pytest.fixture
 def controller() -> Iterator[Controller]:
-    made = Controller(None, ControllerSettings(api_threads=1), namespaces=(NAMESPACE,))
+    made = Controller(None, ControllerSettings(DEPLOYER_IMAGE, api_threads=1), namespaces=(NAMESPACE,))
     try:
         yield made
     finally:

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from test_reconcile import NAMESPACE, ONE_SHOT, T, scheduled_deployment
+from test_reconcile import DEPLOYER_IMAGE, NAMESPACE, ONE_SHOT, T, scheduled_deployment
 
 from sundial.decide.observe import CreateFailure, JobState
 from sundial.decide.reconcile import Plan
@@ -31,7 +31,10 @@ def clock() -> list[float]:
 @pytest.fixture
 def controller(clock: list[float]) -> Iterator[Controller]:
     made = Controller(
-        None, ControllerSettings(api_threads=1), clock=lambda: clock[0], namespaces=(NAMESPACE,)
+        None,
+        ControllerSettings(DEPLOYER_IMAGE, api_threads=1),
+        clock=lambda: clock[0],
+        namespaces=(NAMESPACE,),
     )
     try:
         yield made

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from test_reconcile import (
     DEADLINE,
     DEPENDENT,
+    DEPLOYER_IMAGE,
     NAMESPACE,
     ONE_SHOT,
     SECOND,
@@ -279,7 +280,7 @@ def test_a_job_template_cannot_make_a_scheduled_run_look_manual_or_claim_another
     }
     body = scheduled_deployment("api", spec)
     (run,) = reconcile(world(body, T + SECOND)).create
-    manifest = build_job(body, run)
+    manifest = build_job(body, run, DEPLOYER_IMAGE)
     metadata = manifest["metadata"]
     assert ANNOTATION_TRIGGER not in metadata["annotations"]
     assert "sundial.dev/manual" not in metadata["labels"]

@@ -267,9 +267,10 @@ def test_the_pod_runs_as_the_objects_service_account(
     assert pod_spec(job)["serviceAccountName"] == account
 
 
-def test_the_default_deployer_image_is_used_when_none_is_given() -> None:
-    job = build_job(scheduled_deployment(DEPLOYMENT), RUN)
-    assert pod_spec(job)["containers"][0]["image"] == "ghcr.io/sundial-dev/sundial:latest"
+def test_the_deploy_job_runs_exactly_the_deployer_image_it_is_given() -> None:
+    pinned = "registry.example.com/sundial@sha256:" + "ab" * 32
+    job = build_job(scheduled_deployment(DEPLOYMENT), RUN, pinned)
+    assert pod_spec(job)["containers"][0]["image"] == pinned
 
 
 # ------------------------------------------------------------------------------------------------ jobTemplate

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from test_reconcile import controller_pass, created_job
+from test_reconcile import DEPLOYER_IMAGE, controller_pass, created_job
 
 from sundial.api.keys import ANNOTATION_TRIGGER, LABEL_MANUAL
 from sundial.api.models import RunRole
@@ -163,7 +163,7 @@ def test_a_trigger_creates_one_manual_job_now_and_records_it() -> None:
     assert run.trigger == REQUEST
     assert run.scheduled_time == REQUESTED
     assert run.role == "Deploy"
-    job = build_job(w.body, run)
+    job = build_job(w.body, run, DEPLOYER_IMAGE)
     assert job["metadata"]["labels"][LABEL_MANUAL] == "true"
     assert job["metadata"]["annotations"][ANNOTATION_TRIGGER] == REQUEST
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from test_reconcile import DEPLOYER_IMAGE
 
 import sundial
 from sundial.api.models import RunResult
@@ -295,7 +296,7 @@ class FakeBatch:
 
 @pytest.fixture
 def controller() -> Iterator[Controller]:
-    made = Controller(None, ControllerSettings(api_threads=1))
+    made = Controller(None, ControllerSettings(DEPLOYER_IMAGE, api_threads=1))
     made.fire_while(lambda: True)  # as the active replica does
     yield made
     made.close()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
+from test_reconcile import DEPLOYER_IMAGE
 
 from sundial.runtime.apierrors import is_outage
 from sundial.runtime.controller import API_TIMEOUT, FIRE_TIMEOUT, Controller, ControllerSettings
@@ -52,7 +53,7 @@ def test_every_api_call_has_a_deadline_and_the_fire_path_a_shorter_one() -> None
 
         return call
 
-    controller = Controller(None, ControllerSettings(api_threads=1))
+    controller = Controller(None, ControllerSettings(DEPLOYER_IMAGE, api_threads=1))
 
     async def both() -> None:
         await controller._call(record("bookkeeping"), "a", label_selector="x")

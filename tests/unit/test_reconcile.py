@@ -41,6 +41,9 @@ DEPENDENT = {**ONE_SHOT, "dependsOn": {"name": "dep", "leadTime": "5m"}}
 DEPENDENCY_ONLY = dict(TARGET)
 """``dep``: no runAt or schedule of its own; it runs only for ``api``."""
 
+DEPLOYER_IMAGE = "registry.example.com/sundial:v1.2.3"
+"""The deploy Jobs' image, as `sundial run` would take it from SUNDIAL_DEPLOYER_IMAGE."""
+
 
 def stamp(instant: datetime) -> str:
     return format_utc(instant)
@@ -141,7 +144,7 @@ def written(w: World, plan: Plan, now: datetime | None = None) -> World:
 
 def created_job(body: Mapping[str, Any], run: JobRun) -> JobState:
     """The Job the API server made for ``run``, read back as the controller reads it."""
-    state = job_state_from_body(build_job(body, run))
+    state = job_state_from_body(build_job(body, run, DEPLOYER_IMAGE))
     assert state is not None
     return state
 
@@ -265,7 +268,7 @@ def test_an_object_with_a_253_character_name_gets_a_valid_job_that_records_its_r
     armed = world(scheduled_deployment(long_name), T - HOUR)
     due = written(armed, reconcile(armed), T)
     [run] = reconcile(due).create
-    job = build_job(due.body, run)
+    job = build_job(due.body, run, DEPLOYER_IMAGE)
     assert len(job["metadata"]["name"]) <= 63
     assert all(len(value) <= 63 for value in job["metadata"]["labels"].values())
     state = created_job(due.body, run)
@@ -1072,7 +1075,7 @@ def test_a_job_left_by_an_earlier_object_of_the_same_name_is_not_ours() -> None:
 def job_body(conditions: list[dict[str, str]] | None = None, role: str = "Deploy") -> dict[str, Any]:
     fired = T + timedelta(milliseconds=42)
     run = JobRun(job_name("api", T), role, T, T.astimezone(ZoneInfo("Europe/Berlin")), "Europe/Berlin", fired)
-    body = build_job(scheduled_deployment(), run)
+    body = build_job(scheduled_deployment(), run, DEPLOYER_IMAGE)
     if conditions is not None:
         body["status"] = {"conditions": conditions}
     return body

@@ -14,11 +14,14 @@ import os
 import random
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
+
+from sundial.decide.jobs import DEPLOYER_IMAGE_ENV, malformed_image_reason, unpinned_image_reason
 
 DEFAULT_PEERING = "sundial"
 # Larger than any epoch second we will live to see; an older start gives a larger priority.
@@ -95,7 +98,38 @@ def add_parser(subparsers: Any) -> None:
         default=os.environ.get("POD_NAMESPACE", "default"),
         help="namespace of the Lease that shows which replica is active (default: $POD_NAMESPACE or default)",
     )
+    parser.add_argument(
+        "--allow-unpinned-deployer-image",
+        action="store_true",
+        help="for development only: start even when SUNDIAL_DEPLOYER_IMAGE names the tag latest or no tag, "
+        "so that each deploy Job runs whatever that tag points to when it starts",
+    )
     parser.set_defaults(handler=run_command)
+
+
+def deployer_image_from_env(environ: Mapping[str, str], allow_unpinned: bool) -> str:
+    """The deploy Jobs' image, from SUNDIAL_DEPLOYER_IMAGE; ValueError says why it cannot be used.
+
+    Checked before the operator starts, not when the first Job is built: a wrong image would otherwise show
+    only at the first deploy, possibly weeks later. Unset is refused even with ``allow_unpinned``: there is
+    no image to fall back to that would be right for this operator.
+    """
+    image = environ.get(DEPLOYER_IMAGE_ENV)
+    if image is None:
+        raise ValueError(
+            f"{DEPLOYER_IMAGE_ENV} is not set: set it to the image the deploy Jobs run, pinned by a version "
+            "tag or a digest (the shipped manifests set it to the operator's own image)"
+        )
+    malformed = malformed_image_reason(image)
+    if malformed is not None:
+        raise ValueError(f"{DEPLOYER_IMAGE_ENV}: {malformed}")
+    reason = unpinned_image_reason(image)
+    if reason is not None and not allow_unpinned:
+        raise ValueError(
+            f"{DEPLOYER_IMAGE_ENV}: {reason}; deploy Jobs would run whatever it points to when they start. "
+            "Name a version tag or a digest (or, for development only, pass --allow-unpinned-deployer-image)"
+        )
+    return image
 
 
 class JsonLogFormatter(JsonFormatter):
@@ -149,6 +183,11 @@ def run_command(args: argparse.Namespace) -> int:
     from sundial.runtime.kubeclient import load_credentials
     from sundial.runtime.metrics import MetricsBindError, parse_bind
 
+    try:
+        deployer_image = deployer_image_from_env(os.environ, args.allow_unpinned_deployer_image)
+    except ValueError as error:
+        print(f"sundial run: {error}", file=sys.stderr)
+        return 2
     configure_logging(args.log_format, args.verbose)
     try:
         credentials = load_credentials(args.kubeconfig, args.in_cluster, args.context)
@@ -179,6 +218,7 @@ def run_command(args: argparse.Namespace) -> int:
         liveness_endpoint=args.liveness,
         lease_namespace=args.lease_namespace,
         identity=os.environ.get("POD_NAME") or f"{os.uname().nodename}-{os.getpid()}",
+        deployer_image=deployer_image,
         metrics_bind=metrics_bind,
         kube_api_qps=args.kube_api_qps,
         kube_api_burst=args.kube_api_burst,

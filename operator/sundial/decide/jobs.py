@@ -34,7 +34,40 @@ from sundial.api.keys import (
 from sundial.api.timestamps import format_utc, format_with_offset
 
 DEPLOY_CONTAINER = "deploy"
-DEFAULT_DEPLOYER_IMAGE = "ghcr.io/sundial-dev/sundial:latest"
+DEPLOYER_IMAGE_ENV = "SUNDIAL_DEPLOYER_IMAGE"
+"""The environment variable naming the image of the built-in targets' deploy Jobs. There is no default: a
+default would have to be a tag that moves with each release, and a Job started months after the operator
+would then run a Sundial other than the operator's own."""
+
+
+def malformed_image_reason(image: str) -> str | None:
+    """Why ``image`` cannot be an image reference at all, or None; checked before the tag or digest."""
+    if not image or any(char.isspace() for char in image):
+        return f"{image!r} is not an image reference (it is empty or contains white space)"
+    _, at, digest = image.partition("@")
+    algorithm, colon, encoded = digest.partition(":")
+    if at and not (algorithm and colon and encoded):
+        return f"{image!r} has an '@' but no digest of the form ALGORITHM:HEX after it"
+    return None
+
+
+def unpinned_image_reason(image: str) -> str | None:
+    """Why a well-formed ``image`` names no fixed build, or None (a digest, or a tag other than latest).
+
+    A deploy Job pulls its image when it starts, possibly long after the operator started; ``latest``, or no
+    tag (which means latest), can then be another release. Any other tag counts as pinned: a registry can
+    move any tag, but naming a version is a choice, and the shipped manifests copy the operator's own.
+    """
+    name, at, _ = image.partition("@")
+    if at:
+        return None
+    # The tag follows the ':' in the last path component; a ':' before a '/' is a registry's port.
+    _, colon, tag = name.rsplit("/", 1)[-1].partition(":")
+    if not colon:
+        return f"{image!r} has neither a tag nor a digest, which means the moving tag latest"
+    if tag == "latest":
+        return f"{image!r} names the moving tag latest"
+    return None
 
 
 def owner_label_value(name: str) -> str:
@@ -199,9 +232,7 @@ def deployer_pod_spec(spec: Mapping[str, Any], namespace: str, deployer_image: s
     }
 
 
-def build_job(
-    sd: Mapping[str, Any], run: JobRun, deployer_image: str = DEFAULT_DEPLOYER_IMAGE
-) -> dict[str, Any]:
+def build_job(sd: Mapping[str, Any], run: JobRun, deployer_image: str) -> dict[str, Any]:
     """The Job for ``run`` of the ScheduledDeployment ``sd`` (the object as the API server returned it)."""
     metadata = sd["metadata"]
     spec = sd["spec"]

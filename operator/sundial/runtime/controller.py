@@ -41,7 +41,7 @@ from kubernetes.client.exceptions import ApiException
 from sundial.api.keys import GROUP, PLURAL, VERSION
 from sundial.api.timestamps import format_utc
 from sundial.decide.events import build_event
-from sundial.decide.jobs import DEFAULT_DEPLOYER_IMAGE, build_job, effective_service_account
+from sundial.decide.jobs import build_job, effective_service_account
 from sundial.decide.observe import failure_detail, job_state_from_body
 from sundial.decide.reconcile import (
     CreateFailure,
@@ -86,7 +86,8 @@ class PlanningError(Exception):
 
 @dataclass
 class ControllerSettings:
-    deployer_image: str = DEFAULT_DEPLOYER_IMAGE
+    deployer_image: str
+    """The built-in targets' deploy Job image; `sundial run` takes it from SUNDIAL_DEPLOYER_IMAGE."""
     api_threads: int = 8
     """Threads for the calls on the path to a Job (reading the object fresh, creating the Job). As many again
     serve everything else (status, Events, lookups), so that bookkeeping never queues in front of a fire.

@@ -4,11 +4,9 @@ and run until kopf stops. ``sundial run`` (`sundial.cli.run`) parses the flags a
 from __future__ import annotations
 
 import asyncio
-import os
 
 import kopf
 
-from sundial.decide.jobs import DEFAULT_DEPLOYER_IMAGE
 from sundial.runtime.controller import Controller, ControllerSettings
 from sundial.runtime.kubeclient import api_client
 from sundial.runtime.metrics import Metrics, MetricsServer
@@ -19,9 +17,7 @@ from sundial.runtime.wiring import build_registry
 
 
 async def run_operator(options: OperatorOptions) -> None:
-    settings = ControllerSettings(
-        deployer_image=os.environ.get("SUNDIAL_DEPLOYER_IMAGE", DEFAULT_DEPLOYER_IMAGE)
-    )
+    settings = ControllerSettings(deployer_image=options.deployer_image)
     rate_limit = None
     if options.kube_api_qps is not None:
         burst = options.kube_api_burst or default_burst(options.kube_api_qps)

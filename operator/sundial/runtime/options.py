@@ -19,6 +19,8 @@ class OperatorOptions:
     liveness_endpoint: str | None
     lease_namespace: str
     identity: str
+    deployer_image: str
+    """The image of the built-in targets' deploy Jobs (SUNDIAL_DEPLOYER_IMAGE, checked by `sundial run`)."""
     kube_api_qps: float | None = None
     """None: no client-side limit on the operator's own API requests (kopf's watches are never limited)."""
     kube_api_burst: int | None = None
