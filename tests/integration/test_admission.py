@@ -111,59 +111,51 @@ def shipped(crds: Cluster) -> Iterator[list[dict[str, Any]]]:
     crds.kubectl("delete", "--ignore-not-found", "-f", "-", input=yaml.safe_dump_all(documents), check=False)
 
 
+def grant(cluster: Cluster, namespace: str, user: str, role: str, *rule: str) -> None:
+    """Role ``role`` with ``rule`` (``kubectl create role`` flags), bound to ``user`` in ``namespace``."""
+    cluster.kubectl("create", "role", role, "-n", namespace, *rule)
+    cluster.kubectl("create", "rolebinding", role, "-n", namespace, f"--role={role}", f"--user={user}")
+
+
+def bind_cluster_role(cluster: Cluster, namespace: str, user: str, cluster_role: str) -> None:
+    binding = f"{cluster_role}-{user.split('@')[0].replace(':', '-')}"
+    cluster.kubectl(
+        "create", "rolebinding", binding, "-n", namespace, f"--clusterrole={cluster_role}", f"--user={user}"
+    )
+
+
 @pytest.fixture
 def tenancy(cluster: Cluster, namespace: str, shipped: list[dict[str, Any]]) -> str:
-    """``namespace`` with the three users bound, the Secret, the account and a ScheduledDeployment of
-    someone else's; returns the namespace once the policy is enforced there."""
-    k = cluster.kubectl
-    for user in (TENANT, TRUSTED):
-        k(
-            "create",
-            "rolebinding",
-            f"edit-{user.split('@')[0]}",
-            "-n",
-            namespace,
-            "--clusterrole=sundial-edit",
-            f"--user={user}",
-        )
-    k("create", "role", "escalations", "-n", namespace, "--verb=create", "--resource=jobs.batch")
-    k(
-        "create",
-        "role",
-        "read-secret",
-        "-n",
+    """``namespace`` with the users bound, the Secret, the other account and someone else's
+    ScheduledDeployment; returned once the API server enforces the policy."""
+    bind_cluster_role(cluster, namespace, TENANT, "sundial-edit")
+    bind_cluster_role(cluster, namespace, TRUSTED, "sundial-edit")
+    grant(cluster, namespace, TRUSTED, "create-jobs", "--verb=create", "--resource=jobs.batch")
+    grant(
+        cluster,
         namespace,
+        TRUSTED,
+        "read-secret",
         "--verb=get",
         "--resource=secrets",
         f"--resource-name={SECRET}",
     )
-    for role in ("escalations", "read-secret"):
-        k("create", "rolebinding", f"trusted-{role}", "-n", namespace, f"--role={role}", f"--user={TRUSTED}")
-    k("create", "role", "sd-create", "-n", namespace, "--verb=create", f"--resource={RESOURCE}")
-    k(
-        "create",
-        "role",
-        "sd-own",
-        "-n",
+    grant(cluster, namespace, SCOPED, "create-sds", "--verb=create", f"--resource={RESOURCE}")
+    grant(
+        cluster,
         namespace,
+        SCOPED,
+        "own-sd",
         "--verb=get,update,patch",
         f"--resource={RESOURCE}",
         "--resource-name=mine",
     )
-    for role in ("sd-create", "sd-own"):
-        k("create", "rolebinding", f"scoped-{role}", "-n", namespace, f"--role={role}", f"--user={SCOPED}")
-    k(
-        "create",
-        "rolebinding",
-        "operator",
-        "-n",
-        namespace,
-        "--clusterrole=sundial-operator",
-        f"--user={OPERATOR}",
+    bind_cluster_role(cluster, namespace, OPERATOR, "sundial-operator")
+    cluster.kubectl(
+        "create", "secret", "generic", SECRET, "-n", namespace, "--from-literal=AWS_ACCESS_KEY_ID=x"
     )
-    k("create", "secret", "generic", SECRET, "-n", namespace, "--from-literal=AWS_ACCESS_KEY_ID=x")
-    k("create", "serviceaccount", OTHER_ACCOUNT, "-n", namespace)
-    k("create", "-f", "-", input=manifest(namespace, THEIRS, deployment_target()))
+    cluster.kubectl("create", "serviceaccount", OTHER_ACCOUNT, "-n", namespace)
+    cluster.kubectl("create", "-f", "-", input=manifest(namespace, THEIRS, deployment_target()))
     wait_until("the API server to enforce the policy", lambda: policy_enforced(cluster, namespace), 30)
     return namespace
 
@@ -260,14 +252,10 @@ def test_an_update_is_checked_only_for_what_it_changes(cluster: Cluster, tenancy
 
 def test_the_operator_writes_status_unchecked(cluster: Cluster, tenancy: str) -> None:
     ns = tenancy
-    cluster.kubectl(
-        "create",
-        "-f",
-        "-",
-        input=manifest(ns, "templated", templated()),
-    )
-    # The operator may not create this object's spec (it has no rights on Secrets and none to update
-    # ScheduledDeployments), but its status writes are another resource, which the policy does not match.
+    every_escalation = {**templated(), "serviceAccountName": OTHER_ACCOUNT, "dependsOn": {"name": THEIRS}}
+    cluster.kubectl("create", "-f", "-", input=manifest(ns, "templated", every_escalation))
+    # The operator could not have created this spec (it may not update ScheduledDeployments), and its
+    # status writes must pass on any object: they are another resource, which the policy does not match.
     status = {"status": {"observedGeneration": 1}}
     written = patch_as(cluster, OPERATOR, ns, "templated", status, "--subresource=status")
     assert written.returncode == 0, written.stderr
