@@ -7,7 +7,8 @@ and this runner executes the pod's command for real:
 
 * as the pod's service account: it asks the API server for a token of that account (TokenRequest) and
   writes a kubeconfig holding only that token, so the deployer has exactly the rights the Job would have;
-* with the pod's environment, including ``envFrom`` Secrets, resolved the way the kubelet would;
+* with the pod's environment, including ``envFrom`` Secrets and ``secretKeyRef`` values, resolved the way
+  the kubelet would;
 * then it writes the outcome into the pod's status (Succeeded or Failed, exit code, and the last line of
   stderr as the termination message), which the Job controller and the operator take from there.
 """
@@ -82,7 +83,15 @@ class PodRunner:
                 secret = core.read_namespaced_secret(source.secret_ref.name, self._namespace)
                 env.update({k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()})
         for variable in container.env or []:
-            env[variable.name] = variable.value or ""
+            reference = variable.value_from.secret_key_ref if variable.value_from else None
+            if reference is None:
+                env[variable.name] = variable.value or ""
+                continue
+            data = core.read_namespaced_secret(reference.name, self._namespace).data or {}
+            if reference.key in data:
+                env[variable.name] = base64.b64decode(data[reference.key]).decode()
+            elif not reference.optional:
+                raise AssertionError(f"the kubelet would not start this pod: no key {reference.key}")
         return env
 
     def _run(self, pod: Any) -> None:

@@ -15,6 +15,7 @@ from podrunner import PodRunner
 
 from conftest import REPO, Cluster, wait_until
 from sdhelpers import StartOperator, create_sd, jobs_of, rfc3339, utc_in, wait_for_condition, wait_for_events
+from sundial.decide.jobs import DEPLOY_DEADLINE_SECONDS
 
 FAILURE_LABEL = "local-cluster.sundial.dev/outcome"
 
@@ -164,3 +165,72 @@ def test_a_missing_service_account_is_reported_before_the_instant(
 # The operator under exactly its shipped RBAC (its own service account's token, the Deployment's own
 # arguments, this Deployment target): test_install.py, test_the_operator_runs_and_deploys_under_exactly_
 # the_shipped_rbac.
+
+
+ECS_TARGET = {
+    "ecsService": {
+        "cluster": "shop",
+        "service": "web",
+        "container": "web",
+        "image": "registry.example/web:v42",
+        "region": "eu-west-1",
+        "credentialsSecret": "aws-deployer",
+    }
+}
+
+
+def pods_of_job(cluster: Cluster, namespace: str, job: str) -> list[Any]:
+    pods = client.CoreV1Api(cluster.api_client()).list_namespaced_pod(
+        namespace, label_selector=f"batch.kubernetes.io/job-name={job}"
+    )
+    return list(pods.items)
+
+
+def mounts_a_service_account_token(pod: Any) -> bool:
+    """Whether the API server's ServiceAccount admission gave the pod its projected token volume."""
+    return any(
+        source.service_account_token is not None
+        for volume in pod.spec.volumes or []
+        if volume.projected is not None
+        for source in volume.projected.sources or []
+    )
+
+
+def test_only_the_deployment_deployer_s_pod_gets_a_kubernetes_token_and_ecs_gets_only_its_keys(
+    cluster: Cluster, namespace: str, start_operator: StartOperator
+) -> None:
+    """No pod runner: the pods stay Running, and what is checked is what the API server admitted."""
+    apply_deployer_rbac(cluster, namespace)
+    client.CoreV1Api(cluster.api_client()).create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "aws-deployer"},
+            "stringData": {
+                "AWS_ACCESS_KEY_ID": "AKIASUNDIALTEST0001",
+                "AWS_SECRET_ACCESS_KEY": "not-a-secret",
+                "AWS_ENDPOINT_URL": "http://attacker.example",
+            },
+        },
+    )
+    start_operator(namespace)
+    instant = rfc3339(utc_in(4))
+    create_sd(cluster, namespace, "web-v42", {"runAt": instant, **ECS_TARGET})
+    create_sd(cluster, namespace, "api-v42", {"runAt": instant, **TARGET})
+
+    def pod_of(owner: str) -> Any:
+        jobs = jobs_of(cluster, namespace, owner)
+        pods = pods_of_job(cluster, namespace, jobs[0].metadata.name) if jobs else []
+        return pods[0] if pods else None
+
+    ecs_pod = wait_until("the ECS deploy Job's pod", lambda: pod_of("web-v42"), 60)
+    deployment_pod = wait_until("the Deployment deploy Job's pod", lambda: pod_of("api-v42"), 60)
+    assert not mounts_a_service_account_token(ecs_pod)
+    assert mounts_a_service_account_token(deployment_pod), "the contrast: admission does mount tokens here"
+    [container] = ecs_pod.spec.containers
+    assert container.env_from is None
+    from_secret = {e.name: e.value_from.secret_key_ref.key for e in container.env if e.value_from}
+    assert from_secret == {
+        key: key for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    }
+    for owner in ("web-v42", "api-v42"):
+        assert jobs_of(cluster, namespace, owner)[0].spec.active_deadline_seconds == DEPLOY_DEADLINE_SECONDS

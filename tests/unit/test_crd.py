@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from sundial.api import crd, reference
-from sundial.api.models import LEAD_TIME_PATTERN, RUN_AT_PATTERN, ScheduledDeploymentSpec
+from sundial.api.models import AWS_REGION_PATTERN, LEAD_TIME_PATTERN, RUN_AT_PATTERN, ScheduledDeploymentSpec
 from sundial.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,6 +152,12 @@ def test_cel_rules_keep_the_one_of_constraints_with_readable_messages() -> None:
             ["2027-03-14 02:30", "soon"],
         ),
         (("dependsOn", "leadTime"), LEAD_TIME_PATTERN, ["15m", "1h30m", "90s"], ["15 m", "1.5h"]),
+        (
+            ("ecsService", "region"),
+            AWS_REGION_PATTERN,
+            ["eu-west-1", "us-gov-west-1", "ap-southeast-5", "cn-north-1", "us-isob-east-1", "il-central-1"],
+            ["Frankfurt", "eu-west", "EU-WEST-1", "eu-west-1.", "evil.example/", "eu-west-1\n", "us_east_1"],
+        ),
     ],
 )
 def test_format_rules_use_the_parser_s_own_pattern_on_a_bounded_string(

@@ -12,7 +12,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sundial.decide.jobs import JobRun, build_job, owner_label_value
+from sundial.cli.main import build_parser
+from sundial.decide.jobs import (
+    DEPLOY_DEADLINE_SECONDS,
+    ECS_CREDENTIAL_KEYS,
+    JobRun,
+    build_job,
+    owner_label_value,
+)
+from sundial.deploy.ecs import SECRET_VARIABLES
 from sundial.timing.names import job_name
 
 SCHEDULED = datetime(2027, 3, 14, 7, 30, tzinfo=UTC)
@@ -204,7 +212,7 @@ def test_a_deployment_target_runs_sundial_deploy_kubernetes_from_the_deployer_im
     assert "envFrom" not in container
 
 
-def test_an_ecs_target_runs_sundial_deploy_ecs_with_the_credentials_secret_as_environment() -> None:
+def test_an_ecs_target_runs_sundial_deploy_ecs_with_the_credentials_secret_s_keys_only() -> None:
     job = build_job(scheduled_deployment(ECS), RUN, IMAGE)
     [container] = pod_spec(job)["containers"]
     assert container["name"] == "deploy"
@@ -217,7 +225,23 @@ def test_an_ecs_target_runs_sundial_deploy_ecs_with_the_credentials_secret_as_en
         "--image", "123456789012.dkr.ecr.eu-central-1.amazonaws.com/api:v42",
         "--region", "eu-central-1",
     ]  # fmt: skip
-    assert container["envFrom"] == [{"secretRef": {"name": "aws-deployer"}}]
+    assert "envFrom" not in container, "the whole Secret would become the deployer's environment"
+    from_secret = {
+        entry["name"]: entry["valueFrom"]["secretKeyRef"]
+        for entry in container["env"]
+        if "valueFrom" in entry
+    }
+    assert from_secret == {
+        "AWS_ACCESS_KEY_ID": {"name": "aws-deployer", "key": "AWS_ACCESS_KEY_ID", "optional": False},
+        "AWS_SECRET_ACCESS_KEY": {"name": "aws-deployer", "key": "AWS_SECRET_ACCESS_KEY", "optional": False},
+        "AWS_SESSION_TOKEN": {"name": "aws-deployer", "key": "AWS_SESSION_TOKEN", "optional": True},
+    }
+    assert {"name": "SUNDIAL_ROLE", "value": "Deploy"} in container["env"]
+
+
+def test_the_ecs_credentials_are_the_keys_the_deployer_reads_and_scrubs() -> None:
+    keys = {key for key, _ in ECS_CREDENTIAL_KEYS}
+    assert keys - {"AWS_ACCESS_KEY_ID"} <= set(SECRET_VARIABLES), "every secret it is given, it scrubs"
 
 
 def test_an_ecs_target_without_a_credentials_secret_reads_no_secret() -> None:
@@ -225,7 +249,34 @@ def test_an_ecs_target_without_a_credentials_secret_reads_no_secret() -> None:
     del target["ecsService"]["credentialsSecret"]
     [container] = pod_spec(build_job(scheduled_deployment(target), RUN, IMAGE))["containers"]
     assert "envFrom" not in container
+    assert not [entry for entry in container["env"] if "valueFrom" in entry]
     assert container["args"][:2] == ["deploy", "ecs"]
+
+
+def test_only_the_ecs_deployer_s_pod_goes_without_a_kubernetes_token() -> None:
+    """The ECS deployer calls AWS only; the Deployment deployer patches a Deployment and needs its token. A
+    jobTemplate's pod is the user's to decide."""
+    ecs = pod_spec(build_job(scheduled_deployment(ECS), RUN, IMAGE))
+    deployment = pod_spec(build_job(scheduled_deployment(DEPLOYMENT), RUN, IMAGE))
+    template = pod_spec(build_job(scheduled_deployment(TEMPLATE), RUN, IMAGE))
+    assert ecs["automountServiceAccountToken"] is False
+    assert "automountServiceAccountToken" not in deployment
+    assert "automountServiceAccountToken" not in template
+
+
+@pytest.mark.parametrize("target", [DEPLOYMENT, ECS], ids=["deployment", "ecsService"])
+def test_a_built_in_deploy_job_is_stopped_some_minutes_after_its_deployer_would_give_up(
+    target: dict[str, Any],
+) -> None:
+    job = build_job(scheduled_deployment(target), RUN, IMAGE)
+    deadline = job["spec"]["activeDeadlineSeconds"]
+    deployer_timeout = build_parser().parse_args(pod_spec(job)["containers"][0]["args"]).timeout
+    assert deadline == DEPLOY_DEADLINE_SECONDS
+    assert deployer_timeout + 120 <= deadline <= deployer_timeout + 900
+
+
+def test_a_job_template_keeps_its_own_deadline_or_none() -> None:
+    assert "activeDeadlineSeconds" not in build_job(scheduled_deployment(TEMPLATE), RUN, IMAGE)["spec"]
 
 
 @pytest.mark.parametrize("target", [DEPLOYMENT, ECS], ids=["deployment", "ecsService"])
@@ -249,7 +300,8 @@ def test_a_built_in_deployer_carries_the_run_in_labels_and_environment(target: d
     job = build_job(scheduled_deployment(target), RUN, IMAGE)
     assert job["metadata"]["labels"] == SUNDIAL_LABELS
     assert job["spec"]["template"]["metadata"]["labels"] == SUNDIAL_LABELS
-    assert pod_spec(job)["containers"][0]["env"] == SUNDIAL_ENV
+    run_environment = [e for e in pod_spec(job)["containers"][0]["env"] if not e["name"].startswith("AWS_")]
+    assert run_environment == SUNDIAL_ENV
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sundial.cli.kubectl_plugin import Api, PluginError, build_parser, cmd_suspend, cmd_trigger
+from sundial.cli.kubectl_plugin import Api, PluginError, build_parser, cmd_suspend, cmd_trigger, main
 from sundial.timing.names import manual_job_name
 
 NOW = datetime(2026, 11, 27, 9, 0, 0, 123_000, tzinfo=UTC)
@@ -175,3 +175,69 @@ def test_every_command_has_examples_in_its_help() -> None:
     for name, command in subparsers.choices.items():
         assert "examples:" in command.format_help(), name
         assert f"kubectl sundial {name} " in command.format_help(), name
+
+
+# ---------------------------------------------------------------------------------------------- hostile text
+
+ESCAPE = "\x1b[2J\x1b]0;owned\x07"
+"""Clear the screen and retitle the window: what a status message must never do to the user's terminal."""
+OVERRIDE = "\u202e"
+
+
+def assert_inert(text: str) -> None:
+    assert "\x1b" not in text and "\x07" not in text and OVERRIDE not in text, repr(text)
+
+
+def test_a_hostile_run_message_is_printed_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sundial.cli.kubectl_plugin.time.sleep", lambda seconds: None)
+    message = f"rolled back{ESCAPE}\rSucceeded{OVERRIDE}deliaF"
+    done = {"runs": [{"trigger": REQUEST, "result": "Failed", "message": message}]}
+    fake = FakeCustomObjects([sd("api", TARGET)], statuses=[{}, done])
+    code, out = run(cmd_trigger, fake, "trigger", "api", "--wait", "--timeout", "30s")
+    assert code == 1
+    assert_inert(out)
+    assert out.splitlines()[-1] == "Failed: rolled back\\x1b[2J\\x1b]0;owned\\x07\\x0dSucceeded\\u202edeliaF"
+
+
+def test_a_hostile_job_name_and_result_of_a_served_request_are_printed_escaped() -> None:
+    status = {
+        "lastTrigger": REQUEST,
+        "runs": [{"trigger": REQUEST, "result": f"Ok{ESCAPE}", "jobName": "j\n"}],
+    }
+    _, out = run(
+        cmd_trigger, FakeCustomObjects([sd("api", TARGET, status)]), "trigger", "api", "--request", REQUEST
+    )
+    assert_inert(out)
+    assert "(Ok\\x1b[2J\\x1b]0;owned\\x07, Job j\\x0a)" in out
+
+
+def test_a_hostile_dependency_name_and_run_at_are_printed_escaped() -> None:
+    fake = FakeCustomObjects(
+        [sd("api", {"dependsOn": {"name": f"db{OVERRIDE}"}, **TARGET}), sd(f"db{OVERRIDE}", TARGET)]
+    )
+    _, out = run(cmd_trigger, fake, "trigger", "api")
+    assert_inert(out)
+    assert "dependency 'db\\u202e' is neither run nor waited for" in out
+    fake = FakeCustomObjects([sd("api", {"runAt": f"2026-12-01T09:00{ESCAPE}", **TARGET})])
+    _, out = run(cmd_suspend, fake, "suspend", "api")
+    assert_inert(out)
+
+
+def test_an_api_server_error_is_printed_escaped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The API server's message (a webhook's, say) reaches the user through every PluginError."""
+    from kubernetes.client.exceptions import ApiException
+
+    class Forbidding(FakeCustomObjects):
+        def get_namespaced_custom_object(self, *args: Any, _request_timeout: Any = None) -> dict[str, Any]:
+            error = ApiException(status=403, reason="Forbidden")
+            error.body = json.dumps({"message": f"denied by webhook{ESCAPE}{OVERRIDE}"})
+            raise error
+
+    api = Api(Forbidding([]), "https://127.0.0.1:6443", "shop")
+    monkeypatch.setattr("sundial.cli.kubectl_plugin.connect", lambda args, environ: api)
+    assert main(["trigger", "api", "-n", "shop"], environ={}, clock=lambda: NOW) == 1
+    err = capsys.readouterr().err
+    assert_inert(err)
+    assert "forbidden: denied by webhook\\x1b[2J" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from sundial.cli.kubectl_plugin import PluginError, kubeconfig_path
-from sundial.cli.timeline import build_timeline, describe_target, render_json, render_text
+from sundial.cli.timeline import InvalidObject, build_timeline, describe_target, render_json, render_text
 
 NOW = datetime(2027, 3, 13, 22, 0, tzinfo=UTC)
 DEPLOY = {"deployment": {"name": "api", "container": "app", "image": "registry.example/api:v42"}}
@@ -204,3 +205,18 @@ def test_a_missing_kubeconfig_is_a_usage_error(
     with pytest.raises(PluginError, match=says) as error:
         kubeconfig_path(explicit, environ)
     assert error.value.code == 2
+
+
+def test_cluster_text_in_the_timeline_is_printed_escaped() -> None:
+    """Names are DNS names, but images and messages are free text: shown, never obeyed by the terminal."""
+    hostile_image = "registry.example/api:v42\x1b[2J\x1b]0;owned\x07"
+    target = {"deployment": {**DEPLOY["deployment"], "image": hostile_image}}
+    timeline = build_timeline([sd("shop", "api", {"runAt": "2027-03-14T03:30", **target})], NOW, count=5)
+    hostile = InvalidObject("shop", "bad", "Invalid\u202eSpec", "bad\rgood\u2066")
+    text = render_text(replace(timeline, invalid=[hostile]))
+    assert not [char for char in text if char in "\x1b\x07\r\u202e\u2066"], repr(text)
+    assert "app=registry.example/api:v42\\x1b[2J\\x1b]0;owned\\x07" in text
+    assert "shop/bad  Invalid\\u202eSpec: bad\\x0dgood\\u2066" in text
+    as_json = render_json(replace(timeline, invalid=[hostile]))
+    assert not [char for char in as_json if char != "\n" and not char.isprintable()]
+    assert json.loads(as_json)["invalid"][0]["message"] == "bad\rgood\u2066", "JSON keeps the exact text"

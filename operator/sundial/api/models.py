@@ -17,6 +17,7 @@ the DST policy together and must produce the specific condition reasons.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -65,6 +66,17 @@ RUN_AT_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[
 
 LEAD_TIME_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
 """The lexical form of ``leadTime``: a Go-style duration restricted to h, m and s, in that order."""
+
+AWS_REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"
+"""An AWS region name: eu-west-1, us-gov-west-1, ap-southeast-5, cn-north-1, us-iso-east-1.
+
+Why a pattern: the region becomes the host name boto3 connects to (``ecs.<region>.amazonaws.com``), so a
+value such as ``evil.example/`` must never reach it; and a typo is better refused at ``kubectl apply``."""
+REGION_MESSAGE = "region must be an AWS region name such as eu-west-1 or us-gov-west-1"
+
+MAX_HISTORY_LIMIT = 100
+"""The most finished Jobs of one kind an object may keep: enough to look back on, few enough that one
+object cannot fill a namespace's Job quota or the operator's cache."""
 
 
 def _cel(rule: str, message: str) -> dict[str, JsonValue]:
@@ -178,6 +190,13 @@ class DependsOn(ApiModel):
     """When true, this object's run is held (result Held) unless the dependency's run succeeded."""
 
 
+def _check_region(value: str) -> str:
+    """The CEL rule's check and message, so that ``sundial preview`` refuses what the API server refuses."""
+    if not re.fullmatch(AWS_REGION_PATTERN, value):
+        raise ValueError(f"spec.ecsService.{REGION_MESSAGE} (got {value!r})")
+    return value
+
+
 class DeploymentTarget(ApiModel):
     """Set the image of one container of a Deployment in this namespace."""
 
@@ -206,12 +225,22 @@ class EcsServiceTarget(ApiModel):
     image: str = Field(min_length=1, max_length=1024)
     """The image to deploy."""
 
-    region: str = Field(min_length=1, max_length=64)
-    """The AWS region, e.g. eu-central-1."""
+    region: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=32,
+            json_schema_extra=_cel(f"self.matches('{AWS_REGION_PATTERN}')", REGION_MESSAGE),
+        ),
+        AfterValidator(_check_region),
+    ]
+    """The AWS region, e.g. eu-central-1 or us-gov-west-1."""
 
     credentials_secret: str | None = Field(None, min_length=1, max_length=253)
-    """A Secret in this namespace with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. When unset, the deploy
-    Job uses the credentials of its service account (for example IAM roles for service accounts)."""
+    """A Secret in this namespace with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for
+    temporary credentials). The deploy Job reads only these keys; without the first two its pod does not
+    start. When unset, the deploy Job uses the credentials of its service account (for example IAM roles
+    for service accounts)."""
 
 
 class PodSpecShape(OpenModel):
@@ -315,10 +344,10 @@ class ScheduledDeploymentSpec(ApiModel):
     """When true, no new runs start; runs that fall due while suspended are recorded as skipped and are
     never made up later."""
 
-    successful_jobs_history_limit: int = Field(3, ge=0)
+    successful_jobs_history_limit: int = Field(3, ge=0, le=MAX_HISTORY_LIMIT)
     """How many finished successful Jobs to keep."""
 
-    failed_jobs_history_limit: int = Field(1, ge=0)
+    failed_jobs_history_limit: int = Field(1, ge=0, le=MAX_HISTORY_LIMIT)
     """How many finished failed Jobs to keep."""
 
     @model_validator(mode="after")

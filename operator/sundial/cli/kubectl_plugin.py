@@ -11,7 +11,9 @@ run that failed or was refused), 2 for a usage error or when the API server cann
 Notes
 -----
 Decisions live in pure modules (`sundial.cli.timeline`, `sundial.api.trigger`, `sundial.cli.preview`); this
-one reads the clock (once per command, in `_system_clock`), talks to the API server and prints.
+one reads the clock (once per command, in `_system_clock`), talks to the API server and prints. Whatever it
+prints that came from the cluster (names, messages, reasons, the API server's errors) goes through
+`sundial.cli.terminal.for_terminal`, so a hostile status message cannot rewrite the user's terminal.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sundial.api.keys import ANNOTATION_TRIGGER, GROUP, PLURAL, VERSION
 from sundial.api.reasons import Invalid
 from sundial.api.trigger import BadTrigger, format_request, parse_request
 from sundial.cli import preview
+from sundial.cli.terminal import for_terminal
 from sundial.cli.timeline import build_timeline, render_json, render_text
 from sundial.decide.validation import validate_namespace
 from sundial.runtime.apierrors import api_message
@@ -214,25 +217,29 @@ def cmd_trigger(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) 
     invalid = _invalid_verdict(api, namespace, body, now)
     if invalid is not None:
         raise PluginError(
+            # main() passes every PluginError's text through for_terminal.
             f"cannot trigger {namespace}/{name}: it is invalid ({invalid.reason.value}: {invalid.message})"
         )
     job = manual_job_name(name, request.request, request.requested_at)
     status = body.get("status") or {}
     served = next((run for run in status.get("runs") or [] if run.get("trigger") == request.request), None)
     if served is not None or status.get("lastTrigger") == request.request:
-        result = f" ({served.get('result')}, Job {served.get('jobName') or job})" if served else ""
+        result = (
+            for_terminal(f" ({served.get('result')}, Job {served.get('jobName') or job})") if served else ""
+        )
         out.write(f"request {request.request} was already served{result}; nothing new runs\n")
         if not args.wait:
             return 0
         return _wait_for_run(api, namespace, name, request.request, args.timeout, out)
     api.patch(namespace, name, {"metadata": {"annotations": {ANNOTATION_TRIGGER: request.request}}})
-    out.write(f"scheduleddeployment {namespace}/{name} triggered (request {request.request})\n")
-    out.write(f"the operator runs it now as Job {job}\n")
+    out.write(for_terminal(f"scheduleddeployment {namespace}/{name} triggered (request {request.request})"))
+    out.write("\n")
+    out.write(for_terminal(f"the operator runs it now as Job {job}") + "\n")
     spec = body.get("spec") or {}
     if (spec.get("dependsOn") or {}).get("name"):
         out.write(
             f"note: a manual run runs only this object's Job; dependency "
-            f"{spec['dependsOn']['name']!r} is neither run nor waited for\n"
+            f"{for_terminal(repr(spec['dependsOn']['name']))} is neither run nor waited for\n"
         )
     if not args.wait:
         return 0
@@ -268,7 +275,7 @@ def _wait_for_run(api: Api, namespace: str, name: str, request: str, timeout: fl
         record = next((run for run in runs if run.get("trigger") == request), None)
         result = record.get("result") if record else None
         if record is not None and result is not None and result != reported:
-            out.write(f"{result}: {record.get('message') or record.get('reason') or ''}\n")
+            out.write(for_terminal(f"{result}: {record.get('message') or record.get('reason') or ''}") + "\n")
             out.flush()
             reported = result
         if result == "Succeeded":
@@ -300,7 +307,7 @@ def cmd_suspend(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) 
     if suspend:
         out.write("runs that fall due while suspended are recorded Skipped and never made up later\n")
         if run_at:
-            out.write(f"its runAt {run_at} deploys only if you resume before then\n")
+            out.write(f"its runAt {for_terminal(run_at)} deploys only if you resume before then\n")
     elif run_at:
         skipped = [
             run
@@ -308,7 +315,9 @@ def cmd_suspend(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) 
             if run.get("reason") == "Suspended" and not run.get("trigger")
         ]
         if skipped:
-            out.write(f"its runAt {run_at} passed while suspended and will not run; set a new runAt\n")
+            out.write(
+                f"its runAt {for_terminal(run_at)} passed while suspended and will not run; set a new runAt\n"
+            )
     out.write(GITOPS_HINT + "\n")
     return 0
 
@@ -461,7 +470,7 @@ def main(
         now = getattr(args, "now", None) or clock()
         return int(args.handler(args, api, out, now))
     except PluginError as error:
-        err.write(f"error: {error}\n")
+        err.write(f"error: {for_terminal(error)}\n")
         return error.code
     except KeyboardInterrupt:
         return 130

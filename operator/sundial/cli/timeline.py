@@ -23,6 +23,7 @@ from sundial.api.durations import format_duration
 from sundial.api.models import RunRole
 from sundial.api.reasons import Invalid
 from sundial.api.timestamps import format_local, format_utc
+from sundial.cli.terminal import for_terminal
 from sundial.decide.validation import DEFAULT_NAMESPACE, Valid, timings, validate_namespace
 from sundial.timing.occurrences import Occurrence, upcoming
 from sundial.timing.schedule import Timing
@@ -160,16 +161,18 @@ def _window(timeline: Timeline) -> str:
 
 
 def render_text(timeline: Timeline) -> str:
-    """Runs grouped by UTC day, each with UTC and the object's local time, role, name and target."""
+    """Runs grouped by UTC day, each with UTC and the object's local time, role, name and target.
+
+    Everything that came from the cluster passes `for_terminal` before its column is measured."""
     now = timeline.now
     lines = [f"Upcoming runs after {now:%Y-%m-%d %H:%M:%S} UTC, {_window(timeline)}:"]
     if not timeline.entries:
         lines.append("  (none)")
     cells = [
         (
-            _local(entry),
-            f"{entry.namespace}/{entry.run.name}",
-            _role(entry),
+            for_terminal(_local(entry)),
+            for_terminal(f"{entry.namespace}/{entry.run.name}"),
+            for_terminal(_role(entry)),
         )
         for entry in timeline.entries
     ]
@@ -182,15 +185,16 @@ def render_text(timeline: Timeline) -> str:
             lines.append(f"{instant:%a %d %b %Y} (UTC)")
         lines.append(
             f"  {instant:%H:%M:%S}Z  {local:<{widths[0]}}  {name:<{widths[1]}}  {role:<{widths[2]}}  "
-            f"{entry.what}".rstrip()
+            f"{for_terminal(entry.what)}".rstrip()
         )
-        lines.extend(f"  {'':9}  ! {flag}" for flag in _flags(entry))
+        lines.extend(f"  {'':9}  ! {for_terminal(flag)}" for flag in _flags(entry))
     if timeline.truncated:
         lines.append(f"  … more runs {_window(timeline)}; raise --count to see them")
     if timeline.invalid:
         lines.append("Not scheduled (invalid; fix the spec):")
         for item in timeline.invalid:
-            lines.append(f"  {item.namespace}/{item.name}  {item.reason}: {item.message}")
+            where, why = for_terminal(f"{item.namespace}/{item.name}"), for_terminal(item.reason)
+            lines.append(f"  {where}  {why}: {for_terminal(item.message)}")
     return "\n".join(lines) + "\n"
 
 

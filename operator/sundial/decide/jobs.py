@@ -69,6 +69,28 @@ def unpinned_image_reason(image: str) -> str | None:
         return f"{image!r} names the moving tag latest"
     return None
 
+DEPLOY_DEADLINE_SECONDS = 20 * 60
+"""How long a built-in deploy Job may run before Kubernetes stops it (``activeDeadlineSeconds``).
+
+Why this number: both deployers give up on their own after ``--timeout`` (15 minutes by default) and say
+where the rollout stood. The other 5 minutes are for pulling the image, starting the pod, the API calls
+around the wait (boto3 retries a read for up to a minute) and writing the termination message. Only a
+deployer that hangs outside its own timeout, or a pod that never starts, reaches this deadline; the Job
+then fails with reason DeadlineExceeded instead of holding its run Running forever."""
+
+ECS_CREDENTIAL_KEYS: tuple[tuple[str, bool], ...] = (
+    ("AWS_ACCESS_KEY_ID", False),
+    ("AWS_SECRET_ACCESS_KEY", False),
+    ("AWS_SESSION_TOKEN", True),
+)
+"""The keys of a ``credentialsSecret`` the ECS deployer reads, each with whether it may be absent.
+
+Why by key and not ``envFrom``: the pod gets exactly the credentials boto3 reads from the environment, not
+whatever else the Secret holds (``AWS_ENDPOINT_URL``, ``AWS_CA_BUNDLE``, ``PYTHONPATH`` would all change what
+the deployer does). The key pair is required: a Secret without it keeps the pod from starting
+(CreateContainerConfigError, until the deadline) rather than letting boto3 fall back to the node's IAM
+role. A session token is needed only with temporary credentials."""
+
 
 def owner_label_value(name: str) -> str:
     """``name`` as a label value: itself up to 63 characters, else a prefix and 8 hex digits of its SHA-256.
@@ -193,7 +215,8 @@ def deployer_pod_spec(spec: Mapping[str, Any], namespace: str, deployer_image: s
             "--image",
             target["image"],
         ]
-        env_from: list[dict[str, Any]] = []
+        env: list[dict[str, Any]] = []
+        needs_kubernetes_api = True
     else:
         target = spec["ecsService"]
         args = [
@@ -212,7 +235,15 @@ def deployer_pod_spec(spec: Mapping[str, Any], namespace: str, deployer_image: s
         ]
         secret = target.get("credentialsSecret")
         # Credentials stay in the Secret: the pod reads them as environment, nothing copies them anywhere.
-        env_from = [{"secretRef": {"name": secret}}] if secret else []
+        credentials = [
+            {
+                "name": key,
+                "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": optional}},
+            }
+            for key, optional in ECS_CREDENTIAL_KEYS
+        ]
+        env = credentials if secret else []
+        needs_kubernetes_api = False
     container: dict[str, Any] = {
         "name": DEPLOY_CONTAINER,
         "image": deployer_image,
@@ -222,14 +253,20 @@ def deployer_pod_spec(spec: Mapping[str, Any], namespace: str, deployer_image: s
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
     }
-    if env_from:
-        container["envFrom"] = env_from
-    return {
+    if env:
+        container["env"] = env
+    pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": spec.get("serviceAccountName") or "sundial-deployer",
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
     }
+    if not needs_kubernetes_api:
+        # The ECS deployer talks to AWS only: a Kubernetes token in its pod would be a credential it never
+        # uses, readable by anything that runs there. (The Deployment deployer patches a Deployment.) IRSA and
+        # EKS Pod Identity still work: their webhooks mount a token volume of their own.
+        pod_spec["automountServiceAccountToken"] = False
+    return pod_spec
 
 
 def build_job(sd: Mapping[str, Any], run: JobRun, deployer_image: str) -> dict[str, Any]:
@@ -274,11 +311,13 @@ def build_job(sd: Mapping[str, Any], run: JobRun, deployer_image: str) -> dict[s
     else:
         user_labels, user_annotations = {}, {}
         pod_spec = deployer_pod_spec(spec, metadata["namespace"], deployer_image)
-        pod_spec["containers"][0]["env"] = environment
+        deploy_container = pod_spec["containers"][0]
+        deploy_container["env"] = [*deploy_container.get("env", []), *environment]
         job_spec = {
             # A deploy is not blindly retried: the built-in deployers are idempotent, but a failed deploy is
             # a fact the user must see, not something to paper over with a second attempt.
             "backoffLimit": 0,
+            "activeDeadlineSeconds": DEPLOY_DEADLINE_SECONDS,
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         }
 

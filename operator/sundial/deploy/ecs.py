@@ -9,8 +9,9 @@ rolled out registers nothing and succeeds, so a retried Job never starts a secon
 
 Credentials and the endpoint come from boto3's standard chain and nothing else: the environment
 (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, which a ``credentialsSecret`` puts
-there through ``envFrom``), web identity for IRSA and EKS Pod Identity, and ``AWS_ENDPOINT_URL``. No
-credential is ever printed; failure lines are scrubbed of the secret values as a last line of defence.
+there key by key, `sundial.decide.jobs.ECS_CREDENTIAL_KEYS`), web identity for IRSA and EKS Pod Identity,
+and ``AWS_ENDPOINT_URL``. No credential is ever printed; failure lines are scrubbed of the secret values as
+a last line of defence.
 
 Notes
 -----
