@@ -69,6 +69,7 @@ def unpinned_image_reason(image: str) -> str | None:
         return f"{image!r} names the moving tag latest"
     return None
 
+
 DEPLOY_DEADLINE_SECONDS = 20 * 60
 """How long a built-in deploy Job may run before Kubernetes stops it (``activeDeadlineSeconds``).
 
