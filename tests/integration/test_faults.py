@@ -782,6 +782,11 @@ def rejected_corpus(ns: str) -> list[Rejected]:
             sd("history-negative", failedJobsHistoryLimit=-1),
             "greater than or equal to 0",
         ),
+        Rejected(
+            "history limits of 2**63 - 1 (at most 100 are kept)",
+            sd("history-int64-max", successfulJobsHistoryLimit=INT64_MAX, failedJobsHistoryLimit=INT64_MAX),
+            "less than or equal to 100",
+        ),
         Rejected("a time zone of 65 characters", sd("zone-long", timeZone="Z" * 65), "64"),
         Rejected("a schedule of 257 characters", sd("schedule-long", schedule="*" * 257), "256"),
         Rejected(
@@ -804,8 +809,8 @@ def accepted_corpus(ns: str, now: datetime) -> list[tuple[str, dict[str, Any], s
         ("schedule-253", {"schedule": "*/1 " * 62 + "* * *"}, "InvalidSchedule"),
         ("deadline-int64-max", {"runAt": soon, "startingDeadlineSeconds": INT64_MAX}, "Armed"),
         (
-            "history-int64-max",
-            {"runAt": soon, "successfulJobsHistoryLimit": INT64_MAX, "failedJobsHistoryLimit": INT64_MAX},
+            "history-at-the-maximum",
+            {"runAt": soon, "successfulJobsHistoryLimit": 100, "failedJobsHistoryLimit": 100},
             "Armed",
         ),
         ("self-dependency", {"runAt": soon, "dependsOn": {"name": "self-dependency"}}, "DependencyCycle"),
