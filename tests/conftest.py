@@ -153,6 +153,8 @@ class Cluster:
     operator_images: tuple[str, ...] = ()
     """kind only: Sundial's image built from this checkout and loaded into the nodes, then the same image
     under a second tag (a "new version" for deploy tests). Empty where no image can run."""
+    audit_log: Path | None = None
+    """local only: the API server's audit log (hack/local-cluster's AUDIT_POLICY says what it holds)."""
     _clients: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -264,7 +266,9 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         already_up = local_cluster_running(state)
         kubeconfig = start_local_cluster(state)
         try:
-            yield Cluster(backend, kubeconfig, local_kubectl(), home)
+            yield Cluster(
+                backend, kubeconfig, local_kubectl(), home, audit_log=kubeconfig.parent / "audit.log"
+            )
         finally:
             if not already_up:
                 stop_local_cluster(state)

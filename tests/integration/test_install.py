@@ -17,6 +17,7 @@ deploys a Deployment whose pods really run; see docs/install.md.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import socket
@@ -49,6 +50,7 @@ ACCOUNT = "sundial"
 USER = f"system:serviceaccount:{SYSTEM}:{ACCOUNT}"
 LEASE = "sundial-scheduler"
 LEASE_FINALIZER = "sundial.dev/scheduler-lease"
+DEPLOYS_LABEL = "sundial.dev/deploys=enabled"
 NO_FINALIZERS = '{"metadata":{"finalizers":null}}'
 UNINSTALL_KEEPING_CRDS = ("delete", "-k", str(MANIFESTS), "-l", "app.kubernetes.io/component!=crd")
 
@@ -75,17 +77,36 @@ def apply(cluster: Cluster, documents: list[dict[str, Any]], *flags: str) -> str
     return cluster.kubectl("apply", "--server-side", *flags, "-f", "-", input=text).stdout
 
 
+@contextlib.contextmanager
+def applied(cluster: Cluster, documents: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Everything in a rendering except the Deployment, applied for real; removed again (but the CRDs)."""
+    cluster.kubectl("wait", "--for=delete", f"namespace/{SYSTEM}", "--timeout=60s", check=False)
+    apply(cluster, [d for d in documents if d["kind"] != "Deployment"])
+    cluster.kubectl(
+        "wait", "--for=jsonpath={.metadata.name}=sundial", f"serviceaccount/{ACCOUNT}", "-n", SYSTEM
+    )
+    try:
+        yield documents
+    finally:
+        # Whatever the test left (normally nothing): no Lease finalizer may hold the namespace forever.
+        strip_lease_finalizer(cluster)
+        rest = [d for d in documents if d["kind"] != "CustomResourceDefinition"]
+        cluster.kubectl(
+            "delete",
+            "--ignore-not-found",
+            "--timeout=60s",
+            "-f",
+            "-",
+            input=yaml.safe_dump_all(rest),
+            check=False,
+        )
+
+
 @pytest.fixture
 def installed(crds: Cluster) -> Iterator[list[dict[str, Any]]]:
-    """Everything the manifests hold except the Deployment, applied for real; removed again afterwards."""
-    documents = render(crds)
-    crds.kubectl("wait", "--for=delete", f"namespace/{SYSTEM}", "--timeout=60s", check=False)
-    apply(crds, [d for d in documents if d["kind"] != "Deployment"])
-    crds.kubectl("wait", "--for=jsonpath={.metadata.name}=sundial", f"serviceaccount/{ACCOUNT}", "-n", SYSTEM)
-    yield documents
-    # Whatever the test left (normally nothing): no Lease finalizer may hold the namespace forever.
-    strip_lease_finalizer(crds)
-    crds.kubectl(*UNINSTALL_KEEPING_CRDS, "--ignore-not-found", "--timeout=60s", check=False)
+    """Everything manifests/ holds except the Deployment, applied for real; removed again afterwards."""
+    with applied(crds, render(crds)) as documents:
+        yield documents
 
 
 def strip_lease_finalizer(cluster: Cluster) -> None:
@@ -171,6 +192,11 @@ def succeeded(cluster: Cluster, namespace: str, name: str) -> str | None:
     return (read_sd(cluster, namespace, name).get("status") or {}).get("lastSuccessfulTime")
 
 
+def enable_deploys(cluster: Cluster, namespace: str) -> None:
+    """Opt ``namespace`` in to the operator's Jobs (manifests/operator-job-policy.yaml, docs/install.md)."""
+    cluster.kubectl("label", "namespace", namespace, DEPLOYS_LABEL, "--overwrite")
+
+
 def can_i(cluster: Cluster, *request: str) -> str:
     return cluster.kubectl("auth", "can-i", *request, f"--as={USER}", check=False).stdout.strip()
 
@@ -229,6 +255,7 @@ def test_the_install_guide_gives_the_commands_this_file_runs() -> None:
         f"kubectl -n {SYSTEM} delete lease {LEASE} --ignore-not-found",
         "kubectl delete -k manifests -l app.kubernetes.io/component!=crd --ignore-not-found",
         "kubectl apply --server-side -k manifests",
+        f"kubectl label namespace shop {DEPLOYS_LABEL}",
     ):
         assert command in guide
 
@@ -262,6 +289,7 @@ def test_the_operator_runs_and_deploys_under_exactly_the_shipped_rbac(
     start_operator: StartOperator,
     tmp_path: Path,
 ) -> None:
+    enable_deploys(cluster, namespace)
     target, new_image = deploy_target(cluster, namespace)
     if cluster.operator_images:
         replicas = in_cluster_replicas(cluster, installed)

@@ -35,6 +35,20 @@ def configure_settings(settings: kopf.OperatorSettings, options: OperatorOptions
     settings.watching.field_selectors["coordination.k8s.io/v1", "leases"] = (
         f"metadata.name={LEASE_NAME},metadata.namespace={options.lease_namespace}"
     )
+    # The peering object by name, server-side: kopf then lists and watches it with a `metadata.name` field
+    # selector, which the API server authorizes against RBAC's resourceNames. Without it, the operator would
+    # need to read every peering object of every kopf operator in the cluster (manifests/rbac.yaml).
+    if options.peering_name is not None:
+        for plural in ("clusterkopfpeerings", "kopfpeerings"):
+            settings.watching.field_selectors["kopf.dev/v1", plural] = f"metadata.name={options.peering_name}"
+    # No observation of CRDs and namespaces. kopf would otherwise list and watch every CRD in the cluster (to
+    # notice resources appearing or changing) and, when it serves a list of namespaces, every namespace (to
+    # notice them appear and go). Sundial serves fixed, named resources that are installed with it and exact
+    # namespace names (`--namespace`, never a pattern), so neither observation can change what it serves;
+    # the only loss is that a CRD installed or given a new version after the operator started is seen at its
+    # next restart, which an upgrade (manifests/ holds both) does anyway. Both rights are thus left out of
+    # the shipped RBAC, and the namespaced install needs no cluster-scoped right at all (docs/security.md).
+    settings.scanning.disabled = True
     # kopf's own Events for handler errors are noise next to ours; errors are logged anyway.
     settings.posting.enabled = False
 
