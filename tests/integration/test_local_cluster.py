@@ -49,6 +49,35 @@ def test_the_api_server_is_the_version_we_built(cluster: Cluster) -> None:
     assert server.startswith("v1."), server
 
 
+def test_the_api_server_audits_requests_with_the_authorizer_s_decision(
+    cluster: Cluster, namespace: str
+) -> None:
+    """What test_operator_rights.py relies on: hack/local-cluster's API server writes an audit log in which a
+    list by field selector names what it selects, and a denied request carries the authorizer's decision."""
+    if cluster.audit_log is None:
+        return  # only the local back-end has one
+    start = cluster.audit_log.stat().st_size
+    user = "audit-probe@example.test"
+    selector = "--field-selector=metadata.name=probe"
+    cluster.kubectl("get", "leases", "-n", namespace, f"--as={user}", selector, check=False)
+    with cluster.audit_log.open(encoding="utf-8") as log:
+        log.seek(start)
+        entries = [json.loads(line) for line in log if line.strip()]
+    # kubectl's discovery requests name no resource (no objectRef); the list is the one that does.
+    probes = [
+        e for e in entries if (e.get("impersonatedUser") or {}).get("username") == user and "objectRef" in e
+    ]
+    assert probes, f"no audit entry of {user}'s request in {cluster.audit_log}"
+    for entry in probes:
+        assert (entry["verb"], entry["objectRef"]["resource"], entry["objectRef"]["name"]) == (
+            "list",
+            "leases",
+            "probe",
+        ), entry
+        assert entry["responseStatus"]["code"] == 403, entry
+        assert entry["annotations"]["authorization.k8s.io/decision"] == "forbid", entry
+
+
 def test_a_job_runs_to_completion_through_kwok(cluster: Cluster, namespace: str) -> None:
     cluster.batch().create_namespaced_job(namespace, job_manifest("completes"))
 
