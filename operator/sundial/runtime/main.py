@@ -13,6 +13,7 @@ from sundial.runtime.metrics import Metrics, MetricsServer
 from sundial.runtime.options import OperatorOptions
 from sundial.runtime.ratelimit import TokenBucket, default_burst
 from sundial.runtime.replica import ActiveReplica, ensure_lease
+from sundial.runtime.served import wait_until_served, watched_resources
 from sundial.runtime.wiring import build_registry
 
 
@@ -24,6 +25,7 @@ async def run_operator(options: OperatorOptions) -> None:
         rate_limit = TokenBucket(options.kube_api_qps, burst)
     api = api_client(options.credentials, pool_size=2 * settings.api_threads + 4, rate_limit=rate_limit)
     controller = Controller(api, settings, metrics=Metrics.create(), namespaces=options.namespaces)
+    await wait_until_served(api, watched_resources(options))
     await asyncio.to_thread(ensure_lease, api, options.lease_namespace)
     replica = ActiveReplica(
         controller,

@@ -44,10 +44,11 @@ def configure_settings(settings: kopf.OperatorSettings, options: OperatorOptions
     # No observation of CRDs and namespaces. kopf would otherwise list and watch every CRD in the cluster (to
     # notice resources appearing or changing) and, when it serves a list of namespaces, every namespace (to
     # notice them appear and go). Sundial serves fixed, named resources that are installed with it and exact
-    # namespace names (`--namespace`, never a pattern), so neither observation can change what it serves;
-    # the only loss is that a CRD installed or given a new version after the operator started is seen at its
-    # next restart, which an upgrade (manifests/ holds both) does anyway. Both rights are thus left out of
-    # the shipped RBAC, and the namespaced install needs no cluster-scoped right at all (docs/security.md).
+    # namespace names (`--namespace`, never a pattern), so neither observation can change what it serves.
+    # kopf still scans once at start, and `run_operator` starts it only once every watched resource is
+    # served (runtime/served.py), so a CRD applied together with the operator is never missed; a new CRD
+    # version is seen at the next restart, which an upgrade (manifests/ holds both) does anyway. Both rights
+    # are thus left out of the shipped RBAC, and the namespaced install needs no cluster-scoped right at all.
     settings.scanning.disabled = True
     # kopf's own Events for handler errors are noise next to ours; errors are logged anyway.
     settings.posting.enabled = False
