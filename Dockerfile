@@ -17,11 +17,18 @@ RUN python -m venv --without-pip /opt/sundial
 COPY requirements/runtime.lock ./requirements/
 RUN pip --python /opt/sundial/bin/python install --no-cache-dir --disable-pip-version-check \
         --root-user-action=ignore --require-hashes -r requirements/runtime.lock
+# The build backend as locked, into the build stage's own Python (not the virtualenv, which ships): Sundial
+# is built into a wheel with it (--no-build-isolation, so pip fetches no unpinned setuptools), then installed.
+COPY requirements/build.lock ./requirements/
+RUN pip install --no-cache-dir --disable-pip-version-check --root-user-action=ignore --require-hashes \
+        -r requirements/build.lock
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 # --no-deps: everything Sundial needs is installed above; nothing is resolved again here.
-RUN pip --python /opt/sundial/bin/python install --no-cache-dir --disable-pip-version-check \
-        --root-user-action=ignore --no-deps . \
+RUN pip wheel --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation \
+        --wheel-dir /tmp/wheels . \
+    && pip --python /opt/sundial/bin/python install --no-cache-dir --disable-pip-version-check \
+        --root-user-action=ignore --no-deps /tmp/wheels/sundial-*.whl \
     && /opt/sundial/bin/sundial --version
 
 FROM python:3.11-slim

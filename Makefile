@@ -11,14 +11,18 @@ PYTEST_ARGS ?=
 # version and with the hashes recorded there (pip refuses anything else); Sundial itself is then installed
 # from the tree without resolving anything. `make lock` regenerates the locks after pyproject.toml changes;
 # tests/unit/test_locks.py fails while the two disagree.
+# requirements/build.lock pins the installer and the build backend the same way: pip is replaced by the
+# locked one first, and Sundial is built with the locked setuptools (--no-build-isolation), not with
+# whatever setuptools the index serves that day.
 DEV_LOCK := requirements/dev.lock
 RUNTIME_LOCK := requirements/runtime.lock
+BUILD_LOCK := requirements/build.lock
 
-$(BIN)/.installed: pyproject.toml $(DEV_LOCK)
+$(BIN)/.installed: pyproject.toml $(DEV_LOCK) $(BUILD_LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes -r $(BUILD_LOCK)
 	$(BIN)/pip install --quiet --require-hashes -r $(DEV_LOCK)
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 venv: $(BIN)/.installed
@@ -38,6 +42,7 @@ lock:
 	$(BIN)/pip install --quiet '$(PIP_TOOLS)'
 	$(PIP_COMPILE) --extra dev --output-file $(DEV_LOCK) pyproject.toml
 	$(PIP_COMPILE) --constraint $(DEV_LOCK) --output-file $(RUNTIME_LOCK) pyproject.toml
+	$(PIP_COMPILE) --allow-unsafe --output-file $(BUILD_LOCK) requirements/build.in
 
 ## demo: a local control plane, the operator, and a sample ScheduledDeployment firing about a minute later
 demo: venv

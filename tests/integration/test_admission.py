@@ -222,13 +222,56 @@ def test_depends_on_needs_update_on_the_object_it_names(cluster: Cluster, tenanc
     ns = tenancy
     theirs = create_as(cluster, SCOPED, ns, "mine", {**deployment_target(), "dependsOn": {"name": THEIRS}})
     assert refused(
-        theirs, f"ScheduledDeployment {THEIRS}", f"may not update it in namespace {ns}", "ask its owner"
+        theirs,
+        f"ScheduledDeployment {THEIRS}",
+        f"may neither update it nor depend on it in namespace {ns}",
+        f"ask its owner for the verb depend on it (a Role with resourceNames: [{THEIRS}])",
     ), theirs.stderr
     mine = create_as(cluster, SCOPED, ns, "mine", deployment_target())
     assert mine.returncode == 0, mine.stderr
     # Adding the dependsOn later is the same escalation, refused on update.
     later = patch_as(cluster, SCOPED, ns, "mine", {"spec": {"dependsOn": {"name": THEIRS}}})
     assert refused(later, f"ScheduledDeployment {THEIRS}"), later.stderr
+
+
+def allow_depending(cluster: Cluster, namespace: str, user: str, target: str) -> None:
+    """The target's owner opts in: the custom verb ``depend`` on ``target`` only, bound to ``user``."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": f"depend-on-{target}", "namespace": namespace},
+        "rules": [
+            {
+                "apiGroups": ["sundial.dev"],
+                "resources": [PLURAL],
+                "resourceNames": [target],
+                "verbs": ["depend"],
+            }
+        ],
+    }
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(role))
+    cluster.kubectl(
+        "create",
+        "rolebinding",
+        f"depend-on-{target}",
+        "-n",
+        namespace,
+        f"--role=depend-on-{target}",
+        f"--user={user}",
+    )
+
+
+def test_the_target_of_a_depends_on_opts_in_with_the_depend_verb(cluster: Cluster, tenancy: str) -> None:
+    ns = tenancy
+    cluster.kubectl("create", "-f", "-", input=manifest(ns, "unrelated", deployment_target()))
+    allow_depending(cluster, ns, SCOPED, THEIRS)
+    invited = create_as(cluster, SCOPED, ns, "mine", {**deployment_target(), "dependsOn": {"name": THEIRS}})
+    assert invited.returncode == 0, invited.stderr
+    # The verb names one object: it grants no update on it, and no dependency on any other.
+    update = patch_as(cluster, SCOPED, ns, THEIRS, {"spec": {"suspend": True}})
+    assert update.returncode != 0 and "forbidden" in update.stderr.lower(), update.stderr
+    other = patch_as(cluster, SCOPED, ns, "mine", {"spec": {"dependsOn": {"name": "unrelated"}}})
+    assert refused(other, "ScheduledDeployment unrelated"), other.stderr
 
 
 def test_an_update_is_checked_only_for_what_it_changes(cluster: Cluster, tenancy: str) -> None:

@@ -1,7 +1,8 @@
 """The lock files agree with pyproject.toml, with each other and with what the requirements pull in.
 
 ``requirements/dev.lock`` is what ``make venv`` (so ``make test`` and CI) installs, with
-``--require-hashes``; ``requirements/runtime.lock`` is what the Dockerfile installs. Both are written by
+``--require-hashes``; ``requirements/runtime.lock`` is what the Dockerfile installs;
+``requirements/build.lock`` pins pip and the build backend both use. All are written by
 ``make lock``; these tests fail when pyproject.toml changed and the locks were not regenerated, or when a
 lock was edited by hand into disagreement.
 """
@@ -23,7 +24,10 @@ from packaging.version import Version
 REPO = Path(__file__).resolve().parents[2]
 DEV_LOCK = REPO / "requirements" / "dev.lock"
 RUNTIME_LOCK = REPO / "requirements" / "runtime.lock"
-PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+BUILD_LOCK = REPO / "requirements" / "build.lock"
+BUILD_IN = REPO / "requirements" / "build.in"
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+PROJECT = PYPROJECT["project"]
 SELF = canonicalize_name(PROJECT["name"])
 REGENERATE = "run `make lock` and commit requirements/"
 
@@ -50,6 +54,7 @@ def read_lock(text: str) -> dict[NormalizedName, Pin]:
 
 DEV = read_lock(DEV_LOCK.read_text(encoding="utf-8"))
 RUNTIME = read_lock(RUNTIME_LOCK.read_text(encoding="utf-8"))
+BUILD = read_lock(BUILD_LOCK.read_text(encoding="utf-8"))
 
 
 def project_requirements(*extras: str) -> list[Requirement]:
@@ -122,8 +127,8 @@ def test_the_runtime_lock_pins_what_the_dev_lock_pins_with_the_same_hashes() -> 
 
 
 def test_every_pin_carries_hashes() -> None:
-    assert DEV and RUNTIME
-    for name, pin in {**DEV, **RUNTIME}.items():
+    assert DEV and RUNTIME and BUILD
+    for name, pin in {**DEV, **RUNTIME, **BUILD}.items():
         assert pin.hashes and all(h.startswith("sha256:") for h in pin.hashes), name
 
 
@@ -143,3 +148,23 @@ def test_croniter_is_capped_below_the_major_after_the_locked_one() -> None:
 
 def test_the_optional_kind_backend_stays_out_of_the_locked_install() -> None:
     assert "pytest-kind" not in DEV and "pytest-kind" not in RUNTIME
+
+
+def test_the_build_lock_pins_pip_and_every_build_requirement_in_pyproject() -> None:
+    """``make venv`` and the Dockerfile build with ``--no-build-isolation``: the backend pyproject.toml names
+    must be the locked one, and build.in must ask for exactly what pyproject.toml does (plus pip)."""
+    wanted = [Requirement(text) for text in PYPROJECT["build-system"]["requires"]]
+    asked = [
+        Requirement(line)
+        for line in (
+            raw.split("#", 1)[0].strip() for raw in BUILD_IN.read_text(encoding="utf-8").splitlines()
+        )
+        if line
+    ]
+    assert sorted(map(str, asked)) == sorted(map(str, [*wanted, Requirement("pip")])), REGENERATE
+    for requirement in wanted:
+        pin = BUILD.get(canonicalize_name(requirement.name))
+        assert pin is not None and requirement.specifier.contains(pin.version), f"{requirement}: {REGENERATE}"
+    assert BUILD.keys() == {canonicalize_name(r.name) for r in asked}, (
+        f"locked: {sorted(BUILD)}; {REGENERATE}"
+    )
