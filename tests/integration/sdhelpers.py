@@ -22,21 +22,40 @@ def rfc3339(instant: datetime) -> str:
     return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def job_template(*, fail: bool = False, run_duration: str | None = None) -> dict[str, Any]:
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+"""A container securityContext that the Pod Security "restricted" profile admits."""
+PRIVILEGED = {"privileged": True}
+"""One that every Pod Security profile but "privileged" refuses."""
+
+
+def job_template(
+    *, fail: bool = False, run_duration: str | None = None, security: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A Job kwok runs to success (or failure, ``fail``); ``security``: the container's securityContext."""
     metadata: dict[str, Any] = {}
     if fail:
         metadata["labels"] = {FAILURE_LABEL: "fail"}
     if run_duration:
         metadata["annotations"] = {"local-cluster.sundial.dev/run-duration": run_duration}
+    container: dict[str, Any] = {"name": "main", "image": "registry.example/task:1"}
+    if security is not None:
+        container["securityContext"] = security
     return {
         "spec": {
             "backoffLimit": 0,
-            "template": {
-                "metadata": metadata,
-                "spec": {"containers": [{"name": "main", "image": "registry.example/task:1"}]},
-            },
+            "template": {"metadata": metadata, "spec": {"containers": [container]}},
         }
     }
+
+
+def enforce_restricted(cluster: Cluster, namespace: str) -> None:
+    """Pod Security admission enforces the "restricted" profile in ``namespace`` from now on."""
+    cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
 
 
 def create_sd(

@@ -1,6 +1,7 @@
 """The built-in Deployment target, end to end: a ScheduledDeployment fires, its Job runs `sundial deploy
 kubernetes` as the object's service account (executed for real by the pod runner), and the outcome lands in
-the object's status. Also what must be reported before the instant: a service account that does not exist.
+the object's status. Also what must be reported before the instant (a service account that does not exist)
+and at once after it (a pod the API server refuses).
 """
 
 from __future__ import annotations
@@ -14,7 +15,20 @@ from kubernetes import client
 from podrunner import PodRunner
 
 from conftest import REPO, Cluster, wait_until
-from sdhelpers import StartOperator, create_sd, jobs_of, rfc3339, utc_in, wait_for_condition, wait_for_events
+from sdhelpers import (
+    PRIVILEGED,
+    RESTRICTED,
+    StartOperator,
+    create_sd,
+    enforce_restricted,
+    job_template,
+    jobs_of,
+    read_sd,
+    rfc3339,
+    utc_in,
+    wait_for_condition,
+    wait_for_events,
+)
 from sundial.decide.jobs import DEPLOY_DEADLINE_SECONDS
 
 FAILURE_LABEL = "local-cluster.sundial.dev/outcome"
@@ -160,6 +174,37 @@ def test_a_missing_service_account_is_reported_before_the_instant(
 
     apply_deployer_rbac(cluster, namespace)
     wait_for_condition(cluster, namespace, "early-warning", "Ready", "True", "Armed", timeout=30)
+
+
+def test_a_pod_that_pod_security_refuses_fails_its_run_at_once_and_a_compliant_one_runs(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    """The Job controller cannot create the pod and retries for ever (the template sets no deadline); the run
+    must not stay Running: it fails as PodCreationRefused with the API server's words, and the Job goes."""
+    namespace = deployer_namespace
+    enforce_restricted(cluster, namespace)
+    start_operator(namespace)
+    instant = rfc3339(utc_in(4))
+    create_sd(
+        cluster, namespace, "privileged", {"runAt": instant, "jobTemplate": job_template(security=PRIVILEGED)}
+    )
+    create_sd(
+        cluster, namespace, "compliant", {"runAt": instant, "jobTemplate": job_template(security=RESTRICTED)}
+    )
+
+    ready = wait_for_condition(cluster, namespace, "privileged", "Ready", "False", "PodCreationRefused", 60)
+    assert "violates PodSecurity" in ready["message"], ready["message"]
+    [run] = read_sd(cluster, namespace, "privileged")["status"]["runs"]
+    assert (run["result"], run["reason"]) == ("Failed", "PodCreationRefused")
+    assert 'violates PodSecurity "restricted:latest"' in run["message"], run["message"]
+    assert "securityContext.privileged=true" in run["message"], run["message"]
+    assert run["firedTime"], "the run started: its Job was created"
+    # The Job is deleted, so the Job controller stops retrying and no pod can start after the verdict.
+    wait_until("the refused Job to be deleted", lambda: not jobs_of(cluster, namespace, "privileged"), 30)
+    assert "Failed" in wait_for_events(cluster, namespace, "privileged", "Failed")
+
+    wait_for_condition(cluster, namespace, "compliant", "Ready", "True", "Succeeded", timeout=60)
+    assert [r["result"] for r in read_sd(cluster, namespace, "privileged")["status"]["runs"]] == ["Failed"]
 
 
 # The operator under exactly its shipped RBAC (its own service account's token, the Deployment's own

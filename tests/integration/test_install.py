@@ -41,8 +41,19 @@ from test_deploy_targets import (
     deployment_image,
 )
 
-from conftest import REPO, Cluster, lease_holder, service_account_kubeconfig, wait_until
-from sdhelpers import StartOperator, create_sd, job_template, jobs_of, read_sd, rfc3339, utc_in
+from conftest import REPO, Cluster, fresh_namespace, lease_holder, service_account_kubeconfig, wait_until
+from sdhelpers import (
+    PRIVILEGED,
+    StartOperator,
+    create_sd,
+    enforce_restricted,
+    job_template,
+    jobs_of,
+    read_sd,
+    rfc3339,
+    utc_in,
+    wait_for_condition,
+)
 
 MANIFESTS = REPO / "manifests"
 SYSTEM = "sundial-system"
@@ -319,6 +330,18 @@ def test_the_operator_runs_and_deploys_under_exactly_the_shipped_rbac(
         create_sd(cluster, namespace, "shipped", {"runAt": rfc3339(utc_in(4)), **target})
         wait_until("the deploy to succeed", lambda: succeeded(cluster, namespace, "shipped"), 90)
     assert deployment_image(cluster, namespace) == new_image
+    assert not rbac_denials(active.log()), active.log()[-3000:]
+
+    # A pod the API server refuses fails its run at once. Why it was refused is read from the Job's
+    # FailedCreate Events: the one path that lists Events (`list` on events).
+    with fresh_namespace(cluster, f"{namespace[:40]}-restricted") as restricted:
+        enforce_restricted(cluster, restricted)
+        cluster.core().create_namespaced_service_account(
+            restricted, {"metadata": {"name": "sundial-deployer"}}
+        )
+        refused = {"runAt": rfc3339(utc_in(3)), "jobTemplate": job_template(security=PRIVILEGED)}
+        create_sd(cluster, restricted, "refused", refused)
+        wait_for_condition(cluster, restricted, "refused", "Ready", "False", "PodCreationRefused", 60)
     assert not rbac_denials(active.log()), active.log()[-3000:]
 
     # A graceful exit hands over to the standby, which fires the next run.

@@ -109,6 +109,24 @@ def taken_job(namespace: str, owner: str, instant: Any) -> dict[str, Any]:
     }
 
 
+def cpu_cap(namespace: str) -> dict[str, Any]:
+    """A LimitRange, enforced by admission on pods: a container asking for more than one CPU is refused.
+    Unlike Pod Security, it refuses only the pod built to exceed it, so other paths share the namespace."""
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": "cpu-cap", "namespace": namespace},
+        "spec": {"limits": [{"type": "Container", "max": {"cpu": "1"}}]},
+    }
+
+
+def greedy_template() -> dict[str, Any]:
+    template = job_template()
+    [container] = template["spec"]["template"]["spec"]["containers"]
+    container["resources"] = {"requests": {"cpu": "2"}, "limits": {"cpu": "2"}}
+    return template
+
+
 def last_run(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
     runs = (read_sd(cluster, namespace, name).get("status") or {}).get("runs") or []
     finished = [run for run in runs if run.get("result") in ("Succeeded", "Failed")]
@@ -127,6 +145,9 @@ def drive_every_path(cluster: Cluster, first: str, second: str) -> None:
     create_sd(cluster, second, "pruned", pruned)
     missing = {"runAt": rfc3339(utc_in(3600)), "serviceAccountName": "absent", "jobTemplate": job_template()}
     create_sd(cluster, second, "no-account", missing)
+    # A pod that admission refuses: the run fails from the Job's FailedCreate Events (`list` on events).
+    apply(cluster, [cpu_cap(second)])
+    create_sd(cluster, second, "refused", {"runAt": rfc3339(utc_in(3)), "jobTemplate": greedy_template()})
 
     def result(namespace: str, name: str) -> str | None:
         run = last_run(cluster, namespace, name)
@@ -139,6 +160,11 @@ def drive_every_path(cluster: Cluster, first: str, second: str) -> None:
     wait_until("the pruned run's Job to be deleted", lambda: not jobs_of(cluster, second, "pruned"), 60)
     refused = wait_until("the taken name to be recorded", lambda: last_run(cluster, second, "taken"), 90)
     assert refused["result"] == "Failed", refused
+
+    refused_pod = wait_until(
+        "the refused pod's run to fail", lambda: last_run(cluster, second, "refused"), 90
+    )
+    assert (refused_pod["result"], refused_pod.get("reason")) == ("Failed", "PodCreationRefused"), refused_pod
 
     def account_missing() -> bool:
         conditions = (read_sd(cluster, second, "no-account").get("status") or {}).get("conditions") or []

@@ -181,3 +181,22 @@ def test_jobs_are_created_only_while_the_active_replica_says_so_and_standing_dow
     controller.fire_while(lambda: True)
     controller.stand_down()
     assert not controller.may_fire() and not controller.cache.synced
+
+
+def test_a_job_gaining_its_first_pod_wakes_its_owner_and_status_noise_does_not(
+    controller: Controller,
+) -> None:
+    """A Job without pods is looked at for a refused pod (sundial.decide.refusals): its first pod must reach
+    the plan, while a status update that changes nothing the plan reads (startTime, ready: 0) must not."""
+    cache = controller.cache
+    created = job_body("api", "10")
+    assert cache.job_seen(created, deleted=False).wake == {(NAMESPACE, "api")}
+    state = cache.jobs[(NAMESPACE, job_name("api", T))]
+    assert state.no_pods
+    noise = {**created, "metadata": {**created["metadata"], "resourceVersion": "11"}}
+    noise["status"] = {"startTime": "2027-03-14T07:30:00Z", "active": 0, "ready": 0, "terminating": 0}
+    assert cache.job_seen(noise, deleted=False).wake == set()
+    running = {**noise, "metadata": {**noise["metadata"], "resourceVersion": "12"}}
+    running["status"] = {**noise["status"], "active": 1}
+    assert cache.job_seen(running, deleted=False).wake == {(NAMESPACE, "api")}
+    assert not cache.jobs[(NAMESPACE, job_name("api", T))].no_pods

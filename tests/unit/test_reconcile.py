@@ -22,6 +22,7 @@ from sundial.api.timestamps import format_utc
 from sundial.decide.jobs import JobRun, build_job
 from sundial.decide.observe import JobPhase, job_state_from_body
 from sundial.decide.reconcile import CreateFailure, Event, JobState, Plan, World, reconcile, record_outcomes
+from sundial.decide.refusals import POD_CREATION_GRACE
 from sundial.timing.names import job_name
 
 NAMESPACE = "shop"
@@ -308,7 +309,8 @@ def test_with_its_job_present_the_run_is_recorded_running_and_nothing_is_created
     assert fired.type == "Normal"
     assert job_name("api", T) in fired.message
     assert "2000 ms after the instant" in fired.message
-    assert plan.wake_at is None
+    # Looked at again when the Job's pod should exist (a refused pod fails the run: test_refusals.py).
+    assert plan.wake_at == T + 2 * SECOND + POD_CREATION_GRACE
 
 
 @pytest.mark.parametrize(
@@ -1122,6 +1124,7 @@ def test_a_sundial_job_is_read_back_from_its_labels_annotations_and_conditions(
         phase=phase,
         reason=reason,
         message=message,
+        no_pods=phase is JobPhase.ACTIVE,  # the bodies' statuses count no pod
     )
 
 

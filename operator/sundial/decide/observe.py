@@ -47,6 +47,14 @@ class JobState:
     """The Job has a deletionTimestamp (replaced, pruned or its owner deleted)."""
     trigger: str | None = None
     """For the Job of a manual run, the trigger request it serves (annotation ``sundial.dev/trigger``)."""
+    uid: str = ""
+    """The Job's own UID: the Job controller's Events about it name it (see `sundial.decide.refusals`)."""
+    created_time: datetime | None = None
+    """When the API server created the Job (its creationTimestamp)."""
+    no_pods: bool = False
+    """Active, not suspended, and without a single pod: none active, ready, terminating, succeeded or
+    failed. Normal for a moment after creation; for longer, the pod is being refused
+    (`sundial.decide.refusals`)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,10 @@ class World:
     `sundial.decide.reconcile.record_outcomes` instead; a World that carries them decides the same."""
     missing_service_account: str | None = None
     """The service account the run's pod would use, when it does not exist in the namespace."""
+    pod_refusals: Mapping[str, str] = field(default_factory=dict)
+    """Job name -> why the API server refused the Job's pod (the message of the Job controller's latest
+    ``FailedCreate`` Event), for the Jobs `sundial.decide.refusals.refusal_check_due` named and the
+    controller looked up."""
     verdicts: VerdictMemo | None = field(default=None, compare=False)
     """Where verdicts are remembered between decisions (the controller keeps one); None: validate afresh."""
 
@@ -113,10 +125,14 @@ def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
         return None
     role = RunRole.DEPENDENCY if labels.get(LABEL_ROLE) == "dependency" else RunRole.DEPLOY
     trigger = annotations.get(ANNOTATION_TRIGGER)
+    status = mapping(body.get("status"))
     phase, reason, message = JobPhase.ACTIVE, None, None
-    for condition in mapping(body.get("status")).get("conditions") or []:
+    decided = False
+    for condition in status.get("conditions") or []:
         if not isinstance(condition, Mapping) or condition.get("status") != "True":
             continue
+        # The Job controller has settled the outcome and is finishing: its pods are not the question.
+        decided = decided or condition.get("type") in ("FailureTarget", "SuccessCriteriaMet", "Suspended")
         if condition.get("type") == "Complete":
             phase, reason, message = JobPhase.SUCCEEDED, "JobSucceeded", "the Job completed"
         elif condition.get("type") == "Failed":
@@ -137,7 +153,21 @@ def job_state_from_body(body: Mapping[str, Any]) -> JobState | None:
         message=message,
         deleting=bool(metadata.get("deletionTimestamp")),
         trigger=request_key(trigger) if isinstance(trigger, str) and trigger else None,
+        uid=str(metadata.get("uid") or ""),
+        created_time=parse_time(metadata.get("creationTimestamp")),
+        no_pods=phase is JobPhase.ACTIVE
+        and not decided
+        and mapping(body.get("spec")).get("suspend") is not True
+        and not _has_pods(status),
     )
+
+
+def _has_pods(status: Mapping[str, Any]) -> bool:
+    """Whether a Job's status counts any pod, running or finished (or not yet counted)."""
+    uncounted = mapping(status.get("uncountedTerminatedPods"))
+    return any(
+        status.get(count) for count in ("active", "ready", "terminating", "succeeded", "failed")
+    ) or any(uncounted.get(kind) for kind in ("succeeded", "failed"))
 
 
 def mapping(value: object) -> Mapping[str, Any]:

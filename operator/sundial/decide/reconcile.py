@@ -34,6 +34,7 @@ from sundial.decide.events import Event, invalid_events, status_events
 from sundial.decide.jobs import JobRun
 from sundial.decide.observe import CreateFailure, JobState, World, bounded, mapping, missing_account_message
 from sundial.decide.records import active_jobs, jobs_beyond_history, parse_status, records_with_jobs
+from sundial.decide.refusals import refusal_check_at, refused_jobs
 from sundial.decide.runs import plan_due_runs
 from sundial.decide.status import Outlook, invalid_status, ordered, outlook, valid_status, with_condition
 from sundial.decide.triggers import refuse_trigger_of_invalid, serve_trigger
@@ -80,21 +81,33 @@ def reconcile(world: World) -> Plan:
     own_jobs = [
         job for job in world.jobs.values() if job.owner == name and job.owner_uid == metadata.get("uid")
     ]
+    # A Job whose pod the API server refuses is a failed run from here on, and is deleted (see
+    # sundial.decide.refusals); every later stage sees it as failed, so it blocks nothing.
+    refused = refused_jobs(own_jobs, old.runs, world.pod_refusals, world.now)
+    own_jobs = [refused.get(job.name, job) for job in own_jobs]
     draft = Draft(*records_with_jobs(old.runs, own_jobs), last_trigger=old.last_trigger)
+    draft.deletes.extend(job.name for job in refused.values() if not job.deleting)
+    draft.wake.extend(filter(None, (refusal_check_at(job, world.now) for job in own_jobs)))
     verdict = judge(world, has_run=bool(draft.records))
     active = active_jobs(own_jobs)
 
     if isinstance(verdict, Invalid):
         refuse_trigger_of_invalid(world, draft, verdict)
         status = invalid_status(old, verdict, draft, active, world.now, generation)
-        return Plan(status=_dump(status), events=tuple(invalid_events(old.conditions, verdict, draft.events)))
+        return Plan(
+            status=_dump(status),
+            delete=tuple(draft.deletes),  # the refused Jobs: an invalid spec does not keep them trying
+            events=tuple(invalid_events(old.conditions, verdict, draft.events)),
+            wake_at=min(draft.wake, default=None),
+        )
 
     timings = component_timings(world, verdict)
     plan_due_runs(world, verdict, timings, old, own_jobs, draft)
     serve_trigger(world, verdict, own_jobs, draft)
     spec = verdict.spec
+    kept_jobs = [job for job in own_jobs if job.name not in refused]  # deleted anyway: no history slot
     draft.deletes.extend(
-        jobs_beyond_history(own_jobs, spec.successful_jobs_history_limit, spec.failed_jobs_history_limit)
+        jobs_beyond_history(kept_jobs, spec.successful_jobs_history_limit, spec.failed_jobs_history_limit)
     )
     coming = upcoming(name, timings, world.now, 3)
     missing = missing_account_message(world) if world.missing_service_account is not None else None
@@ -145,7 +158,14 @@ def record_outcomes(
     active = sorted([*kept, *started], key=lambda job: job.scheduled_time)
     status = valid_status(old, ahead, draft, active, now)
     events = status_events(old, status, (), ahead.zone, missing_account=ahead.missing_account is not None)
-    return replace(plan, status=_dump(status), events=(*plan.events, *events))
+    # A new Job is looked at again when its pod should exist (sundial.decide.refusals).
+    wake = [plan.wake_at, *(refusal_check_at(job, now) for job in created)]
+    return replace(
+        plan,
+        status=_dump(status),
+        events=(*plan.events, *events),
+        wake_at=min((instant for instant in wake if instant is not None), default=None),
+    )
 
 
 INTERNAL_ERROR = "InternalError"

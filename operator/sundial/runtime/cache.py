@@ -184,7 +184,11 @@ class Cache:
             self.jobs_by_owner[owner].discard(state.name)
         else:
             previous = self.jobs.get(key)
-            if previous is not None and previous.phase == state.phase and previous.deleting == state.deleting:
+            if previous is not None and (previous.phase, previous.deleting, previous.no_pods) == (
+                state.phase,
+                state.deleting,
+                state.no_pods,
+            ):
                 return changes  # nothing the plan looks at has changed (and any failure detail stays)
             self.jobs[key] = state
             self.jobs_by_owner[owner].add(state.name)

@@ -53,11 +53,13 @@ from sundial.decide.reconcile import (
     reconcile,
     record_outcomes,
 )
+from sundial.decide.refusals import refusal_check_due
 from sundial.decide.validation import VerdictMemo
 from sundial.runtime.apierrors import RETRYABLE, api_message, api_reason, is_outage
 from sundial.runtime.cache import Cache, Changes, Key
 from sundial.runtime.kubeclient import raw_body
 from sundial.runtime.metrics import Metrics
+from sundial.runtime.refusals import read_pod_refusals
 from sundial.runtime.wakeups import WakeupQueue
 
 logger = logging.getLogger("sundial.runtime.controller")
@@ -232,6 +234,19 @@ class Controller:
         account = effective_service_account(spec)
         return account if await self.service_account_missing(body["metadata"]["namespace"], account) else None
 
+    async def _pod_refusals(self, body: Mapping[str, Any]) -> dict[str, str]:
+        """The API server's refusals of the pods of this object's Jobs that have had none for too long."""
+        namespace, name, uid = (body["metadata"].get(key) for key in ("namespace", "name", "uid"))
+        now = self._now()
+        due = [
+            state
+            for job in self.cache.jobs_by_owner.get((namespace, name), ())
+            if (state := self.cache.jobs.get((namespace, job))) is not None
+            and state.owner_uid == uid
+            and refusal_check_due(state, now)
+        ]
+        return await read_pod_refusals(self._call, self._core, due) if due else {}
+
     async def service_account_missing(self, namespace: str, name: str) -> bool:
         """Whether the deploy Job's service account is absent; answers are cached briefly."""
         now = self._clock()
@@ -258,6 +273,7 @@ class Controller:
         extra_jobs: Iterable[JobState] = (),
         failures: Iterable[CreateFailure] = (),
         missing_service_account: str | None = None,
+        pod_refusals: Mapping[str, str] | None = None,
     ) -> World:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         members = self.cache.component((namespace, name)) | {(namespace, name)}
@@ -282,6 +298,7 @@ class Controller:
             jobs=jobs,
             create_failures=tuple(failures),
             missing_service_account=missing_service_account,
+            pod_refusals=pod_refusals or {},
             verdicts=self.verdicts,
         )
 
@@ -322,7 +339,10 @@ class Controller:
     async def _reconcile(self, key: Key, body: Mapping[str, Any]) -> float | None:
         await self._confirm_jobs(body)
         missing = await self._missing_account(body)
-        plan = self._plan(self._world(body, self._now(), missing_service_account=missing))
+        refusals = await self._pod_refusals(body)
+        plan = self._plan(
+            self._world(body, self._now(), missing_service_account=missing, pod_refusals=refusals)
+        )
         if plan.create or plan.delete:
             fresh = await self._read(key)
             if fresh is None:
@@ -334,7 +354,9 @@ class Controller:
             ):
                 # New input, or the read took so long (an API server restarting) that a run's deadline
                 # passed meanwhile: decide again, at this instant, rather than create a Job too late.
-                plan = self._plan(self._world(fresh, fired, missing_service_account=missing))
+                plan = self._plan(
+                    self._world(fresh, fired, missing_service_account=missing, pod_refusals=refusals)
+                )
             body = fresh
             plan = replace(plan, create=tuple(replace(run, fired_time=fired) for run in plan.create))
             created, failures = await self._create_jobs(body, plan)
