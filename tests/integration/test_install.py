@@ -336,6 +336,7 @@ def test_the_operator_runs_and_deploys_under_exactly_the_shipped_rbac(
     # FailedCreate Events: the one path that lists Events (`list` on events).
     with fresh_namespace(cluster, f"{namespace[:40]}-restricted") as restricted:
         enforce_restricted(cluster, restricted)
+        enable_deploys(cluster, restricted)
         cluster.core().create_namespaced_service_account(
             restricted, {"metadata": {"name": "sundial-deployer"}}
         )
