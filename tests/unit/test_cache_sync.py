@@ -19,8 +19,9 @@ from kubernetes.client.exceptions import ApiException
 from test_reconcile import DEPLOYER_IMAGE, NAMESPACE, ONE_SHOT, T, scheduled_deployment, uid, world
 
 from sundial.decide.jobs import build_job
+from sundial.decide.observe import job_state_from_body
 from sundial.decide.reconcile import Plan, reconcile
-from sundial.runtime.cache import resource_version_older
+from sundial.runtime.cache import Cache, resource_version_older
 from sundial.runtime.controller import Controller, ControllerSettings
 from sundial.timing.names import job_name
 
@@ -200,3 +201,48 @@ def test_a_job_gaining_its_first_pod_wakes_its_owner_and_status_noise_does_not(
     running["status"] = {**noise["status"], "active": 1}
     assert cache.job_seen(running, deleted=False).wake == {(NAMESPACE, "api")}
     assert not cache.jobs[(NAMESPACE, job_name("api", T))].no_pods
+
+
+# ------------------------------------------------------------------ the controller's own reads and writes
+
+
+def test_a_fresh_copy_is_stored_unless_a_watch_event_already_brought_a_newer_one() -> None:
+    cache = Cache(None, lambda *_: None)
+    cache.object_seen(sd("api", "20", runAt="2027-03-14T10:00"), deleted=False)
+    # A read that raced with the watch and returns the older copy does not undo the newer one.
+    assert cache.store(sd("api", "19", runAt="2027-03-14T09:00")).wake == set()
+    assert cache.objects[(NAMESPACE, "api")]["spec"]["runAt"] == "2027-03-14T10:00"
+    # A newer copy is kept, and its watch event then finds nothing new to wake anyone for.
+    cache.store(sd("api", "21", runAt="2027-03-14T11:00"))
+    assert cache.objects[(NAMESPACE, "api")]["spec"]["runAt"] == "2027-03-14T11:00"
+    assert cache.object_seen(sd("api", "21", runAt="2027-03-14T11:00"), deleted=False).wake == set()
+
+
+def test_a_fresh_copy_whose_spec_moved_wakes_the_objects_connected_to_it_but_not_itself() -> None:
+    cache = Cache(None, lambda *_: None)
+    cache.object_seen(sd("db", "10"), deleted=False)
+    cache.object_seen(sd("api", "11", dependsOn={"name": "db"}), deleted=False)
+    # The dependency moved: its dependent's instants move with it, even though the watch event of this
+    # very version will be no news when it comes.
+    moved = cache.store(sd("db", "12", runAt="2027-03-14T11:00"))
+    assert moved.wake == {(NAMESPACE, "api")}
+    # A status write leaves the spec alone: nobody is woken by it.
+    written = sd("db", "13", runAt="2027-03-14T11:00")
+    written["status"] = {"observedGeneration": 1}
+    assert cache.store(written).wake == set()
+
+
+def test_a_job_created_here_is_cached_at_once_and_its_watch_event_is_no_news() -> None:
+    cache = Cache(None, lambda *_: None)
+    cache.object_seen(sd("api", "10"), deleted=False)
+    body = job_body("api", "30")
+    state = job_state_from_body(body)
+    assert state is not None
+    cache.job_created(state, "30")
+    assert cache.jobs_by_owner[(NAMESPACE, "api")] == {state.name}
+    assert cache.job_seen(body, deleted=False).wake == set()
+    # Its deletion wakes the owner, and forgets it.
+    assert cache.job_seen(
+        body | {"metadata": {**body["metadata"], "resourceVersion": "31"}}, deleted=True
+    ).wake == {(NAMESPACE, "api")}
+    assert (NAMESPACE, state.name) not in cache.jobs and not cache.jobs_by_owner[(NAMESPACE, "api")]

@@ -70,7 +70,7 @@ def fire(controller: Controller, clock: list[float], read_takes: float) -> tuple
     controller._write_status = write  # type: ignore[method-assign]
     controller._delete_jobs = nothing  # type: ignore[method-assign]
     controller._post_events = nothing  # type: ignore[method-assign]
-    controller._missing_account = nothing  # type: ignore[method-assign]
+    controller.lookups.missing_account = nothing  # type: ignore[method-assign]
     asyncio.run(controller.reconcile_key(KEY))
     return carried_out, written
 

@@ -276,7 +276,12 @@ class FakeCustomObjects:
         self.patches += 1
         if self.error is not None:
             raise ApiException(status=self.error, reason="refused")
-        return {**self.body, "status": args[-1]["status"]}
+        # As the API server does: every write is a new resourceVersion.
+        metadata = {
+            **self.body["metadata"],
+            "resourceVersion": str(int(self.body["metadata"]["resourceVersion"]) + 1),
+        }
+        return {**self.body, "metadata": metadata, "status": args[-1]["status"]}
 
     def get_namespaced_custom_object(self, *_: Any, **__: Any) -> dict[str, Any]:
         return self.body

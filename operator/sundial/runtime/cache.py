@@ -26,8 +26,7 @@ from typing import Any, cast
 
 from kubernetes import client
 
-from sundial.api.keys import ANNOTATION_SCHEDULED, GROUP, KIND, MANAGED_BY, MANAGER, PLURAL, VERSION
-from sundial.api.timestamps import format_utc
+from sundial.api.keys import GROUP, MANAGED_BY, MANAGER, PLURAL, VERSION
 from sundial.decide.observe import JobPhase, JobState, job_state_from_body
 from sundial.runtime.kubeclient import raw_body
 from sundial.runtime.metrics import is_invalid
@@ -109,33 +108,65 @@ class Cache:
             return (deleted or known != version) and not resource_version_older(version, known)
         return not resource_version_older(version, self._listed_versions.get(kind))
 
-    def object_seen(self, body: Mapping[str, Any], deleted: bool, force: bool = False) -> Changes:
-        """A ScheduledDeployment event: refresh the cache; wake every object whose plan it can change.
-
-        ``force``: apply it even if it is not newer (a listing found the object gone)."""
+    def object_seen(self, body: Mapping[str, Any], deleted: bool) -> Changes:
+        """A ScheduledDeployment event: refresh the cache; wake every object whose plan it can change."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         version = body["metadata"].get("resourceVersion")
-        if not force and not self._is_news(self.object_versions, "objects", key, version, deleted):
+        if not self._is_news(self.object_versions, "objects", key, version, deleted):
             return Changes()  # a copy no newer than the cached one (kopf's re-list after our own listing)
         if deleted:
             self.object_versions.pop(key, None)
-        elif isinstance(version, str):
+            return self.forget_object(key)
+        if isinstance(version, str):
             self.object_versions[key] = version
         previous = self.objects.get(key)
         before = self.component(key)
-        if deleted:
-            self.objects.pop(key, None)
-            self.invalid.discard(key)
-        else:
-            self.objects[key] = dict(body)
-            self.note_validity(key, body.get("status"))
-        self._index_dependency(key, previous, None if deleted else body)
+        self._put_object(key, previous, body)
         changes = Changes(wake={key})
-        if previous is None or deleted or previous.get("spec") != body.get("spec"):
+        if previous is None or previous.get("spec") != body.get("spec"):
             # Dependencies add up along chains, so a change anywhere in a chain can move instants on both
-            # sides of it, and a deletion can invalidate a dependent: wake the chain as it was and as it is.
+            # sides of it: wake the chain as it was and as it is.
             changes.wake |= before | self.component(key)
         return changes
+
+    def store(self, body: Mapping[str, Any]) -> Changes:
+        """A copy the API server just returned to this replica (a fresh read, its own status write).
+
+        Kept unless a watch event already brought a newer one, by the same resourceVersion rule as events;
+        the watch event of the same version then finds nothing new. The object itself is not woken (the
+        caller is planning it right now); the objects connected to it are, if its spec moved.
+        """
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        version = body["metadata"].get("resourceVersion")
+        known = self.object_versions.get(key)
+        if known is not None and (known == version or resource_version_older(version, known)):
+            return Changes()
+        if isinstance(version, str):
+            self.object_versions[key] = version
+        previous = self.objects.get(key)
+        before = self.component(key)
+        self._put_object(key, previous, body)
+        if previous is not None and previous.get("spec") == body.get("spec"):
+            return Changes()
+        return Changes(wake=(before | self.component(key)) - {key})
+
+    def forget_object(self, key: Key) -> Changes:
+        """The object is gone (deleted, or found missing): drop it; wake whatever it was connected to.
+
+        Its last resourceVersion is kept by the callers that saw it go, so an older event cannot bring it
+        back."""
+        previous = self.objects.get(key)
+        before = self.component(key)
+        self.objects.pop(key, None)
+        self.invalid.discard(key)
+        self._index_dependency(key, previous, None)
+        # A deletion can invalidate a dependent: wake the chain as it was.
+        return Changes(wake={key} | before)
+
+    def _put_object(self, key: Key, previous: Mapping[str, Any] | None, body: Mapping[str, Any]) -> None:
+        self.objects[key] = dict(body)
+        self.note_validity(key, body.get("status"))
+        self._index_dependency(key, previous, body)
 
     def note_validity(self, key: Key, status: Mapping[str, Any] | None) -> None:
         if is_invalid(status):
@@ -163,7 +194,7 @@ class Cache:
         )
         return {(namespace, name) for name in names if (namespace, name) in self.objects}
 
-    def job_seen(self, body: Mapping[str, Any], deleted: bool, force: bool = False) -> Changes:
+    def job_seen(self, body: Mapping[str, Any], deleted: bool) -> Changes:
         """A Job event: refresh the cache; wake the Job's owner and the objects that depend on it."""
         state = job_state_from_body(body)
         if state is None:
@@ -171,32 +202,51 @@ class Cache:
         key = (state.namespace, state.name)
         owner = (state.namespace, state.owner)
         version = (body.get("metadata") or {}).get("resourceVersion")
-        if not force and not self._is_news(self.job_versions, "jobs", key, version, deleted):
+        if not self._is_news(self.job_versions, "jobs", key, version, deleted):
             return Changes()
         if deleted:
-            self.job_versions.pop(key, None)
-        elif isinstance(version, str):
+            changes = self.forget_job(key)
+            changes.wake |= self._job_audience(owner)  # even for a Job this replica never cached
+            return changes
+        if isinstance(version, str):
             self.job_versions[key] = version
             self.jobs_known_absent.discard(key)
-        changes = Changes()
-        if deleted:
-            self.jobs.pop(key, None)
-            self.jobs_by_owner[owner].discard(state.name)
-        else:
-            previous = self.jobs.get(key)
-            if previous is not None and (previous.phase, previous.deleting, previous.no_pods) == (
-                state.phase,
-                state.deleting,
-                state.no_pods,
-            ):
-                return changes  # nothing the plan looks at has changed (and any failure detail stays)
-            self.jobs[key] = state
-            self.jobs_by_owner[owner].add(state.name)
-            if state.phase is JobPhase.FAILED:
-                changes.failed.append(state)
-        # The owner records the outcome; its dependents may be waiting for exactly this outcome.
-        changes.wake = {owner} | {(state.namespace, d) for d in self._dependents.get(owner, ())}
-        return changes
+        previous = self.jobs.get(key)
+        if previous is not None and (previous.phase, previous.deleting, previous.no_pods) == (
+            state.phase,
+            state.deleting,
+            state.no_pods,
+        ):
+            return Changes()  # nothing the plan looks at has changed (and any failure detail stays)
+        self.jobs[key] = state
+        self.jobs_by_owner[owner].add(state.name)
+        return Changes(
+            wake=self._job_audience(owner), failed=[state] if state.phase is JobPhase.FAILED else []
+        )
+
+    def job_created(self, state: JobState, version: object) -> None:
+        """A Job this replica just created, as the create returned it: its watch event will bring nothing
+        new, and the plans that follow see it at once."""
+        key = (state.namespace, state.name)
+        if isinstance(version, str):
+            self.job_versions[key] = version
+        self.jobs[key] = state
+        self.jobs_by_owner[(state.namespace, state.owner)].add(state.name)
+
+    def forget_job(self, key: Key) -> Changes:
+        """The Job is gone (deleted, or missing from a listing newer than it): drop it; wake its owner."""
+        self.job_versions.pop(key, None)
+        state = self.jobs.pop(key, None)
+        if state is None:
+            return Changes()
+        owner = (state.namespace, state.owner)
+        self.jobs_by_owner[owner].discard(state.name)
+        return Changes(wake=self._job_audience(owner))
+
+    def _job_audience(self, owner: Key) -> set[Key]:
+        """Who reads a Job of ``owner``'s: the owner records the outcome, and its dependents may be waiting
+        for exactly this outcome."""
+        return {owner} | {(owner[0], d) for d in self._dependents.get(owner, ())}
 
     def add_failure_detail(self, key: Key, reason: str, message: str) -> Key | None:
         """Why a failed Job failed, read from its pods; returns its owner (to wake) if it is still failed."""
@@ -243,41 +293,14 @@ class Cache:
         objects, objects_version = await self._list_all(self._list_objects_page)
         jobs, jobs_version = await self._list_all(self._list_jobs_page)
         changes = self._merge_listing(
-            "objects", objects, objects_version, self.object_versions, self.object_seen, self._cached_object
+            "objects", objects, objects_version, self.object_versions, self.object_seen, self.forget_object
         )
         changes.add(
-            self._merge_listing(
-                "jobs", jobs, jobs_version, self.job_versions, self.job_seen, self._cached_job
-            )
+            self._merge_listing("jobs", jobs, jobs_version, self.job_versions, self.job_seen, self.forget_job)
         )
         changes.wake |= set(self.objects)
         self.synced = True
         return changes
-
-    def _cached_object(self, key: Key) -> Mapping[str, Any] | None:
-        return self.objects.get(key)
-
-    def _cached_job(self, key: Key) -> Mapping[str, Any] | None:
-        state = self.jobs.get(key)
-        if state is None:
-            return None
-        # job_seen needs a body to find the owner again; the controller reference is all it reads of one.
-        return {
-            "metadata": {
-                "namespace": state.namespace,
-                "name": state.name,
-                "annotations": {ANNOTATION_SCHEDULED: format_utc(state.scheduled_time)},
-                "ownerReferences": [
-                    {
-                        "apiVersion": f"{GROUP}/{VERSION}",
-                        "kind": KIND,
-                        "name": state.owner,
-                        "uid": state.owner_uid,
-                        "controller": True,
-                    }
-                ],
-            }
-        }
 
     def _merge_listing(
         self,
@@ -286,7 +309,7 @@ class Cache:
         version: str | None,
         versions: dict[Key, str],
         seen: Callable[..., Changes],
-        cached: Callable[[Key], Mapping[str, Any] | None],
+        forget: Callable[[Key], Changes],
     ) -> Changes:
         changes = Changes()
         listed: set[Key] = set()
@@ -296,10 +319,8 @@ class Cache:
             changes.add(seen(item, False))
         for key in [key for key in versions if key not in listed]:
             if version is None or resource_version_older(versions[key], version):
-                body = cached(key)
                 versions.pop(key, None)
-                if body is not None:
-                    changes.add(seen(body, True, force=True))
+                changes.add(forget(key))
         if version is not None:
             self._listed_versions[kind] = version
         return changes

@@ -41,8 +41,8 @@ from kubernetes.client.exceptions import ApiException
 from sundial.api.keys import GROUP, PLURAL, VERSION
 from sundial.api.timestamps import format_utc
 from sundial.decide.events import build_event
-from sundial.decide.jobs import build_job, effective_service_account
-from sundial.decide.observe import failure_detail, job_state_from_body
+from sundial.decide.jobs import build_job
+from sundial.decide.observe import job_state_from_body, mapping
 from sundial.decide.reconcile import (
     CreateFailure,
     Event,
@@ -58,8 +58,8 @@ from sundial.decide.validation import VerdictMemo
 from sundial.runtime.apierrors import RETRYABLE, api_message, api_reason, is_outage
 from sundial.runtime.cache import Cache, Changes, Key
 from sundial.runtime.kubeclient import raw_body
+from sundial.runtime.lookups import Lookups
 from sundial.runtime.metrics import Metrics
-from sundial.runtime.refusals import read_pod_refusals
 from sundial.runtime.wakeups import WakeupQueue
 
 logger = logging.getLogger("sundial.runtime.controller")
@@ -127,7 +127,7 @@ class Controller:
         self.metrics.watch_invalid(lambda: len(self.cache.invalid))
         self._background: set[asyncio.Task[None]] = set()
         self._allowed_to_fire: Callable[[], bool] = _never
-        self._service_accounts: dict[Key, tuple[bool, float]] = {}
+        self.lookups = Lookups(self._call, self._core, clock)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -212,57 +212,24 @@ class Controller:
             self.job_seen(json.loads(raw), deleted=False)
 
     async def _add_failure_detail(self, state: JobState) -> None:
-        try:
-            pods = await self._call(
-                self._core.list_namespaced_pod, state.namespace, label_selector=f"job-name={state.name}"
-            )
-        except ApiException as error:
-            logger.warning("could not read the pods of failed Job %s: %s", state.name, api_message(error))
-            return
-        raw = self.api_client.sanitize_for_serialization(pods)
-        detail = failure_detail(raw.get("items") or [])
+        detail = await self.lookups.failure_detail(state)
         if detail is None:
             return
         owner = self.cache.add_failure_detail((state.namespace, state.name), *detail)
         if owner is not None:
             self.wakeups.request(owner)
 
-    async def _missing_account(self, body: Mapping[str, Any]) -> str | None:
-        spec = body.get("spec")
-        if not isinstance(spec, Mapping):
-            return None
-        account = effective_service_account(spec)
-        return account if await self.service_account_missing(body["metadata"]["namespace"], account) else None
-
     async def _pod_refusals(self, body: Mapping[str, Any]) -> dict[str, str]:
         """The API server's refusals of the pods of this object's Jobs that have had none for too long."""
         namespace, name, uid = (body["metadata"].get(key) for key in ("namespace", "name", "uid"))
         now = self._now()
-        due = [
+        return await self.lookups.pod_refusals(
             state
             for job in self.cache.jobs_by_owner.get((namespace, name), ())
             if (state := self.cache.jobs.get((namespace, job))) is not None
             and state.owner_uid == uid
             and refusal_check_due(state, now)
-        ]
-        return await read_pod_refusals(self._call, self._core, due) if due else {}
-
-    async def service_account_missing(self, namespace: str, name: str) -> bool:
-        """Whether the deploy Job's service account is absent; answers are cached briefly."""
-        now = self._clock()
-        cached = self._service_accounts.get((namespace, name))
-        if cached is not None and cached[1] > now:
-            return not cached[0]
-        try:
-            await self._call(self._core.read_namespaced_service_account, name, namespace)
-            exists = True
-        except ApiException as error:
-            if error.status != 404:
-                return False  # unknown: do not claim it is missing
-            exists = False
-        # A present account is rechecked rarely; a missing one soon, so creating it clears the error fast.
-        self._service_accounts[(namespace, name)] = (exists, now + (300 if exists else 5))
-        return not exists
+        )
 
     # ------------------------------------------------------------------------------------------ reconcile
 
@@ -338,7 +305,7 @@ class Controller:
 
     async def _reconcile(self, key: Key, body: Mapping[str, Any]) -> float | None:
         await self._confirm_jobs(body)
-        missing = await self._missing_account(body)
+        missing = await self.lookups.missing_account(body)
         refusals = await self._pod_refusals(body)
         plan = self._plan(
             self._world(body, self._now(), missing_service_account=missing, pod_refusals=refusals)
@@ -385,11 +352,10 @@ class Controller:
             )
         except ApiException as error:
             if error.status == 404:
-                self.cache.objects.pop(key, None)
+                self._follow(self.cache.forget_object(key))
                 return None
             raise
-        self.cache.objects[key] = body
-        self.cache.object_versions[key] = body["metadata"]["resourceVersion"]
+        self._follow(self.cache.store(body))
         return body
 
     async def _create_jobs(
@@ -408,9 +374,8 @@ class Controller:
                 raw = await self._fire_call(raw_body, self._batch.create_namespaced_job, namespace, manifest)
                 created_body = json.loads(raw)
                 state = job_state_from_body(created_body)
-                version = created_body.get("metadata", {}).get("resourceVersion")
-                if state is not None and isinstance(version, str):
-                    self.cache.job_versions[(namespace, state.name)] = version
+                if state is not None:
+                    self.cache.job_created(state, created_body.get("metadata", {}).get("resourceVersion"))
                 self.metrics.job_created(
                     run.role, run.scheduled_time, run.fired_time, manual=run.trigger is not None
                 )
@@ -440,17 +405,17 @@ class Controller:
                 raise
             if state is not None:
                 created.append(state)
-                self.cache.jobs[(namespace, state.name)] = state
-                self.cache.jobs_by_owner[(namespace, state.owner)].add(state.name)
         return created, failures
 
     async def _existing_job_if_ours(self, body: Mapping[str, Any], name: str) -> JobState | None:
         """AlreadyExists is the lock working: success if the Job is ours, a conflict otherwise."""
         namespace = body["metadata"]["namespace"]
-        existing = await self._call(self._batch.read_namespaced_job, name, namespace)
-        raw = self.api_client.sanitize_for_serialization(existing)
-        state = job_state_from_body(raw)
-        return state if state is not None and state.owner_uid == body["metadata"]["uid"] else None
+        existing = json.loads(await self._call(raw_body, self._batch.read_namespaced_job, name, namespace))
+        state = job_state_from_body(existing)
+        if state is None or state.owner_uid != body["metadata"]["uid"]:
+            return None
+        self.cache.job_created(state, mapping(existing.get("metadata")).get("resourceVersion"))
+        return state
 
     async def _delete_jobs(self, namespace: str, names: Iterable[str]) -> None:
         for name in names:
@@ -490,17 +455,14 @@ class Controller:
             )
         except ApiException as error:
             if error.status == 409:
-                self.cache.objects.pop(key, None)
-                await self._read(key)
+                await self._read(key)  # the newer copy, so that the next plan starts from it
                 return False
             if error.status == 404:
                 return True
             raise
-        self.cache.objects[key] = result
-        self.cache.object_versions[key] = result["metadata"]["resourceVersion"]
+        self._follow(self.cache.store(result))
         # Counted here, once: this write (guarded by resourceVersion) is what made the transitions happen.
         self.metrics.record_transitions(body.get("status"), plan.status)
-        self.cache.note_validity(key, plan.status)
         return True
 
     async def _post_events(self, body: Mapping[str, Any], events: Iterable[Event]) -> None:
