@@ -85,3 +85,18 @@ def test_the_memo_is_bounded() -> None:
             body, T, {name: body}, has_run=True
         )
     assert len(memo._verdicts) <= 2
+
+
+def test_the_memo_forgets_the_least_recently_used_verdict_first() -> None:
+    memo = VerdictMemo(capacity=2)
+    bodies = {name: scheduled_deployment(name, ONE_SHOT) for name in ("a", "b", "c")}
+
+    def ask(name: str) -> None:
+        memo.validate(bodies[name], T, {name: bodies[name]}, has_run=True)
+
+    ask("a"), ask("b"), ask("a"), ask("c")  # "b" is the least recently used when "c" needs room
+    assert memo.misses == 3
+    ask("a")
+    assert memo.misses == 3
+    ask("b")
+    assert memo.misses == 4

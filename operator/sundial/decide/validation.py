@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -187,12 +188,16 @@ class VerdictMemo:
     times with the same specs. The key holds the object's identity and spec, the ``dependsOn`` of every
     sibling (all the chain resolution reads) and ``has_run``; ``now`` enters by its UTC date when
     ``has_run`` (it only bounds the Reject scan, whose horizon is two years) and exactly otherwise.
-    Bounded: it starts afresh when full.
+
+    Bounded, least recently used first out: a verdict holds the parsed spec (a jobTemplate as pydantic
+    models is kilobytes), and keeping one for every armed object was about 5 KiB per object, while only
+    the objects being reconciled around the same moment (a chain at its instant, an object and its status
+    write's echo) read each other's. Validating again after an eviction costs 0.02 to 0.2 ms.
     """
 
-    def __init__(self, capacity: int = 50_000) -> None:
+    def __init__(self, capacity: int = 2048) -> None:
         self._capacity = capacity
-        self._verdicts: dict[tuple[object, ...], Verdict] = {}
+        self._verdicts: OrderedDict[tuple[object, ...], Verdict] = OrderedDict()
         self.misses = 0
         """How many verdicts were computed rather than remembered (for tests and curiosity)."""
 
@@ -207,12 +212,14 @@ class VerdictMemo:
         """`validate`, remembered."""
         key = self._key(obj, now, siblings or {}, has_run)
         verdict = self._verdicts.get(key)
-        if verdict is None:
-            self.misses += 1
-            verdict = validate(obj, now, siblings, has_run=has_run)
-            if len(self._verdicts) >= self._capacity:
-                self._verdicts.clear()
-            self._verdicts[key] = verdict
+        if verdict is not None:
+            self._verdicts.move_to_end(key)
+            return verdict
+        self.misses += 1
+        verdict = validate(obj, now, siblings, has_run=has_run)
+        if len(self._verdicts) >= self._capacity:
+            self._verdicts.popitem(last=False)
+        self._verdicts[key] = verdict
         return verdict
 
     @staticmethod

@@ -27,7 +27,7 @@ from typing import Any, cast
 from kubernetes import client
 
 from sundial.api.keys import GROUP, MANAGED_BY, MANAGER, PLURAL, VERSION
-from sundial.decide.observe import JobPhase, JobState, job_state_from_body
+from sundial.decide.observe import JobPhase, JobState, job_state_from_body, plan_view
 from sundial.runtime.kubeclient import raw_body
 from sundial.runtime.metrics import is_invalid
 from sundial.timing.dependencies import connected, depends_on_name
@@ -164,7 +164,8 @@ class Cache:
         return Changes(wake={key} | before)
 
     def _put_object(self, key: Key, previous: Mapping[str, Any] | None, body: Mapping[str, Any]) -> None:
-        self.objects[key] = dict(body)
+        # Only what a plan reads: managedFields and kubectl's last-applied copy were most of the memory.
+        self.objects[key] = plan_view(body)
         self.note_validity(key, body.get("status"))
         self._index_dependency(key, previous, body)
 
@@ -313,7 +314,10 @@ class Cache:
     ) -> Changes:
         changes = Changes()
         listed: set[Key] = set()
-        for item in items:
+        # Consumed as it is merged, so that the listing and the cache's copies are not all held at once.
+        items.reverse()
+        while items:
+            item = items.pop()
             metadata = item.get("metadata") or {}
             listed.add((metadata.get("namespace", ""), metadata.get("name", "")))
             changes.add(seen(item, False))
@@ -352,7 +356,11 @@ class Cache:
         else:
             fn = self._custom.list_cluster_custom_object
             raw = raw_body(fn, GROUP, VERSION, PLURAL, **args)
-        return cast(dict[str, Any], json.loads(raw))
+        page = cast(dict[str, Any], json.loads(raw))
+        # Cut each page down as it arrives: the listing is held whole until it is merged, and at 10,000
+        # objects whole bodies were the operator's peak.
+        page["items"] = [plan_view(item) for item in page.get("items") or []]
+        return page
 
     def _list_jobs_page(self, namespace: str, token: str | None, **kwargs: Any) -> dict[str, Any]:
         args = {

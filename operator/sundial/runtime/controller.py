@@ -42,7 +42,7 @@ from sundial.api.keys import GROUP, PLURAL, VERSION
 from sundial.api.timestamps import format_utc
 from sundial.decide.events import build_event
 from sundial.decide.jobs import build_job
-from sundial.decide.observe import job_state_from_body, mapping
+from sundial.decide.observe import job_state_from_body, mapping, plan_view
 from sundial.decide.reconcile import (
     CreateFailure,
     Event,
@@ -356,7 +356,7 @@ class Controller:
                 return None
             raise
         self._follow(self.cache.store(body))
-        return body
+        return plan_view(body)  # planned from what the cache would hold, so both plans agree
 
     async def _create_jobs(
         self, body: Mapping[str, Any], plan: Plan
