@@ -27,6 +27,10 @@ def configure_settings(settings: kopf.OperatorSettings, options: OperatorOptions
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     settings.watching.server_timeout = 300
+    # kopf keeps one worker task per object until no event came for this long (default 5 s). The handlers
+    # here only hand the body to the cache, so a short wait loses nothing, and a burst of creations (250/s)
+    # then holds a few hundred workers at once rather than thousands (issue 14, bench/README.md).
+    settings.queueing.idle_timeout = 0.5
     # Server-side filters: only Sundial's Jobs, only the scheduler's Lease.
     settings.watching.label_selectors["batch/v1", "jobs"] = f"{MANAGED_BY}={MANAGER}"
     # The Lease in the lease namespace only: a cluster-wide replica would otherwise also see another
