@@ -6,16 +6,15 @@ applied with ``kubectl apply``, the ``kubectl.kubernetes.io/last-applied-configu
 status as the operator writes it, with a run history on some) and fed, one JSON text at a time, through
 what the operator keeps per object:
 
-* **cache**: `Cache.object_seen`, as a watch event brings each object (the parsed body is then dropped, as
-  kopf drops it once the handler returns);
+* **cache**: the informer's listing (`Informer.list_source`, pages cut to plan views as they arrive) merged
+  into the cache (since issue 14's informer, kopf holds nothing per object: it watches only the Lease);
 * **plan**: one reconcile per object through the controller's own `_world` and the shared `VerdictMemo`;
 * **status write**: the body the status PATCH returns (a new resourceVersion, another managedFields entry)
   into `Cache.store`;
 * **wake-up**: each plan's next instant on the `WakeupQueue`;
-* **kopf**: kopf's per-object `ResourceMemory` (`ResourceMemories.recall`, once per object it handles);
 * **Jobs**: `Cache.job_seen` for one Job per object.
 
-It also reports the transient peak of a listing (`Cache.sync` holds every listed item until it is merged)
+It also reports the transient peak of a listing (every listed item is held until it is merged)
 and the size of one body in JSON and as Python objects. Bytes are tracemalloc's (Python allocations only;
 RSS adds the allocator's overhead and fragmentation on top). A measurement, not a test: it asserts nothing.
 See bench/README.md.
@@ -32,12 +31,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kopf._core.reactor.inventory import ResourceMemories
-
 from sundial.api.keys import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, LABEL_OWNER, LABEL_ROLE, MANAGED_BY
 from sundial.decide.jobs import owner_label_value
+from sundial.decide.observe import plan_view
 from sundial.decide.reconcile import reconcile
+from sundial.runtime.cache import OBJECTS
 from sundial.runtime.controller import Controller, ControllerSettings
+from sundial.runtime.informer import LIST_PAGE_SIZE, Informer, Source
 from sundial.timing.names import job_name
 
 NAMESPACE = "bench"
@@ -191,28 +191,22 @@ def job_body(index: int) -> dict[str, Any]:
     }
 
 
-class FakeListing:
-    """The two LIST calls `Cache.sync` makes, answered from JSON texts a page at a time, as raw bodies."""
+def pages_of(texts: list[str]) -> Callable[[str | None], dict[str, Any]]:
+    """A LIST answered from JSON texts a page of LIST_PAGE_SIZE at a time, each cut as the informer cuts."""
 
-    def __init__(self, texts: list[str]) -> None:
-        self._texts = texts
+    def page(token: str | None) -> dict[str, Any]:
+        start = int(token or 0)
+        end = start + LIST_PAGE_SIZE
+        metadata: dict[str, Any] = {"resourceVersion": "1"}
+        if end < len(texts):
+            metadata["continue"] = str(end)
+        return {"metadata": metadata, "items": [plan_view(json.loads(text)) for text in texts[start:end]]}
 
-    def list_cluster_custom_object(self, *_: object, **kwargs: Any) -> FakeResponse:
-        start = int(kwargs.get("_continue") or 0)
-        end = start + int(kwargs["limit"])
-        token = f', "continue": "{end}"' if end < len(self._texts) else ""
-        page = ",".join(self._texts[start:end])
-        return FakeResponse(f'{{"metadata": {{"resourceVersion": "1"{token}}}, "items": [{page}]}}')
-
-    list_job_for_all_namespaces = list_cluster_custom_object
+    return page
 
 
-class FakeResponse:
-    def __init__(self, text: str) -> None:
-        self.data = text.encode()
-
-    def release_conn(self) -> None:
-        pass
+def no_watch(version: str, seconds: int) -> Any:
+    raise AssertionError("the memory benchmark only lists")
 
 
 def retained(step: Callable[[], object]) -> tuple[int, int]:
@@ -242,17 +236,17 @@ class Scenario:
         )
         self.keys = [(NAMESPACE, f"sd-{i:05d}") for i in range(n)]
         self.wake_at: dict[tuple[str, str], float | None] = {}
-        self.memories = ResourceMemories()
 
     def parse_all(self) -> list[Any]:
         return [json.loads(text) for text in self.texts]
 
     def listing(self) -> None:
-        """Through `Cache.sync` itself, answered a page of LIST_PAGE_SIZE items at a time."""
-        cache = self.controller.cache
-        cache._custom = FakeListing(self.texts)
-        cache._batch = FakeListing([])
-        asyncio.run(cache.sync())
+        """Through `Informer.list_source` itself, into the controller's cache."""
+        source = Source(OBJECTS, "", pages_of(self.texts), no_watch, plan_view)
+        informer = Informer(
+            (source,), listed=self.controller.listed, seen=self.controller.seen, synced=lambda: None
+        )
+        asyncio.run(informer.list_source(source))
 
     def plan_all(self) -> None:
         for key in self.keys:
@@ -267,13 +261,6 @@ class Scenario:
     def arm_all(self) -> None:
         for key in self.keys:
             self.controller.wakeups.request(key, self.wake_at[key])
-
-    def kopf_all(self) -> None:
-        async def recall() -> None:
-            for text in self.texts:
-                await self.memories.recall(json.loads(text))
-
-        asyncio.run(recall())
 
     def jobs_all(self) -> None:
         for text in self.job_texts:
@@ -292,11 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     body_python, _ = retained(lambda: held.extend(scenario.parse_all()))
     held.clear()
     rows = [
-        ("cache: Cache.sync, a listing", *retained(scenario.listing)),
+        ("cache: the informer's listing", *retained(scenario.listing)),
         ("plan: reconcile, VerdictMemo", *retained(scenario.plan_all)),
         ("status write: Cache.store of the PATCH's body", *retained(scenario.write_all)),
         ("wake-up: WakeupQueue.request", *retained(scenario.arm_all)),
-        ("kopf: ResourceMemories.recall", *retained(scenario.kopf_all)),
         ("Jobs: Cache.job_seen, one per object", *retained(scenario.jobs_all)),
     ]
     cached = sum(len(json.dumps(body)) for body in scenario.controller.cache.objects.values()) / n

@@ -147,6 +147,30 @@ class Armed:
             self.names.add(obj["metadata"]["name"])
 
 
+ACTIVE_LINE = ") is active:"
+SYNCED_LINE = "caches synced:"
+REPLANNED_LINE = "re-planned all "
+
+
+def log_moment(operator: Operator, marker: str, after: float = 0.0) -> float | None:
+    """When the operator first logged a line containing ``marker`` at or after ``after`` (its log lines
+    start with a UTC timestamp to the millisecond)."""
+    for line in operator.log_path.read_text(errors="replace").splitlines():
+        if marker not in line:
+            continue
+        try:
+            at = datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+        if at >= after:
+            return at
+    return None
+
+
+def since(start: float | None, moment: float | None) -> float | None:
+    return None if start is None or moment is None else round(moment - start, 2)
+
+
 def prepare_namespace(cluster: Cluster, namespace: str) -> None:
     cluster.kubectl("create", "namespace", namespace)
     client.CoreV1Api(cluster.api).create_namespaced_service_account(
@@ -248,6 +272,7 @@ def run_restart(
         lambda: len(jobs.after(restart_at)) >= len(probes), last_probe + 60 - time.time(), interval=0.5
     )
     sampler.mark("end")
+    wait_until(lambda: log_moment(second, REPLANNED_LINE) is not None, 60, interval=0.5)
     after = cluster.request_counts()
     stop_sampling.set()
     job_watch.stop()
@@ -287,6 +312,11 @@ def run_restart(
                 (v["due_after_process_start_s"] for v in on_time), default=None
             ),
             "process_start_to_cpu_quiet_s": round(quiet[0] - process_start, 2) if quiet else None,
+            # From the operator's own log: its caches hold the whole listing; it is active; every object has
+            # been planned once since (the moment every object is armed again).
+            "process_start_to_caches_synced_s": since(process_start, log_moment(second, SYNCED_LINE)),
+            "process_start_to_active_s": since(process_start, log_moment(second, ACTIVE_LINE)),
+            "process_start_to_replanned_s": since(process_start, log_moment(second, REPLANNED_LINE)),
             "probes": dict(sorted(by_probe.items())),
             "probes_seen": len(by_probe),
             "probes_total": len(probes),
@@ -296,7 +326,9 @@ def run_restart(
         }
     )
     log(
-        f"restart: lease after {fmt(result['process_start_to_lease_s'], 1)}s, re-armed after "
+        f"restart: lease after {fmt(result['process_start_to_lease_s'], 1)}s, caches synced after "
+        f"{fmt(result['process_start_to_caches_synced_s'], 1)}s, every object re-planned after "
+        f"{fmt(result['process_start_to_replanned_s'], 1)}s, late probes fired after "
         f"{fmt(result['process_start_to_rearmed_s'], 1)}s, CPU quiet after "
         f"{fmt(result['process_start_to_cpu_quiet_s'], 1)}s; {len(on_time)} probes on time, {len(late)} late"
     )
@@ -317,10 +349,18 @@ def peering_object(cluster: Cluster, namespace: str) -> None:
 
 
 def run_failover(
-    cluster: Cluster, lifetime: int, trials: int, run_id: str, source: Path | None, rng: random.Random
+    cluster: Cluster,
+    lifetime: int,
+    trials: int,
+    run_id: str,
+    source: Path | None,
+    rng: random.Random,
+    standing: int = 0,
 ) -> dict[str, Any]:
+    """``standing``: objects due a day later on top of the ticks, so that the standby that takes over holds
+    that many (the take-over at 10,000 objects of issue 14)."""
     namespace = f"failover-l{lifetime}-{run_id}"
-    log(f"=== failover: peering lifetime {lifetime}s, {trials} trials in {namespace}")
+    log(f"=== failover: peering lifetime {lifetime}s, {trials} trials, {standing} standing, in {namespace}")
     prepare_namespace(cluster, namespace)
     peering_object(cluster, namespace)
     # One object due every second for as long as the trials can take, plus room.
@@ -342,6 +382,21 @@ def run_failover(
     active = start_replica()
     if wait_active(cluster, namespace, active) is None:
         raise SystemExit("the first replica never became active")
+    if standing:
+        far = time.time() + 86400
+        started = time.time()
+        create_objects(
+            cluster,
+            namespace,
+            [
+                scheduled_deployment(f"standing-{i:05d}", utc(far + (i % 3600)), run_id)
+                for i in range(standing)
+            ],
+        )
+        log(f"{standing} standing objects created in {time.time() - started:.0f}s")
+        # The ticks are due from `begin` on; with thousands of objects to create first, start them later.
+        begin = max(begin, int(time.time()) + 30)
+        bodies = [scheduled_deployment(f"tick-{i:05d}", utc(begin + i), run_id) for i in range(span)]
     create_objects(cluster, namespace, bodies)
     jobs = Jobs()
     job_watch = watch_jobs(cluster, namespace, jobs)
@@ -359,6 +414,16 @@ def run_failover(
             wait_until(lambda at=killed_at: bool(jobs.after(at)), 60, interval=0.05)
             fired = jobs.after(killed_at)
             first = fired[0] if fired else None
+            wait_until(
+                lambda s=standby, at=killed_at: log_moment(s, REPLANNED_LINE, at) is not None, 120, 0.5
+            )
+            became_active = log_moment(standby, ACTIVE_LINE, killed_at)
+            replanned = log_moment(standby, REPLANNED_LINE, killed_at)
+            # Ticks due after the replica became active: each is on time if its Job came within ON_TIME_MS.
+            after_active = [
+                entry for entry in fired if became_active is not None and entry[1] > became_active
+            ]
+            late_after_active = [e for e in after_active[:10] if (e[2] or e[0]) - e[1] > ON_TIME_MS / 1000]
             entry = {
                 "trial": trial,
                 "killed": active.identity,
@@ -368,11 +433,22 @@ def run_failover(
                 "kill_to_first_fired_s": (
                     None if first is None or first[2] is None else round(first[2] - killed_at, 2)
                 ),
+                "kill_to_active_s": since(killed_at, became_active),
+                "active_to_replanned_s": since(became_active, replanned),
+                "lease_to_replanned_s": since(takeover, replanned),
+                "first_ten_due_after_active_late": len(late_after_active),
+                "first_due_after_active_late_ms": (
+                    round(((after_active[0][2] or after_active[0][0]) - after_active[0][1]) * 1000)
+                    if after_active
+                    else None
+                ),
             }
             results.append(entry)
             log(
                 f"trial {trial}: lease moved after {fmt(entry['kill_to_lease_s'], 2)}s, first Job seen "
-                f"{fmt(entry['kill_to_first_job_seen_s'], 2)}s after the SIGKILL"
+                f"{fmt(entry['kill_to_first_job_seen_s'], 2)}s after the SIGKILL; every object re-planned "
+                f"{fmt(entry['active_to_replanned_s'], 2)}s after becoming active; "
+                f"{entry['first_ten_due_after_active_late']} of the first 10 ticks due after that late"
             )
             active, standby = standby, start_replica()
     finally:
@@ -382,8 +458,15 @@ def run_failover(
                 replica.stop()
         release_lease(cluster, namespace)
     seen = [e["kill_to_first_job_seen_s"] for e in results if e["kill_to_first_job_seen_s"] is not None]
+    replanned = [e["active_to_replanned_s"] for e in results if e["active_to_replanned_s"] is not None]
     return {
         "peering_lifetime_s": lifetime,
+        "standing_objects": standing,
+        "active_to_replanned_s": {
+            "p50": percentile(replanned, 50),
+            "max": max(replanned) if replanned else None,
+            "count": len(replanned),
+        },
         "namespace": namespace,
         "trials": results,
         "kill_to_first_job_seen_s": {
@@ -425,6 +508,12 @@ def tables(document: dict[str, Any]) -> str:
             f"Job p50 {fmt(stats['p50'], 1)} s, max {fmt(stats['max'], 1)} s over {stats['count']} trials "
             f"({trials})"
         )
+        replanned = failover.get("active_to_replanned_s") or {}
+        out.append(
+            f"  with {failover.get('standing_objects', 0)} standing objects: "
+            f"active -> every object re-planned p50 {fmt(replanned.get('p50'), 2)} s, "
+            f"max {fmt(replanned.get('max'), 2)} s"
+        )
     return "\n".join(out)
 
 
@@ -440,6 +529,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lifetimes", default="10,3", help="peering lifetimes to try (default: 10,3)")
     parser.add_argument("--trials", type=int, default=5, help="SIGKILLs per lifetime (default: 5)")
     parser.add_argument("--seed", type=int, default=7, help="for the kill moments (default: 7)")
+    parser.add_argument(
+        "--standing",
+        type=int,
+        default=0,
+        help="failover: objects due a day later on top of the ticks, held by the standby (default: 0)",
+    )
     args = parse_with_common_arguments(parser, argv, "bench-failover-cluster")
     args.parts = [p for p in str(args.parts).split(",") if p]
     args.lifetimes = [int(x) for x in str(args.lifetimes).split(",") if x]
@@ -458,6 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "lifetimes": args.lifetimes,
             "trials": args.trials,
             "probe_offsets_seconds": args.probe_offsets,
+            "standing": args.standing,
         },
     )
     document, run_id, source = run.document, run.run_id, run.operator_source
@@ -471,7 +567,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rng = random.Random(args.seed)
             document["failover"] = []
             for lifetime in args.lifetimes:
-                document["failover"].append(run_failover(cluster, lifetime, args.trials, run_id, source, rng))
+                document["failover"].append(
+                    run_failover(cluster, lifetime, args.trials, run_id, source, rng, args.standing)
+                )
                 run.save()
     run.finish(tables(document))
     return 0

@@ -21,6 +21,7 @@ from sdhelpers import (
     rfc3339,
     utc_in,
 )
+from sundial.api.keys import GROUP, PLURAL, VERSION
 
 PEERING_LIFETIME = "6"
 
@@ -100,3 +101,39 @@ def is_serving(operator: OperatorProcess, identity: str) -> bool:
             f"{identity} exited with {operator.process.returncode}:\n{operator.log()[-3000:]}"
         )
     return f"this replica ({identity}) is active" in operator.log()
+
+
+def test_the_standby_keeps_its_caches_warm_and_takes_over_without_listing_again(
+    cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    """Issue 14: a standby that watches while it stands by. It learns of an object created and of one
+    deleted while it is paused, takes over without listing everything again (its one listing was at start),
+    fires the new object's run and never the deleted one's."""
+    ns = deployer_namespace
+    create_peering(cluster, ns)
+    peering = ("--peering", "sundial", "--peering-lifetime", PEERING_LIFETIME)
+    active = start_operator(ns, *peering, identity="warm-old")
+    standby = start_operator(ns, *peering, identity="warm-new", wait_active=False)
+    wait_until("both replicas to appear in the peering object", lambda: len(peers(cluster, ns)) >= 2, 30)
+    wait_until("the standby's caches to be synced", lambda: "caches synced" in standby.log(), 30)
+    assert lease_holder(cluster, ns) == "warm-old", "the older replica should stay active"
+
+    instant = utc_in(25)
+    for name in ("newcomer", "doomed"):
+        create_sd(cluster, ns, name, {"runAt": rfc3339(instant), "jobTemplate": job_template()})
+    cluster.custom().delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "doomed")
+    time.sleep(1)  # both events reach the standby's watch (milliseconds, in practice)
+    active.kill()
+    wait_until("the standby to take over", lambda: lease_holder(cluster, ns) == "warm-new", 40)
+    wait_until("the newcomer's Job", lambda: jobs_of(cluster, ns, "newcomer"), 40)
+    wait_until(
+        "the run to succeed",
+        lambda: read_sd(cluster, ns, "newcomer")["status"].get("lastSuccessfulTime"),
+        30,
+    )
+    assert len(jobs_of(cluster, ns, "newcomer")) == 1
+    assert jobs_of(cluster, ns, "doomed") == []
+    log = standby.log()
+    # One listing, at start, before the take-over; at the take-over it knew exactly the one object left.
+    assert log.count("caches synced") == 1, log[-3000:]
+    assert log.index("caches synced") < log.index("(warm-new) is active: 1 objects to plan"), log[-3000:]

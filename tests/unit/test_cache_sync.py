@@ -3,8 +3,8 @@
 Defect (issue 11): after a take-over the wake-up queue was served before the caches held the whole LIST, so
 every dependent whose dependency had not been re-listed yet went Ready=False with DependencyNotFound, and a
 run whose Job had not been re-listed was recorded Missed although its Job existed. These tests drive the
-controller's caches directly (no API server: the listing is handed in page by page); the integration tier
-proves the same on the real API server with peered replicas killed around instants.
+controller's caches directly (no API server: the listings are handed in as the informer hands them); the
+integration tier proves the same on the real API server with peered replicas killed around instants.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from test_reconcile import DEPLOYER_IMAGE, NAMESPACE, ONE_SHOT, T, scheduled_dep
 from sundial.decide.jobs import build_job
 from sundial.decide.observe import job_state_from_body
 from sundial.decide.reconcile import Plan, reconcile
-from sundial.runtime.cache import Cache, resource_version_older
+from sundial.runtime.cache import JOBS, OBJECTS, Cache, resource_version_older
 from sundial.runtime.controller import Controller, ControllerSettings
 from sundial.timing.names import job_name
 
@@ -50,24 +50,13 @@ def controller() -> Iterator[Controller]:
         made.close()
 
 
-def serve_listing(
+def list_into(
     controller: Controller, objects: list[dict[str, Any]], jobs: list[dict[str, Any]], version: str
 ) -> None:
-    """Answer the controller's LISTs with these items, split over pages to prove it follows ``continue``."""
-
-    def pages(items: list[dict[str, Any]]) -> Any:
-        def page(namespace: str, token: str | None, **_: Any) -> dict[str, Any]:
-            assert namespace == NAMESPACE
-            if token is None and len(items) > 1:
-                return {"items": items[:1], "metadata": {"continue": "next"}}
-            rest = items[1:] if token else items
-            return {"items": rest, "metadata": {"resourceVersion": version}}
-
-        return page
-
-    # The listing is served by these pages instead of an API server.
-    controller.cache._list_objects_page = pages(objects)  # type: ignore[method-assign]
-    controller.cache._list_jobs_page = pages(jobs)  # type: ignore[method-assign]
+    """What the informer does once it has listed both sources (its paging: tests/unit/test_informer.py)."""
+    controller.listed(OBJECTS, NAMESPACE, objects, version)
+    controller.listed(JOBS, NAMESPACE, jobs, version)
+    controller.mark_synced()
 
 
 @pytest.mark.parametrize(
@@ -88,31 +77,75 @@ def test_nothing_is_planned_before_the_listing_completes(controller: Controller)
 
     # Before the listing, reconcile_key returns at once: a call to the API (None client) would raise.
     assert asyncio.run(plan_before_sync()) is None
-    serve_listing(controller, [sd("api", "5")], [], "7")
-    asyncio.run(controller.sync_caches())
-    assert controller.cache.synced
+    list_into(controller, [sd("api", "5")], [], "7")
+    assert controller.cache.synced and controller.caches_synced.is_set()
 
 
-def test_the_listing_completes_the_cache_and_wakes_every_object(controller: Controller) -> None:
-    """kopf had re-listed only part of the namespace (``z-db`` not yet) when the replica became active."""
+def test_the_listing_completes_the_cache(controller: Controller) -> None:
+    """A watch event had brought only part of the namespace (``z-db`` not yet) before the listing ended."""
     controller.object_seen(sd("a-app", "11", dependsOn={"name": "z-db"}), deleted=False)
-    serve_listing(
+    list_into(
         controller,
         [sd("a-app", "11", dependsOn={"name": "z-db"}), sd("z-db", "12")],
         [job_body("z-db", "13"), job_body("forged", "14", controlled=False)],
         "20",
     )
-    asyncio.run(controller.sync_caches())
     assert set(controller.cache.objects) == {(NAMESPACE, "a-app"), (NAMESPACE, "z-db")}
     assert controller.cache.component((NAMESPACE, "a-app")) == {(NAMESPACE, "a-app"), (NAMESPACE, "z-db")}
     assert set(controller.cache.jobs) == {(NAMESPACE, job_name("z-db", T))}
-    assert {key for _, _, key in controller.wakeups._heap} == set(controller.cache.objects)
+
+
+def with_next_run(name: str, version: str, next_run: str | None, dependency_run: str | None = None) -> Any:
+    body = sd(name, version)
+    body["status"] = {
+        key: value
+        for key, value in (("nextRunTime", next_run), ("nextDependencyRunTime", dependency_run))
+        if value is not None
+    }
+    return body
+
+
+def test_a_replica_that_becomes_active_plans_every_object_soonest_persisted_run_first(
+    controller: Controller,
+) -> None:
+    """Take-over at 10,000 objects: the plans take seconds, so a run due seconds after it must not wait
+    behind thousands due next month. Never-planned objects go first: nothing says when they are due."""
+    objects = [
+        with_next_run("next-month", "1", "2027-04-14T07:30:00Z"),
+        with_next_run("in-three-seconds", "2", "2027-03-14T07:30:03Z"),
+        with_next_run("never-planned", "3", None),
+        with_next_run("dependency-first", "4", "2027-03-14T08:00:00Z", "2027-03-14T07:30:01Z"),
+        with_next_run("tomorrow", "5", "2027-03-15T07:30:00Z"),
+    ]
+    list_into(controller, objects, [], "9")
+    controller.wakeups.request((NAMESPACE, "tomorrow"), at=0.0)  # collected as a standby: order unknown
+    assert controller.rearm() == 5
+    order = [key for _, _, key in sorted(controller.wakeups._heap)]
+    assert [name for _, name in order] == [
+        "never-planned",
+        "dependency-first",
+        "in-three-seconds",
+        "tomorrow",
+        "next-month",
+    ]
+
+
+def test_the_moment_every_object_has_been_planned_since_becoming_active_is_logged(
+    controller: Controller, caplog: pytest.LogCaptureFixture
+) -> None:
+    list_into(controller, [sd("a", "1"), sd("b", "2"), sd("c", "3")], [], "9")
+    controller.rearm()
+    caplog.set_level("INFO", logger="sundial.runtime.controller")
+    controller._planned_once((NAMESPACE, "a"))
+    controller.object_seen(sd("b", "4"), deleted=True)  # gone before its turn: nothing left to plan
+    assert "re-planned all" not in caplog.text
+    controller._planned_once((NAMESPACE, "c"))
+    assert "re-planned all 3 objects" in caplog.text
 
 
 def test_an_older_copy_never_replaces_a_newer_one_whichever_arrives_last(controller: Controller) -> None:
-    serve_listing(controller, [sd("api", "30", runAt="2027-03-14T09:00")], [], "30")
-    asyncio.run(controller.sync_caches())
-    # kopf's own re-list began before ours and delivers its older copy afterwards: ignored.
+    list_into(controller, [sd("api", "30", runAt="2027-03-14T09:00")], [], "30")
+    # A fresh read that raced with the listing delivers its older copy afterwards: ignored.
     controller.object_seen(sd("api", "25", runAt="2027-03-14T08:30"), deleted=False)
     assert controller.cache.objects[(NAMESPACE, "api")]["spec"]["runAt"] == "2027-03-14T09:00"
     # A copy of an object the listing did not hold, older than the listing: it was deleted since.
@@ -129,8 +162,7 @@ def test_the_listing_drops_what_is_gone_and_keeps_what_a_watch_event_brought_sin
     controller.object_seen(sd("deleted-while-paused", "3"), deleted=False)
     controller.job_seen(job_body("deleted-while-paused", "4"), deleted=False)
     controller.object_seen(sd("created-during-the-list", "41"), deleted=False)
-    serve_listing(controller, [], [], "40")
-    asyncio.run(controller.sync_caches())
+    list_into(controller, [], [], "40")
     assert set(controller.cache.objects) == {(NAMESPACE, "created-during-the-list")}
     assert controller.cache.jobs == {}
 
@@ -161,11 +193,9 @@ def test_a_running_job_named_in_status_but_missing_from_the_cache_is_looked_up_b
     assert len(asked) == 2  # found, and known gone: neither is asked for again
 
 
-def test_jobs_are_created_only_while_the_active_replica_says_so_and_standing_down_lists_again(
-    controller: Controller,
-) -> None:
+def test_jobs_are_created_only_while_the_active_replica_says_so(controller: Controller) -> None:
     """No Job before ``fire_while``; none once its flag says stop (kopf paused the replica), even before the
-    daemon is cancelled; and after ``stand_down`` nothing is planned until a new listing completes."""
+    daemon is cancelled; ``stand_down`` stops firing and keeps the caches (the informer keeps them warm)."""
     (run,) = reconcile(world(scheduled_deployment("api", ONE_SHOT), T)).create
     plan = Plan(status={}, create=(run,))
     body = sd("api", "5")
@@ -177,11 +207,10 @@ def test_jobs_are_created_only_while_the_active_replica_says_so_and_standing_dow
     paused[0] = True
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(controller._create_jobs(body, plan))
-    serve_listing(controller, [body], [], "7")
-    asyncio.run(controller.sync_caches())
+    list_into(controller, [body], [], "7")
     controller.fire_while(lambda: True)
     controller.stand_down()
-    assert not controller.may_fire() and not controller.cache.synced
+    assert not controller.may_fire() and controller.cache.synced
 
 
 def test_a_job_gaining_its_first_pod_wakes_its_owner_and_status_noise_does_not(
@@ -207,7 +236,7 @@ def test_a_job_gaining_its_first_pod_wakes_its_owner_and_status_noise_does_not(
 
 
 def test_a_fresh_copy_is_stored_unless_a_watch_event_already_brought_a_newer_one() -> None:
-    cache = Cache(None, lambda *_: None)
+    cache = Cache()
     cache.object_seen(sd("api", "20", runAt="2027-03-14T10:00"), deleted=False)
     # A read that raced with the watch and returns the older copy does not undo the newer one.
     assert cache.store(sd("api", "19", runAt="2027-03-14T09:00")).wake == set()
@@ -219,7 +248,7 @@ def test_a_fresh_copy_is_stored_unless_a_watch_event_already_brought_a_newer_one
 
 
 def test_a_fresh_copy_whose_spec_moved_wakes_the_objects_connected_to_it_but_not_itself() -> None:
-    cache = Cache(None, lambda *_: None)
+    cache = Cache()
     cache.object_seen(sd("db", "10"), deleted=False)
     cache.object_seen(sd("api", "11", dependsOn={"name": "db"}), deleted=False)
     # The dependency moved: its dependent's instants move with it, even though the watch event of this
@@ -233,7 +262,7 @@ def test_a_fresh_copy_whose_spec_moved_wakes_the_objects_connected_to_it_but_not
 
 
 def test_a_job_created_here_is_cached_at_once_and_its_watch_event_is_no_news() -> None:
-    cache = Cache(None, lambda *_: None)
+    cache = Cache()
     cache.object_seen(sd("api", "10"), deleted=False)
     body = job_body("api", "30")
     state = job_state_from_body(body)

@@ -35,6 +35,7 @@ from sundial.decide.jobs import build_job
 from sundial.decide.observe import compact, job_state_from_body, plan_view
 from sundial.decide.reconcile import reconcile
 from sundial.runtime.cache import Cache
+from sundial.runtime.informer import kubernetes_sources
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 TEMPLATE = {
@@ -151,7 +152,7 @@ def test_an_event_on_the_view_names_the_object_as_the_whole_body_does() -> None:
 
 
 def test_the_cache_keeps_the_view_from_watch_events_its_own_reads_and_listings() -> None:
-    cache = Cache(None, call=None)  # type: ignore[arg-type]  # no API call is made here
+    cache = Cache()
     watched = as_the_api_returns_it(scheduled_deployment("api", ONE_SHOT))
     cache.object_seen(watched, deleted=False)
     assert cache.objects[(NAMESPACE, "api")] == plan_view(watched)
@@ -170,7 +171,7 @@ class RawResponse:
 
 
 class OnePageOfObjects:
-    """The custom-objects API's LIST, answering one page (as raw JSON, as the cache asks for it)."""
+    """The custom-objects API's LIST, answering one page (as raw JSON, as the informer asks for it)."""
 
     def __init__(self, items: list[dict[str, Any]]) -> None:
         self._items = items
@@ -180,9 +181,8 @@ class OnePageOfObjects:
 
 
 def test_a_listed_page_is_cut_to_views_as_it_arrives() -> None:
-    cache = Cache(None, call=None)  # type: ignore[arg-type]  # the page is read directly below
     full = as_the_api_returns_it(scheduled_deployment("api", ONE_SHOT))
-    cache._custom = OnePageOfObjects([full])
-    page = cache._list_objects_page(NAMESPACE, None)
+    objects, _ = kubernetes_sources(OnePageOfObjects([full]), None, (NAMESPACE,))
+    page = objects.list_page(None)
     assert page["items"] == [plan_view(full)]
     assert page["metadata"]["resourceVersion"] == "5"

@@ -1,7 +1,7 @@
 """Scheduled runs: which fall due, which start, and how those that do not start are recorded.
 
 The window of due runs starts after the latest scheduled run the status remembers, so a restarted operator
-(or one that re-lists after a pause) neither fires a handled run again nor forgets an unhandled one. Runs
+(or one that takes over from another) neither fires a handled run again nor forgets an unhandled one. Runs
 that fell due while nobody was watching are fired late if still within ``startingDeadlineSeconds`` and
 otherwise recorded as missed; of several due at once only the latest starts.
 """

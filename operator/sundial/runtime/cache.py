@@ -1,41 +1,36 @@
 """What this replica knows of the cluster: ScheduledDeployments, Sundial's Jobs, and whether that is all.
 
-One owner for both caches and for the signal every plan waits for, ``synced`` ("the initial listing is
-complete"). A replica that becomes active (at start, and after every peering pause: a paused replica
-neither watches nor lists) lists every ScheduledDeployment and every Sundial Job in its scope itself and
-merges the listing in (`Cache.sync`), as every kube-controller-manager controller waits for
-``WaitForCacheSync``. Without that a dependency not yet re-listed reads as missing, a Job not yet re-listed
-reads as never created, and a running Job reads as finished. Watch events and the listing are merged by
-resourceVersion, so an older copy never replaces a newer one whichever arrives last.
+One owner for both caches and for the signal every plan waits for, ``synced`` ("every source has been
+listed"). The informer (`sundial.runtime.informer`) lists each source and then watches it from the listing's
+resourceVersion, on every replica, active or standby; this module merges what it brings, as every
+kube-controller-manager controller waits for ``WaitForCacheSync``. Without a complete listing, a dependency
+not yet listed reads as missing, a Job not yet listed reads as never created, and a running Job reads as
+finished. Watch events, listings and the controller's own reads are merged by resourceVersion, so an older
+copy never replaces a newer one whichever arrives last.
 
-The cache decides nothing and wakes nothing: each update returns the `Changes` it implies (the objects whose
-plan it can change, the Jobs just seen failing) and the controller acts on them.
+The cache decides nothing, wakes nothing and calls no API: each update returns the `Changes` it implies (the
+objects whose plan it can change, the Jobs just seen failing) and the controller acts on them.
 
-Not kopf's indexes: their readiness gate opens once per process and not again after a resume, a re-list
-after a pause never drops what was deleted meanwhile, and the controller could not put what its own writes
-returned (a status, a created Job) into them, so the next plan would read the copy from before the write.
+Not kopf's indexes: their readiness gate opens once per process, and a re-list never drops what was
+deleted meanwhile; nor could the controller put what its own writes returned (a status, a created Job) into
+them, so the next plan would read the copy from before the write.
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
+from typing import Any
 
-from kubernetes import client
-
-from sundial.api.keys import GROUP, MANAGED_BY, MANAGER, PLURAL, VERSION
 from sundial.decide.observe import JobPhase, JobState, job_state_from_body, plan_view
-from sundial.runtime.kubeclient import raw_body
 from sundial.runtime.metrics import is_invalid
 from sundial.timing.dependencies import connected, depends_on_name
 
 Key = tuple[str, str]  # (namespace, name)
 
-LIST_PAGE_SIZE = 500
-"""Items per page when listing: bounded responses even at 10,000 objects."""
+OBJECTS = "objects"
+JOBS = "jobs"
 
 
 def resource_version_older(version: object, than: object) -> bool:
@@ -67,18 +62,7 @@ class Changes:
 class Cache:
     """The ScheduledDeployments and Sundial Jobs in scope, as watches and this replica's listings saw them."""
 
-    def __init__(
-        self,
-        api_client: Any,
-        call: Callable[..., Awaitable[Any]],
-        namespaces: tuple[str, ...] | None = None,
-    ) -> None:
-        """``call(fn, *args)``: runs a blocking API call off the event loop, with a deadline.
-        ``namespaces``: where the ScheduledDeployments and Jobs to cache live; None for every namespace."""
-        self._custom = client.CustomObjectsApi(api_client)
-        self._batch = client.BatchV1Api(api_client)
-        self._call = call
-        self._namespaces = namespaces
+    def __init__(self) -> None:
         self.objects: dict[Key, dict[str, Any]] = {}
         self.jobs: dict[Key, JobState] = {}
         self.jobs_by_owner: dict[Key, set[str]] = defaultdict(set)
@@ -86,15 +70,15 @@ class Cache:
         """(namespace, name) -> the names of the objects whose dependsOn names it."""
         self.object_versions: dict[Key, str] = {}
         self.job_versions: dict[Key, str] = {}
-        self._listed_versions: dict[str, str] = {}
-        """The collection resourceVersion of the last listing, per kind: an event about an object the
-        listing did not hold, older than the listing, describes something already gone."""
+        self._listed_versions: dict[tuple[str, str], str] = {}
+        """The collection resourceVersion of the last listing, per kind and namespace ("" for all): an event
+        about an object the listing did not hold, older than the listing, describes something already gone."""
         self.invalid: set[Key] = set()
         """Objects whose status says their spec cannot be scheduled; kept for the invalid-objects gauge."""
         self.jobs_known_absent: set[Key] = set()
         """Jobs some status names as running that a fresh GET found gone (see `running_jobs_to_confirm`)."""
         self.synced = False
-        """True once the caches hold a complete listing taken since this replica last became active."""
+        """True once every source has been listed (see `sundial.runtime.informer`)."""
 
     # ------------------------------------------------------------------------------------------ watch side
 
@@ -106,13 +90,14 @@ class Cache:
         known = versions.get(key)
         if known is not None:
             return (deleted or known != version) and not resource_version_older(version, known)
-        return not resource_version_older(version, self._listed_versions.get(kind))
+        listed = self._listed_versions.get((kind, key[0])) or self._listed_versions.get((kind, ""))
+        return not resource_version_older(version, listed)
 
     def object_seen(self, body: Mapping[str, Any], deleted: bool) -> Changes:
         """A ScheduledDeployment event: refresh the cache; wake every object whose plan it can change."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         version = body["metadata"].get("resourceVersion")
-        if not self._is_news(self.object_versions, "objects", key, version, deleted):
+        if not self._is_news(self.object_versions, OBJECTS, key, version, deleted):
             return Changes()  # a copy no newer than the cached one (kopf's re-list after our own listing)
         if deleted:
             self.object_versions.pop(key, None)
@@ -203,7 +188,7 @@ class Cache:
         key = (state.namespace, state.name)
         owner = (state.namespace, state.owner)
         version = (body.get("metadata") or {}).get("resourceVersion")
-        if not self._is_news(self.job_versions, "jobs", key, version, deleted):
+        if not self._is_news(self.job_versions, JOBS, key, version, deleted):
             return Changes()
         if deleted:
             changes = self.forget_job(key)
@@ -282,95 +267,34 @@ class Cache:
 
     # ------------------------------------------------------------------------------------------ listing
 
-    async def sync(self) -> Changes:
-        """List every ScheduledDeployment and Sundial Job in scope and merge them into the caches.
-
-        Called each time this replica becomes active, before any wake-up is served; `synced` says it is
-        done. Items newer in the cache than in the listing (a watch event that overtook it) are kept;
-        cached items the listing lacks and that are older than it are gone, and are dropped. Every object
-        is woken: anything may have changed while this replica was not watching.
-        """
-        self.synced = False
-        objects, objects_version = await self._list_all(self._list_objects_page)
-        jobs, jobs_version = await self._list_all(self._list_jobs_page)
-        changes = self._merge_listing(
-            "objects", objects, objects_version, self.object_versions, self.object_seen, self.forget_object
-        )
-        changes.add(
-            self._merge_listing("jobs", jobs, jobs_version, self.job_versions, self.job_seen, self.forget_job)
-        )
-        changes.wake |= set(self.objects)
-        self.synced = True
-        return changes
-
-    def _merge_listing(
-        self,
-        kind: str,
-        items: list[dict[str, Any]],
-        version: str | None,
-        versions: dict[Key, str],
-        seen: Callable[..., Changes],
-        forget: Callable[[Key], Changes],
+    def merge_listing(
+        self, kind: str, namespace: str, items: list[dict[str, Any]], version: str | None
     ) -> Changes:
+        """A complete listing of ``kind`` in ``namespace`` ("" for all), at collection ``version``.
+
+        Items newer in the cache than in the listing (an event or a fresh read that overtook it) are kept;
+        cached items of that scope that the listing lacks and that are older than it are gone, and are
+        dropped. ``items`` is consumed as it is merged, so the listing and the cache's copies are not all
+        held at once.
+        """
+        versions = self.object_versions if kind == OBJECTS else self.job_versions
+        seen: Callable[[Mapping[str, Any], bool], Changes] = (
+            self.object_seen if kind == OBJECTS else self.job_seen
+        )
+        forget = self.forget_object if kind == OBJECTS else self.forget_job
         changes = Changes()
         listed: set[Key] = set()
-        # Consumed as it is merged, so that the listing and the cache's copies are not all held at once.
         items.reverse()
         while items:
             item = items.pop()
             metadata = item.get("metadata") or {}
             listed.add((metadata.get("namespace", ""), metadata.get("name", "")))
             changes.add(seen(item, False))
-        for key in [key for key in versions if key not in listed]:
+        in_scope = [key for key in versions if key not in listed and (not namespace or key[0] == namespace)]
+        for key in in_scope:
             if version is None or resource_version_older(versions[key], version):
                 versions.pop(key, None)
                 changes.add(forget(key))
         if version is not None:
-            self._listed_versions[kind] = version
+            self._listed_versions[(kind, namespace)] = version
         return changes
-
-    async def _list_all(
-        self, page: Callable[[str, str | None], dict[str, Any]]
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """Every item in scope, page by page; and the oldest collection resourceVersion among the lists."""
-        items: list[dict[str, Any]] = []
-        versions: list[str] = []
-        for namespace in self._namespaces or ("",):
-            token: str | None = None
-            while True:
-                raw = await self._call(page, namespace, token)
-                items.extend(raw.get("items") or [])
-                metadata = raw.get("metadata") or {}
-                token = metadata.get("continue") or None
-                if token is None:
-                    versions.append(str(metadata.get("resourceVersion") or ""))
-                    break
-        known = [v for v in versions if v.isdigit()]
-        return items, (min(known, key=int) if known and len(known) == len(versions) else None)
-
-    def _list_objects_page(self, namespace: str, token: str | None, **kwargs: Any) -> dict[str, Any]:
-        args = {"limit": LIST_PAGE_SIZE, **({"_continue": token} if token else {}), **kwargs}
-        if namespace:
-            fn: Callable[..., Any] = self._custom.list_namespaced_custom_object
-            raw = raw_body(fn, GROUP, VERSION, namespace, PLURAL, **args)
-        else:
-            fn = self._custom.list_cluster_custom_object
-            raw = raw_body(fn, GROUP, VERSION, PLURAL, **args)
-        page = cast(dict[str, Any], json.loads(raw))
-        # Cut each page down as it arrives: the listing is held whole until it is merged, and at 10,000
-        # objects whole bodies were the operator's peak.
-        page["items"] = [plan_view(item) for item in page.get("items") or []]
-        return page
-
-    def _list_jobs_page(self, namespace: str, token: str | None, **kwargs: Any) -> dict[str, Any]:
-        args = {
-            "limit": LIST_PAGE_SIZE,
-            "label_selector": f"{MANAGED_BY}={MANAGER}",
-            **({"_continue": token} if token else {}),
-            **kwargs,
-        }
-        if namespace:
-            raw = raw_body(self._batch.list_namespaced_job, namespace, **args)
-        else:
-            raw = raw_body(self._batch.list_job_for_all_namespaces, **args)
-        return cast(dict[str, Any], json.loads(raw))

@@ -14,7 +14,9 @@ and carries out its output, in this order, which is what makes a crash at any po
 
 Nothing is planned from a half-read world: `sundial.runtime.cache` owns the objects and Jobs this replica
 knows and the signal that its listing is complete (``cache.synced``), and no wake-up is served before it.
-Jobs are created only while the active replica has said this controller may fire (`fire_while`).
+The informer (`sundial.runtime.informer`) feeds the cache on every replica; Jobs are created only while the
+active replica has said this controller may fire (`fire_while`), and a replica that becomes active re-plans
+every object, soonest persisted ``status.nextRunTime`` first (`rearm`).
 
 A crash between 2 and 3 leaves a Job without a status record; the next reconcile finds the Job (by label,
 through the watch) and records it from the Job's own annotations. A second replica that acts at the same
@@ -56,7 +58,7 @@ from sundial.decide.reconcile import (
 from sundial.decide.refusals import refusal_check_due
 from sundial.decide.validation import VerdictMemo
 from sundial.runtime.apierrors import RETRYABLE, api_message, api_reason, is_outage
-from sundial.runtime.cache import Cache, Changes, Key
+from sundial.runtime.cache import OBJECTS, Cache, Changes, Key
 from sundial.runtime.kubeclient import raw_body
 from sundial.runtime.lookups import Lookups
 from sundial.runtime.metrics import Metrics
@@ -65,6 +67,19 @@ from sundial.runtime.wakeups import WakeupQueue
 logger = logging.getLogger("sundial.runtime.controller")
 
 T = TypeVar("T")
+
+
+def persisted_next_run(body: Mapping[str, Any]) -> tuple[bool, str]:
+    """Sort key, soonest first: objects without a persisted next run (new, or never planned) first, then by
+    the earlier of ``status.nextRunTime`` and ``status.nextDependencyRunTime`` (RFC 3339 in UTC, whole
+    seconds, so their text sorts as their time does)."""
+    status = body.get("status")
+    if not isinstance(status, Mapping):
+        return (False, "")
+    instants = [status.get(k) for k in ("nextRunTime", "nextDependencyRunTime")]
+    known = [instant for instant in instants if isinstance(instant, str) and instant]
+    return (True, min(known)) if known else (False, "")
+
 
 # Every API call has a deadline, so a connection that silently stops answering (a partition, a stalled load
 # balancer) costs a retry, not a thread held forever: a pool of 8 would otherwise freeze firing for everyone.
@@ -119,7 +134,9 @@ class Controller:
         self._clock = clock
         self._fire_executor = ThreadPoolExecutor(settings.api_threads, thread_name_prefix="sundial-fire")
         self._executor = ThreadPoolExecutor(settings.api_threads, thread_name_prefix="sundial-api")
-        self.cache = Cache(api_client, self._call, namespaces)
+        self.cache = Cache()
+        self.caches_synced = asyncio.Event()
+        """Set once every source has been listed (`mark_synced`): the active replica waits for it."""
         self.verdicts = VerdictMemo()
         """Verdicts of objects and their dependency components, computed once per change of their specs."""
         self.wakeups: WakeupQueue[Key] = WakeupQueue(self.reconcile_key, clock=clock, transient=is_outage)
@@ -127,6 +144,10 @@ class Controller:
         self.metrics.watch_invalid(lambda: len(self.cache.invalid))
         self._background: set[asyncio.Task[None]] = set()
         self._allowed_to_fire: Callable[[], bool] = _never
+        self._replanning: set[Key] = set()
+        """Objects not yet planned since this replica became active (`rearm`)."""
+        self._replanning_since = 0.0
+        self._replanning_count = 0
         self.lookups = Lookups(self._call, self._core, clock)
 
     def close(self) -> None:
@@ -145,10 +166,38 @@ class Controller:
         self._allowed_to_fire = allowed
 
     def stand_down(self) -> None:
-        """This replica is no longer the active one: create no Job, and list everything again before the
-        next plan (whatever happens while it is not active, it does not watch)."""
+        """This replica is no longer the active one: create no Job. Its caches stay as warm as the informer
+        keeps them; whatever it did not finish is re-planned by the replica that takes over."""
         self._allowed_to_fire = _never
-        self.cache.synced = False
+
+    def rearm(self) -> int:
+        """This replica has just become active: plan every object again, the soonest due first.
+
+        The wake-ups a standby collected say nothing of order, and reconciling 10,000 objects takes seconds,
+        so they are replaced: objects whose persisted ``status.nextRunTime`` (the plan the previous active
+        replica wrote) is soonest, or that have none yet, are planned first. A run due a few seconds after a
+        take-over is therefore planned, and fired, on time, while the rest are validated behind it.
+        """
+        self.wakeups.clear()
+        for key in sorted(self.cache.objects, key=lambda key: persisted_next_run(self.cache.objects[key])):
+            self.wakeups.request(key)
+        self._replanning = set(self.cache.objects)
+        self._replanning_since = time.monotonic()
+        self._replanning_count = len(self._replanning)
+        return len(self.cache.objects)
+
+    def _planned_once(self, key: Key) -> None:
+        """One more object has been through a plan since `rearm`; say so when the last one has (operators
+        and bench/failover.py read the moment every object is armed again from this line)."""
+        if key not in self._replanning:
+            return
+        self._replanning.discard(key)
+        if not self._replanning:
+            logger.info(
+                "re-planned all %d objects %.2f s after this replica became active",
+                self._replanning_count,
+                time.monotonic() - self._replanning_since,
+            )
 
     def may_fire(self) -> bool:
         return self._allowed_to_fire()
@@ -176,9 +225,21 @@ class Controller:
         """A Job event: into the cache, and wake the Job's owner and the objects that depend on it."""
         self._follow(self.cache.job_seen(body, deleted))
 
-    async def sync_caches(self) -> None:
-        """List everything into the cache (see `Cache.sync`) and wake every object; planning waits for it."""
-        self._follow(await self.cache.sync())
+    def seen(self, kind: str, body: Mapping[str, Any], deleted: bool) -> None:
+        """A watch event from the informer."""
+        if kind == OBJECTS:
+            self.object_seen(body, deleted)
+        else:
+            self.job_seen(body, deleted)
+
+    def listed(self, kind: str, namespace: str, items: list[dict[str, Any]], version: str | None) -> None:
+        """A complete listing of one source from the informer (see `Cache.merge_listing`)."""
+        self._follow(self.cache.merge_listing(kind, namespace, items, version))
+
+    def mark_synced(self) -> None:
+        """Every source has been listed once: plans may be made from the caches from now on."""
+        self.cache.synced = True
+        self.caches_synced.set()
         logger.info(
             "caches synced: %d ScheduledDeployments, %d Jobs", len(self.cache.objects), len(self.cache.jobs)
         )
@@ -191,6 +252,7 @@ class Controller:
                 self.wakeups.request(key)
             else:
                 self.wakeups.forget(key)
+                self._planned_once(key)  # gone: nothing left to plan
         for state in changes.failed:
             # Why it failed is in its pod's termination message; fetch it, then wake the owner again.
             task = asyncio.get_running_loop().create_task(self._add_failure_detail(state))
@@ -277,13 +339,15 @@ class Controller:
         if body is None:
             return None
         if not self.cache.synced:
-            # Never plan from a half-read world; the listing wakes every object again when it is done.
+            # Never plan from a half-read world; the active replica re-plans every object once it is synced.
             return None
         try:
             return await self._reconcile(key, body)
         except PlanningError as error:
             await self._report_internal_error(key, error)
             raise
+        finally:
+            self._planned_once(key)
 
     @staticmethod
     def _plan(world: World) -> Plan:

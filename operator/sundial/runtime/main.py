@@ -4,10 +4,15 @@ and run until kopf stops. ``sundial run`` (`sundial.cli.run`) parses the flags a
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
 
 import kopf
+from kubernetes import client
 
 from sundial.runtime.controller import Controller, ControllerSettings
+from sundial.runtime.informer import Informer, kubernetes_sources
 from sundial.runtime.kubeclient import api_client
 from sundial.runtime.metrics import Metrics, MetricsServer
 from sundial.runtime.options import OperatorOptions
@@ -15,6 +20,17 @@ from sundial.runtime.ratelimit import TokenBucket, default_burst
 from sundial.runtime.replica import ActiveReplica, ensure_lease
 from sundial.runtime.served import wait_until_served, watched_resources
 from sundial.runtime.wiring import build_registry
+
+logger = logging.getLogger("sundial.operator")
+
+
+def _exit_if_informer_ended(task: asyncio.Task[None]) -> None:
+    """The informer serves until the operator stops; if it ends before (a bug), the caches would silently
+    go stale, so the process stops instead and is restarted, listing everything again."""
+    if task.cancelled():
+        return
+    logger.critical("the informer ended (%r): stopping the operator", task.exception())
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def run_operator(options: OperatorOptions) -> None:
@@ -26,6 +42,18 @@ async def run_operator(options: OperatorOptions) -> None:
     api = api_client(options.credentials, pool_size=2 * settings.api_threads + 4, rate_limit=rate_limit)
     controller = Controller(api, settings, metrics=Metrics.create(), namespaces=options.namespaces)
     await wait_until_served(api, watched_resources(options))
+    # The informer's client is its own: each watch holds a connection for minutes, and must not take one
+    # from the pool the fire path draws on. Both share the one request budget (--kube-api-qps).
+    scopes = len(options.namespaces) if options.namespaces is not None else 1
+    watch_api = api_client(options.credentials, pool_size=2 * scopes + 2, rate_limit=rate_limit)
+    informer = Informer(
+        kubernetes_sources(
+            client.CustomObjectsApi(watch_api), client.BatchV1Api(watch_api), options.namespaces
+        ),
+        listed=controller.listed,
+        seen=controller.seen,
+        synced=controller.mark_synced,
+    )
     await asyncio.to_thread(ensure_lease, api, options.lease_namespace)
     replica = ActiveReplica(
         controller,
@@ -34,16 +62,18 @@ async def run_operator(options: OperatorOptions) -> None:
         lease_seconds=options.peering_lifetime,
     )
     controller.metrics.watch_active(replica.firing)
-    # A standby serves no wake-ups (it lists everything again when it becomes active): it has armed nothing,
+    # A standby serves no wake-ups (it re-plans every object when it becomes active): it has armed nothing,
     # and saying 0 lets sum(sundial_armed_schedules) over all replicas mean what it says.
     controller.metrics.watch_armed(lambda: len(controller.wakeups) if replica.firing() else 0)
-    registry = build_registry(options, controller, replica)
+    registry = build_registry(options, replica)
     namespaces: list[str] = []
     if options.namespaces is not None:
         namespaces = sorted({*options.namespaces, options.lease_namespace})
     metrics_server = (
         None if options.metrics_bind is None else MetricsServer(controller.metrics, *options.metrics_bind)
     )
+    informing = informer.start()
+    informing.add_done_callback(_exit_if_informer_ended)
     try:
         await kopf.operator(
             registry=registry,
@@ -55,6 +85,10 @@ async def run_operator(options: OperatorOptions) -> None:
             liveness_endpoint=options.liveness_endpoint,
         )
     finally:
+        informing.remove_done_callback(_exit_if_informer_ended)
+        informing.cancel()
+        informer.stop()
+        await asyncio.gather(informing, return_exceptions=True)
         if metrics_server is not None:
             metrics_server.close()
         controller.close()

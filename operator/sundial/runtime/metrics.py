@@ -7,9 +7,9 @@ and each must start from zero. ``sundial run --metrics-bind HOST:PORT`` serves t
 never waits for a scrape.
 
 Run results are counted from *transitions the operator writes into status* (see `run_transitions`), not
-from watch events: a standby replica writes no status, so it counts nothing; a restarted replica re-lists
-Jobs whose results are already in status, so nothing is counted twice. A result is counted once, by the
-replica whose status write recorded it.
+from watch events: a standby replica writes no status, so it counts nothing; a restarted replica lists
+again Jobs whose results are already in status, so nothing is counted twice. A result is counted once, by
+the replica whose status write recorded it.
 
 The process collectors (``process_*``: CPU, RSS, open files; ``python_gc_*``; ``python_info``) are
 registered too: at 10,000 objects memory and GC pauses are the operator's main costs, and these cost a few

@@ -5,14 +5,16 @@ Peering pauses watch streams, daemons and timers on a standby replica, but not t
 ``@kopf.daemon`` on one singleton object, a Lease named ``sundial-scheduler`` (see `sundial.runtime.wiring`):
 kopf signals that daemon when the replica pauses and starts it again when the replica resumes. The signal,
 not the (sometimes seconds later) cancellation, is what stops Job creation: the daemon tells the controller
-to fire only while its stop flag is unset. A paused replica does not watch, so on every start it lists
-everything again before it serves a wake-up. While it runs, the daemon also writes the Lease's holder and
-renew time, so ``kubectl get lease sundial-scheduler`` shows which replica is firing.
+to fire only while its stop flag is unset. Every replica, paused or not, keeps its caches current through the
+informer (`sundial.runtime.informer`), so a replica that becomes active waits only for the first listing
+(at process start) and then re-plans every object, soonest due first. While it runs, the daemon also writes
+the Lease's holder and renew time, so ``kubectl get lease sundial-scheduler`` shows which replica is firing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -24,9 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from sundial.api.keys import MANAGED_BY, MANAGER
 from sundial.api.timestamps import format_micro_time
-from sundial.runtime.apierrors import is_outage
 from sundial.runtime.controller import Controller
-from sundial.runtime.wakeups import retry_delay
 
 logger = logging.getLogger("sundial.operator")
 
@@ -77,10 +77,11 @@ class ActiveReplica:
         self._controller.fire_while(lambda: not stopped)
         loop_task: asyncio.Task[None] | None = None
         try:
-            if not await self._sync(stopped):
+            if not await self._wait_for_caches(stopped):
                 return
+            armed = self._controller.rearm()
             logger.info(
-                "this replica (%s) is active: %d objects armed", self._identity, len(self._controller.wakeups)
+                "this replica (%s) is active: %d objects to plan, soonest first", self._identity, armed
             )
             loop_task = asyncio.create_task(
                 self._controller.wakeups.run(stopped=lambda: bool(stopped)), name="sundial wake-ups"
@@ -93,7 +94,7 @@ class ActiveReplica:
                 await stopped.wait(LEASE_RENEW_SECONDS)
         finally:
             self.active = False
-            self._controller.stand_down()  # whatever happens while not active is listed again next time
+            self._controller.stand_down()  # the next active replica re-plans whatever this one left
             # Logged before waiting for the loop: kopf cancels a daemon that outlives its cancellation
             # timeout, and the line must not be lost with it.
             logger.info("this replica (%s) stopped serving (%s)", self._identity, stopped.reason)
@@ -101,24 +102,15 @@ class ActiveReplica:
                 loop_task.cancel()
                 await asyncio.gather(loop_task, return_exceptions=True)
 
-    async def _sync(self, stopped: kopf.DaemonStopped) -> bool:
-        """List everything before serving any wake-up; retried (with backoff) until it succeeds or we stop.
-
-        kopf re-lists too when it resumes, but through the same watch streams whose events are handled one
-        by one and say nothing of where the listing ends; this listing's end is what planning waits for.
-        """
-        failures = 0
-        while not stopped:
+    async def _wait_for_caches(self, stopped: kopf.DaemonStopped) -> bool:
+        """Serve no wake-up before every source has been listed once (only ever waited for right after the
+        process started: the informer keeps the caches current from then on, active or not)."""
+        synced = self._controller.caches_synced
+        while not stopped and not synced.is_set():
             self.heartbeat = time.monotonic()
-            try:
-                await self._controller.sync_caches()
-                return True
-            except Exception as error:
-                failures += 1
-                delay = retry_delay(failures, outage=is_outage(error))
-                logger.warning("could not list the objects to serve (%s); retrying in %.1f s", error, delay)
-                await stopped.wait(delay)
-        return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(synced.wait(), timeout=1.0)
+        return synced.is_set() and not stopped
 
     async def _renew_lease(self) -> None:
         """Show who fires: the Lease is for people and dashboards; kopf's peering decides, not this."""

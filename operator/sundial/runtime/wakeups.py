@@ -105,6 +105,12 @@ class WakeupQueue(Generic[Key]):
         self._again.discard(key)
         self._failures.pop(key, None)
 
+    def clear(self) -> None:
+        """Drop every pending wake-up (not the reconciles running, nor their failure counts)."""
+        self._wanted.clear()
+        self._heap.clear()
+        self._again.clear()
+
     def failures(self, key: Key) -> int:
         """How many reconciles of ``key`` in a row have raised."""
         return self._failures.get(key, 0)

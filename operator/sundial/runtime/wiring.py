@@ -1,9 +1,11 @@
-"""kopf's registry and settings: thin adapters from kopf's events to the controller and the replica.
+"""kopf's registry and settings: thin adapters from kopf to the replica.
 
-No decisions are made here. Watch events go into the controller's cache; the scheduler runs as a
-``@kopf.daemon`` on the one Lease named ``sundial-scheduler``, because kopf stops daemons exactly when peering
-pauses a replica (see `sundial.runtime.replica`). That daemon's kopf finalizer lands on the Lease only;
-ScheduledDeployments never get one, so deleting them never waits for the operator.
+No decisions are made here, and no ScheduledDeployment or Job is watched through kopf: Sundial's own informer
+(`sundial.runtime.informer`) does that on every replica, so a standby's caches stay warm. kopf serves what it
+is good at: peering, and the scheduler as a ``@kopf.daemon`` on the one Lease named ``sundial-scheduler``,
+because kopf stops daemons exactly when peering pauses a replica (see `sundial.runtime.replica`). That
+daemon's kopf finalizer lands on the Lease only; ScheduledDeployments never get one, so deleting them never
+waits for the operator.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from typing import Any
 
 import kopf
 
-from sundial.api.keys import GROUP, MANAGED_BY, MANAGER, PLURAL, VERSION
-from sundial.runtime.controller import Controller
 from sundial.runtime.kubeclient import kopf_connection_info
 from sundial.runtime.options import OperatorOptions
 from sundial.runtime.replica import LEASE_NAME, ActiveReplica
@@ -27,12 +27,6 @@ def configure_settings(settings: kopf.OperatorSettings, options: OperatorOptions
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     settings.watching.server_timeout = 300
-    # kopf keeps one worker task per object until no event came for this long (default 5 s). The handlers
-    # here only hand the body to the cache, so a short wait loses nothing, and a burst of creations (250/s)
-    # then holds a few hundred workers at once rather than thousands (issue 14, bench/README.md).
-    settings.queueing.idle_timeout = 0.5
-    # Server-side filters: only Sundial's Jobs, only the scheduler's Lease.
-    settings.watching.label_selectors["batch/v1", "jobs"] = f"{MANAGED_BY}={MANAGER}"
     # The Lease in the lease namespace only: a cluster-wide replica would otherwise also see another
     # instance's `sundial-scheduler` Lease (say, one scoped to a team's namespace) and, once that is being
     # deleted, try to remove the finalizer kopf put there, which the shipped RBAC rightly forbids.
@@ -58,9 +52,7 @@ def configure_settings(settings: kopf.OperatorSettings, options: OperatorOptions
     settings.posting.enabled = False
 
 
-def build_registry(
-    options: OperatorOptions, controller: Controller, replica: ActiveReplica
-) -> kopf.OperatorRegistry:
+def build_registry(options: OperatorOptions, replica: ActiveReplica) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -71,19 +63,6 @@ def build_registry(
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_settings(settings, options)
-
-    # Async on purpose: kopf runs sync handlers in worker threads, and the wake-up queue belongs to the loop.
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def scheduled_deployment_event(
-        event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any
-    ) -> None:
-        if options.namespaces is not None and namespace not in options.namespaces:
-            return  # seen only because the Lease's namespace is watched too
-        controller.object_seen(dict(body), deleted=event.get("type") == "DELETED")
-
-    @kopf.on.event("batch/v1", "jobs", labels={MANAGED_BY: MANAGER}, registry=registry)
-    async def job_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        controller.job_seen(dict(body), deleted=event.get("type") == "DELETED")
 
     def is_scheduler_lease(name: str, namespace: str | None, **_: Any) -> bool:
         return name == LEASE_NAME and namespace == options.lease_namespace

@@ -1,0 +1,221 @@
+"""The informer lists, then watches from where the listing (or the last event) left off, and lists again on
+410 Gone; events reach the caches whole and in order whatever the chunks' boundaries.
+
+Fakes stand in for the API server's pages and watch streams (the real ones are exercised by every integration
+test: the operator has no other feed). Each fake watch serves its scripted chunks and then ends, as the
+server ends a watch at its timeout; the test stops the informer when the script runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from sundial.runtime.cache import JOBS, OBJECTS
+from sundial.runtime.informer import Informer, LineBuffer, Source
+
+
+def event(kind: str, name: str, version: str, **extra: Any) -> bytes:
+    item = {"metadata": {"namespace": "ns", "name": name, "resourceVersion": version}, **extra}
+    return json.dumps({"type": kind, "object": item}).encode() + b"\n"
+
+
+def bookmark(version: str) -> bytes:
+    return (
+        json.dumps({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": version}}}).encode()
+        + b"\n"
+    )
+
+
+def gone() -> bytes:
+    status = {"kind": "Status", "code": 410, "message": "too old resource version"}
+    return json.dumps({"type": "ERROR", "object": status}).encode() + b"\n"
+
+
+class Stream:
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+        self.released = False
+
+    def stream(self, amount: Any, decode_content: bool) -> Iterator[bytes]:
+        yield from self.chunks
+
+    def release_conn(self) -> None:
+        self.released = True
+
+    def shutdown(self) -> None:
+        pass
+
+
+class Script:
+    """The API server of one source: LIST answers (paged) and watch streams, in the order they are asked."""
+
+    def __init__(self, listings: list[list[Mapping[str, Any]]], watches: list[list[bytes]]) -> None:
+        self.listings = listings
+        self.watches = watches
+        self.watched_from: list[str] = []
+        self.list_calls: list[str | None] = []
+        self.streams: list[Stream] = []
+        self.informer: Informer | None = None
+        self.done = False
+        self.all: list[Script] = []
+
+    def list_page(self, token: str | None) -> Mapping[str, Any]:
+        self.list_calls.append(token)
+        pages = self.listings[0]
+        index = int(token or 0)
+        if index == len(pages) - 1:
+            self.listings.pop(0)
+        return pages[index]
+
+    def open_watch(self, version: str, seconds: int) -> Stream:
+        self.watched_from.append(version)
+        if not self.watches:
+            self.done = True
+            if all(script.done for script in self.all):
+                assert self.informer is not None
+                self.informer.stop()  # every script is over
+            return Stream([])
+        stream = Stream(self.watches.pop(0))
+        self.streams.append(stream)
+        return stream
+
+
+def page(names: list[str], version: str, next_token: str | None = None) -> dict[str, Any]:
+    metadata = {"resourceVersion": version, **({"continue": next_token} if next_token else {})}
+    return {"metadata": metadata, "items": [{"metadata": {"namespace": "ns", "name": n}} for n in names]}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.synced = 0
+
+    def listed(self, kind: str, namespace: str, items: list[dict[str, Any]], version: str | None) -> None:
+        self.calls.append(("listed", kind, [item["metadata"]["name"] for item in items], version))
+
+    def seen(self, kind: str, item: dict[str, Any], deleted: bool) -> None:
+        if item["metadata"]["name"] == "poison":
+            raise ValueError("a body the cache cannot take")
+        self.calls.append(("seen", kind, item["metadata"]["name"], deleted))
+
+    def mark_synced(self) -> None:
+        self.synced += 1
+        self.calls.append(("synced",))
+
+
+def run(scripts: dict[str, Script], recorder: Recorder) -> Informer:
+    sources = tuple(Source(kind, "ns", s.list_page, s.open_watch) for kind, s in scripts.items())
+    informer = Informer(
+        sources,
+        listed=recorder.listed,
+        seen=recorder.seen,
+        synced=recorder.mark_synced,
+        delay=lambda failures, outage: 0.0,
+    )
+    for script in scripts.values():
+        script.informer = informer
+        script.all = list(scripts.values())
+    asyncio.run(asyncio.wait_for(informer.run(), timeout=10))
+    return informer
+
+
+def test_lines_are_whole_events_whatever_the_chunk_boundaries() -> None:
+    data = event("ADDED", "a", "1") + event("MODIFIED", "b", "2")
+    for cut in range(1, len(data)):
+        lines = LineBuffer()
+        got = lines.feed(data[:cut]) + lines.feed(data[cut:])
+        assert [json.loads(line)["object"]["metadata"]["name"] for line in got] == ["a", "b"]
+    lines = LineBuffer()
+    assert lines.feed(data[:-5]) == [data.split(b"\n")[0]]  # the cut-off second event is not returned
+
+
+def test_listing_pages_then_events_in_order_and_the_watch_resumes_where_the_last_event_left_off() -> None:
+    added, modified = event("ADDED", "c", "11"), event("MODIFIED", "a", "12")
+    script = Script(
+        listings=[[page(["a"], "10", next_token="1"), page(["b"], "10")]],
+        watches=[
+            # One event split over two chunks, then one whole; then a bookmark moves the resume point.
+            [added[:7], added[7:] + modified, bookmark("15")],
+            [event("DELETED", "b", "16")],
+        ],
+    )
+    recorder = Recorder()
+    run({OBJECTS: script}, recorder)
+    assert script.list_calls == [None, "1"]
+    assert recorder.calls == [
+        ("listed", OBJECTS, ["a", "b"], "10"),
+        ("synced",),
+        ("seen", OBJECTS, "c", False),
+        ("seen", OBJECTS, "a", False),
+        ("seen", OBJECTS, "b", True),
+    ]
+    assert script.watched_from == ["10", "15", "16"]
+    assert all(stream.released for stream in script.streams)
+
+
+def test_gone_lists_again_and_watches_from_the_new_listing() -> None:
+    script = Script(
+        listings=[[page(["a"], "10")], [page(["a", "b"], "30")]],
+        watches=[[event("ADDED", "x", "11"), gone()], [event("ADDED", "c", "31")]],
+    )
+    recorder = Recorder()
+    run({OBJECTS: script}, recorder)
+    assert recorder.calls == [
+        ("listed", OBJECTS, ["a"], "10"),
+        ("synced",),
+        ("seen", OBJECTS, "x", False),
+        ("listed", OBJECTS, ["a", "b"], "30"),
+        ("seen", OBJECTS, "c", False),
+    ]
+    assert script.watched_from == ["10", "30", "31"]
+    assert recorder.synced == 1  # synced means "listed once": a re-list does not announce it again
+
+
+def test_synced_only_once_every_source_is_listed_and_a_failing_listing_is_tried_again() -> None:
+    jobs = Script(listings=[[page(["j"], "20")]], watches=[])
+    objects = Script(listings=[[page(["a"], "10")]], watches=[[event("ADDED", "poison", "11")]])
+    failures = [2]
+    list_page = objects.list_page
+
+    def flaky(token: str | None) -> Mapping[str, Any]:
+        if failures[0]:
+            failures[0] -= 1
+            raise ConnectionError("connection refused")
+        return list_page(token)
+
+    objects.list_page = flaky  # type: ignore[method-assign]
+    recorder = Recorder()
+    run({JOBS: jobs, OBJECTS: objects}, recorder)
+    listed = [call for call in recorder.calls if call[0] in ("listed", "synced")]
+    assert listed == [("listed", JOBS, ["j"], "20"), ("listed", OBJECTS, ["a"], "10"), ("synced",)]
+    # The poisoned event was logged and skipped; the stream went on.
+    assert objects.watched_from[:2] == ["10", "11"]
+
+
+def test_a_watch_error_other_than_gone_is_retried_from_the_same_version() -> None:
+    failed = (
+        json.dumps({"type": "ERROR", "object": {"code": 500, "message": "etcd timeout"}}).encode() + b"\n"
+    )
+    script = Script(listings=[[page([], "10")]], watches=[[failed], [event("ADDED", "a", "12")]])
+    recorder = Recorder()
+    run({OBJECTS: script}, recorder)
+    assert script.watched_from == ["10", "10", "12"]
+    assert recorder.calls[-1] == ("seen", OBJECTS, "a", False)
+
+
+@pytest.mark.parametrize("version", [None, ""])
+def test_a_listing_without_a_version_is_merged_and_listed_again(version: str | None) -> None:
+    script = Script(
+        listings=[[{"metadata": {"resourceVersion": version}, "items": []}], [page(["a"], "10")]], watches=[]
+    )
+    recorder = Recorder()
+    run({OBJECTS: script}, recorder)
+    assert [call for call in recorder.calls if call[0] == "listed"] == [
+        ("listed", OBJECTS, [], None),
+        ("listed", OBJECTS, ["a"], "10"),
+    ]
