@@ -11,6 +11,7 @@ service account is not "missing", an unreadable pod list adds no detail, unreada
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -45,6 +46,8 @@ class Lookups:
         self._core = core
         self._clock = clock
         self._service_accounts: dict[tuple[str, str], tuple[bool, float]] = {}
+        self._account_reads: dict[tuple[str, str], asyncio.Future[bool]] = {}
+        """Reads of an account in flight: every plan that asks meanwhile waits for the same answer."""
 
     async def missing_account(self, body: Mapping[str, Any]) -> str | None:
         """The deploy Job's service account when it does not exist in the object's namespace, else None."""
@@ -55,21 +58,34 @@ class Lookups:
         return account if await self.service_account_missing(body["metadata"]["namespace"], account) else None
 
     async def service_account_missing(self, namespace: str, name: str) -> bool:
-        """Whether the service account is absent; answers are cached briefly (see the RECHECK constants)."""
-        now = self._clock()
-        cached = self._service_accounts.get((namespace, name))
-        if cached is not None and cached[1] > now:
+        """Whether the service account is absent; answers are cached briefly (see the RECHECK constants).
+
+        One read per account at a time: after a restart, the first 64 plans in one namespace all asked for
+        its account at once (65 GETs in bench/failover.py's restart), where one answer serves them all.
+        """
+        key = (namespace, name)
+        cached = self._service_accounts.get(key)
+        if cached is not None and cached[1] > self._clock():
             return not cached[0]
+        pending = self._account_reads.get(key)
+        if pending is None:
+            pending = self._account_reads[key] = asyncio.ensure_future(self._read_account(namespace, name))
+            pending.add_done_callback(lambda _: self._account_reads.pop(key, None))
+        return not await asyncio.shield(pending)
+
+    async def _read_account(self, namespace: str, name: str) -> bool:
+        """Whether the account exists; True when unknown (a failed read must not claim it is missing)."""
+        now = self._clock()
         try:
             await self._call(raw_body, self._core.read_namespaced_service_account, name, namespace)
             exists = True
         except ApiException as error:
             if error.status != 404:
-                return False  # unknown: do not claim it is missing
+                return True  # unknown, and not remembered: the next plan asks again
             exists = False
         recheck = PRESENT_ACCOUNT_RECHECK if exists else MISSING_ACCOUNT_RECHECK
         self._service_accounts[(namespace, name)] = (exists, now + recheck)
-        return not exists
+        return exists
 
     async def failure_detail(self, state: JobState) -> tuple[str, str] | None:
         """(reason, message) of a failed Job, from its pods' termination messages; None if none tells."""
