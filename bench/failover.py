@@ -398,6 +398,7 @@ def run_failover(
         begin = max(begin, int(time.time()) + 30)
         bodies = [scheduled_deployment(f"tick-{i:05d}", utc(begin + i), run_id) for i in range(span)]
     create_objects(cluster, namespace, bodies)
+    armed = Armed(cluster, namespace)
     jobs = Jobs()
     job_watch = watch_jobs(cluster, namespace, jobs)
     standby = start_replica()
@@ -409,14 +410,18 @@ def run_failover(
             time.sleep(max(0.0, standby.started_at + 12 - time.time()) + rng.random())
             if not standby.alive():
                 raise SystemExit(f"standby {standby.identity} exited; see {standby.log_path}")
+            if standing:
+                # A steady state: the standby's caches warm, and the active replica done arming.
+                wait_until(lambda s=standby: log_moment(s, SYNCED_LINE) is not None, 120, 0.5)
+                wait_until(lambda: len(armed.names) >= len(bodies) + standing, 600, 1.0)
             killed_at = active.kill()
             takeover = wait_active(cluster, namespace, standby, timeout=lifetime * 6 + 60)
             wait_until(lambda at=killed_at: bool(jobs.after(at)), 60, interval=0.05)
-            fired = jobs.after(killed_at)
-            first = fired[0] if fired else None
             wait_until(
                 lambda s=standby, at=killed_at: log_moment(s, REPLANNED_LINE, at) is not None, 120, 0.5
             )
+            fired = jobs.after(killed_at)
+            first = fired[0] if fired else None
             became_active = log_moment(standby, ACTIVE_LINE, killed_at)
             replanned = log_moment(standby, REPLANNED_LINE, killed_at)
             # Ticks due after the replica became active: each is on time if its Job came within ON_TIME_MS.
@@ -453,6 +458,7 @@ def run_failover(
             active, standby = standby, start_replica()
     finally:
         job_watch.stop()
+        armed.watch.stop()
         for replica in replicas:
             if replica.alive():
                 replica.stop()

@@ -109,22 +109,29 @@ def test_a_replica_that_becomes_active_plans_every_object_soonest_persisted_run_
     controller: Controller,
 ) -> None:
     """Take-over at 10,000 objects: the plans take seconds, so a run due seconds after it must not wait
-    behind thousands due next month. Never-planned objects go first: nothing says when they are due."""
+    behind thousands due next month. A never-planned object counts as due 30 s after the take-over: nothing
+    says when it is due, and thousands of them (a mass creation) must not hold back runs due sooner."""
+    now = T.timestamp()
+    controller._clock = lambda: now
     objects = [
         with_next_run("next-month", "1", "2027-04-14T07:30:00Z"),
         with_next_run("in-three-seconds", "2", "2027-03-14T07:30:03Z"),
         with_next_run("never-planned", "3", None),
         with_next_run("dependency-first", "4", "2027-03-14T08:00:00Z", "2027-03-14T07:30:01Z"),
         with_next_run("tomorrow", "5", "2027-03-15T07:30:00Z"),
+        with_next_run("overdue", "6", "2027-03-14T07:29:50Z"),
+        with_next_run("in-a-minute", "7", "2027-03-14T07:31:00Z"),
     ]
     list_into(controller, objects, [], "9")
     controller.wakeups.request((NAMESPACE, "tomorrow"), at=0.0)  # collected as a standby: order unknown
-    assert controller.rearm() == 5
+    assert controller.rearm() == 7
     order = [key for _, _, key in sorted(controller.wakeups._heap)]
     assert [name for _, name in order] == [
-        "never-planned",
+        "overdue",
         "dependency-first",
         "in-three-seconds",
+        "never-planned",
+        "in-a-minute",
         "tomorrow",
         "next-month",
     ]
