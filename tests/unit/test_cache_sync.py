@@ -43,7 +43,7 @@ def job_body(owner: str, version: str, *, controlled: bool = True) -> dict[str, 
 
 @pytest.fixture
 def controller() -> Iterator[Controller]:
-    made = Controller(None, ControllerSettings(DEPLOYER_IMAGE, api_threads=1), namespaces=(NAMESPACE,))
+    made = Controller(None, ControllerSettings(DEPLOYER_IMAGE, api_threads=1))
     try:
         yield made
     finally:

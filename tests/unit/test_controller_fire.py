@@ -34,7 +34,6 @@ def controller(clock: list[float]) -> Iterator[Controller]:
         None,
         ControllerSettings(DEPLOYER_IMAGE, api_threads=1),
         clock=lambda: clock[0],
-        namespaces=(NAMESPACE,),
     )
     try:
         yield made

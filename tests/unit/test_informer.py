@@ -219,3 +219,43 @@ def test_a_listing_without_a_version_is_merged_and_listed_again(version: str | N
         ("listed", OBJECTS, [], None),
         ("listed", OBJECTS, ["a"], "10"),
     ]
+
+
+def test_events_before_an_error_in_the_same_chunk_are_delivered_and_not_asked_for_again() -> None:
+    failed = (
+        json.dumps({"type": "ERROR", "object": {"code": 500, "message": "etcd timeout"}}).encode() + b"\n"
+    )
+    script = Script(
+        listings=[[page([], "10")]],
+        watches=[[event("ADDED", "a", "11") + event("ADDED", "b", "12") + failed], []],
+    )
+    recorder = Recorder()
+    run({OBJECTS: script}, recorder)
+    assert [call for call in recorder.calls if call[0] == "seen"] == [
+        ("seen", OBJECTS, "a", False),
+        ("seen", OBJECTS, "b", False),
+    ]
+    assert script.watched_from[:2] == ["10", "12"]  # resumed after b: nothing lost, nothing twice
+
+
+def test_an_item_that_cannot_be_cut_reaches_the_cache_whole_and_the_stream_goes_on() -> None:
+    def cut(item: Mapping[str, Any]) -> dict[str, Any]:
+        if item["metadata"]["name"] == "odd":
+            raise ValueError("an object the view cannot take")
+        return {"metadata": dict(item["metadata"]), "cut": True}
+
+    script = Script(
+        listings=[[page([], "10")]],
+        watches=[[event("ADDED", "odd", "11", spec={}), event("ADDED", "b", "12")]],
+    )
+    seen: list[dict[str, Any]] = []
+    informer = Informer(
+        (Source(OBJECTS, "ns", script.list_page, script.open_watch, cut),),
+        listed=lambda *_: None,
+        seen=lambda kind, item, deleted: seen.append(item),
+        synced=lambda: None,
+        delay=lambda failures, outage: 0.0,
+    )
+    script.informer, script.all = informer, [script]
+    asyncio.run(asyncio.wait_for(informer.run(), timeout=10))
+    assert [("cut" in item, item["metadata"]["name"]) for item in seen] == [(False, "odd"), (True, "b")]

@@ -131,9 +131,8 @@ class Controller:
         settings: ControllerSettings,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
-        namespaces: tuple[str, ...] | None = None,
     ) -> None:
-        """``namespaces``: where the ScheduledDeployments and Jobs to cache live; None for every namespace."""
+        """The caches are fed from outside (`listed`, `seen`: the informer, `sundial.runtime.informer`)."""
         self.api_client = api_client
         self.metrics = metrics or Metrics.create(runtime_collectors=False)
         self._custom = client.CustomObjectsApi(api_client)

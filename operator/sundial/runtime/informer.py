@@ -239,21 +239,25 @@ class Informer:
                 if self._stopping:
                     return
                 batch: list[tuple[dict[str, Any], bool]] = []
-                for line in lines.feed(chunk):
-                    event = json.loads(line)
-                    item = event.get("object") or {}
-                    kind = event.get("type")
-                    if kind == "ERROR":
-                        if item.get("code") == 410:
-                            raise ResourceExpired(item.get("message"))
-                        raise WatchFailed(f"{item.get('code')} {item.get('message')}")
-                    version = (item.get("metadata") or {}).get("resourceVersion")
-                    if kind in ("ADDED", "MODIFIED", "DELETED"):
-                        batch.append((source.cut(item), kind == "DELETED"))
-                    if isinstance(version, str) and version:
-                        progress.version = version  # BOOKMARK events only move this
-                if batch:
-                    loop.call_soon_threadsafe(self._deliver, source, batch)
+                try:
+                    for line in lines.feed(chunk):
+                        event = json.loads(line)
+                        item = event.get("object") or {}
+                        kind = event.get("type")
+                        if kind == "ERROR":
+                            if item.get("code") == 410:
+                                raise ResourceExpired(item.get("message"))
+                            raise WatchFailed(f"{item.get('code')} {item.get('message')}")
+                        version = (item.get("metadata") or {}).get("resourceVersion")
+                        if kind in ("ADDED", "MODIFIED", "DELETED"):
+                            batch.append((_cut(source, item), kind == "DELETED"))
+                        if isinstance(version, str) and version:
+                            # Every event moves the resume point; a BOOKMARK does nothing else.
+                            progress.version = version
+                finally:
+                    # What the resume point has passed is delivered, even when a later line ends the watch.
+                    if batch:
+                        loop.call_soon_threadsafe(self._deliver, source, batch)
         finally:
             self._responses.discard(response)
             with contextlib.suppress(Exception):
@@ -269,6 +273,16 @@ class Informer:
                 logger.exception(
                     "could not take in %s %s/%s", source.kind, metadata.get("namespace"), metadata.get("name")
                 )
+
+
+def _cut(source: Source, item: Mapping[str, Any]) -> dict[str, Any]:
+    """The item as the cache keeps it; whole if it cannot be cut, so that the cache, not this thread, meets
+    the problem (it logs it for that one object): a failure here would end the watch at the same event
+    every time it resumed, and starve every other object."""
+    try:
+        return source.cut(item)
+    except Exception:
+        return dict(item)
 
 
 async def _in_thread(fn: Callable[..., T], *args: Any) -> T:

@@ -40,7 +40,7 @@ async def run_operator(options: OperatorOptions) -> None:
         burst = options.kube_api_burst or default_burst(options.kube_api_qps)
         rate_limit = TokenBucket(options.kube_api_qps, burst)
     api = api_client(options.credentials, pool_size=2 * settings.api_threads + 4, rate_limit=rate_limit)
-    controller = Controller(api, settings, metrics=Metrics.create(), namespaces=options.namespaces)
+    controller = Controller(api, settings, metrics=Metrics.create())
     await wait_until_served(api, watched_resources(options))
     # The informer's client is its own: each watch holds a connection for minutes, and must not take one
     # from the pool the fire path draws on. Both share the one request budget (--kube-api-qps).
