@@ -190,8 +190,10 @@ class Controller:
         self.wakeups.clear()
         unplanned = format_utc(self._now() + UNPLANNED_AS_DUE_IN)
         objects = self.cache.objects
-        for key in sorted(objects, key=lambda key: persisted_next_run(objects[key], unplanned)):
-            self.wakeups.request(key)
+        # A backlog, not 10,000 wake-ups at "now": a run that falls due while it is served goes first.
+        self.wakeups.request_backlog(
+            sorted(objects, key=lambda key: persisted_next_run(objects[key], unplanned))
+        )
         self._replanning = set(self.cache.objects)
         self._replanning_since = time.monotonic()
         self._replanning_count = len(self._replanning)
