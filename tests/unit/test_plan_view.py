@@ -186,3 +186,12 @@ def test_a_listed_page_is_cut_to_views_as_it_arrives() -> None:
     page = objects.list_page(None)
     assert page["items"] == [plan_view(full)]
     assert page["metadata"]["resourceVersion"] == "5"
+
+
+def test_a_view_is_not_cut_again() -> None:
+    """The informer cuts in its threads; the cache, on the event loop, keeps that very view."""
+    view = plan_view(as_the_api_returns_it(scheduled_deployment("api", ONE_SHOT)))
+    assert plan_view(view) is view
+    cache = Cache()
+    cache.object_seen(view, deleted=False)
+    assert cache.objects[(NAMESPACE, "api")] is view

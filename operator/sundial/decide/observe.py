@@ -105,6 +105,13 @@ PLAN_ANNOTATIONS = (ANNOTATION_TRIGGER,)
 """The annotations of a ScheduledDeployment that Sundial reads: only the manual-run request."""
 
 
+class PlanView(dict[str, Any]):
+    """What `plan_view` returns, marked as such: a view handed on (the informer cuts each item in its own
+    threads, then the cache stores it) is not cut a second time on the event loop."""
+
+    __slots__ = ()
+
+
 def plan_view(body: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a ScheduledDeployment that anything in Sundial reads, as the caches keep it.
 
@@ -116,7 +123,10 @@ def plan_view(body: Mapping[str, Any]) -> dict[str, Any]:
     run history). A key absent from ``body`` stays absent, so every ``get`` reads as it did. The copy is
     `compact`: equal to what it copies, with its strings shared. A reader of another field must add it
     here (tests/unit/test_plan_view.py checks that a plan from the view equals one from the whole body).
+    A view is returned as it is.
     """
+    if isinstance(body, PlanView):
+        return body
     view = {key: body[key] for key in ("apiVersion", "kind", "spec", "status") if key in body}
     metadata = mapping(body.get("metadata"))
     kept = {key: metadata[key] for key in PLAN_METADATA if key in metadata}
@@ -126,7 +136,7 @@ def plan_view(body: Mapping[str, Any]) -> dict[str, Any]:
     elif "annotations" in metadata:
         kept["annotations"] = annotations  # not a mapping: left for the readers, which are total, to ignore
     view["metadata"] = kept
-    return cast(dict[str, Any], compact(view))
+    return PlanView(cast(dict[str, Any], compact(view)))
 
 
 def compact(value: object) -> object:
