@@ -26,15 +26,24 @@ from sundial.api.keys import GROUP, PLURAL, VERSION
 PEERING_LIFETIME = "6"
 
 
+def start_peered_pair(
+    cluster: Cluster, ns: str, start_operator: StartOperator, older: str, newer: str
+) -> tuple[OperatorProcess, OperatorProcess]:
+    """Two peered replicas in ``ns``: ``older`` started (and active) first, then ``newer``; both seen in the
+    peering object."""
+    create_peering(cluster, ns)
+    peering = ("--peering", "sundial", "--peering-lifetime", PEERING_LIFETIME)
+    active = start_operator(ns, *peering, identity=older)
+    standby = start_operator(ns, *peering, identity=newer, wait_active=False)
+    wait_until("both replicas to appear in the peering object", lambda: len(peers(cluster, ns)) >= 2, 30)
+    return active, standby
+
+
 def test_the_standby_fires_when_the_active_replica_is_killed(
     cluster: Cluster, deployer_namespace: str, start_operator: StartOperator
 ) -> None:
     ns = deployer_namespace
-    create_peering(cluster, ns)
-    peering = ("--peering", "sundial", "--peering-lifetime", PEERING_LIFETIME)
-    active = start_operator(ns, *peering, identity="replica-old")
-    standby = start_operator(ns, *peering, identity="replica-new", wait_active=False)
-    wait_until("both replicas to appear in the peering object", lambda: len(peers(cluster, ns)) >= 2, 30)
+    active, standby = start_peered_pair(cluster, ns, start_operator, "replica-old", "replica-new")
     time.sleep(1)  # let the newer, lower-priority replica see the older one and pause
     assert lease_holder(cluster, ns) == "replica-old", "the older replica should stay active"
 
@@ -110,11 +119,7 @@ def test_the_standby_keeps_its_caches_warm_and_takes_over_without_listing_again(
     deleted while it is paused, takes over without listing everything again (its one listing was at start),
     fires the new object's run and never the deleted one's."""
     ns = deployer_namespace
-    create_peering(cluster, ns)
-    peering = ("--peering", "sundial", "--peering-lifetime", PEERING_LIFETIME)
-    active = start_operator(ns, *peering, identity="warm-old")
-    standby = start_operator(ns, *peering, identity="warm-new", wait_active=False)
-    wait_until("both replicas to appear in the peering object", lambda: len(peers(cluster, ns)) >= 2, 30)
+    active, standby = start_peered_pair(cluster, ns, start_operator, "warm-old", "warm-new")
     wait_until("the standby's caches to be synced", lambda: "caches synced" in standby.log(), 30)
     assert lease_holder(cluster, ns) == "warm-old", "the older replica should stay active"
 

@@ -123,8 +123,7 @@ class Cache:
         """
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         version = body["metadata"].get("resourceVersion")
-        known = self.object_versions.get(key)
-        if known is not None and (known == version or resource_version_older(version, known)):
+        if key in self.object_versions and not self._is_news(self.object_versions, OBJECTS, key, version):
             return Changes()
         if isinstance(version, str):
             self.object_versions[key] = version

@@ -432,8 +432,9 @@ class Controller:
                 self._follow(self.cache.forget_object(key))
                 return None
             raise
-        self._follow(self.cache.store(body))
-        return plan_view(body)  # planned from what the cache would hold, so both plans agree
+        view = plan_view(body)  # planned from what the cache holds, so both plans agree; cut once
+        self._follow(self.cache.store(view))
+        return view
 
     async def _create_jobs(
         self, body: Mapping[str, Any], plan: Plan
