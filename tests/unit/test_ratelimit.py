@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sundial.runtime.ratelimit import TokenBucket, default_burst, throttle
+from sundial.runtime.ratelimit import Priority, TokenBucket, default_burst, throttle
 
 
 class FakeClock:
@@ -118,3 +118,75 @@ def test_throttle_takes_a_token_before_every_request_of_the_client() -> None:
     assert api.rest_client.request("POST", "/b") == "ok"
     assert [method for method, _ in sent] == ["GET", "POST"]
     assert sent[1][1] - sent[0][1] == pytest.approx(0.5)
+
+
+# ---------------------------------------------------------------------------------------------- priorities
+
+
+def test_bookkeeping_takes_only_a_free_token_and_never_books_ahead() -> None:
+    clock = FakeClock()
+    limiter = bucket(10, 2, clock)
+    assert limiter.try_take() == 0.0
+    assert limiter.try_take() == 0.0
+    # Empty: it is told when the next token is free, and takes nothing meanwhile.
+    assert limiter.try_take() == pytest.approx(0.1)
+    assert limiter.reserve() == pytest.approx(0.1)  # a fire request still gets the next token first
+
+
+def test_bookkeeping_waits_while_a_fire_request_waits_for_its_token() -> None:
+    clock = FakeClock()
+    limiter = bucket(10, 1, clock)
+    limiter.reserve()  # the one token is gone
+    fire_waiting = threading.Event()
+    release = threading.Event()
+    order: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread().name == "fire":
+            fire_waiting.set()
+            release.wait(5)
+            clock.now += seconds
+            order.append("fire")
+        else:
+            clock.now += seconds
+
+    limiter._sleep = sleep
+    fire = threading.Thread(target=limiter.acquire, name="fire")
+    fire.start()
+    assert fire_waiting.wait(5)
+    clock.now += 10.0  # the bucket refills meanwhile, but a fire request is still asleep on its token
+    assert limiter.try_take() > 0, "bookkeeping took a token while a fire request was waiting"
+    release.set()
+    fire.join(5)
+    assert order == ["fire"]
+    assert limiter.try_take() == 0.0  # no fire request waiting and tokens free: bookkeeping goes
+
+
+def test_bookkeeping_acquire_sleeps_until_a_token_is_free_and_then_takes_it() -> None:
+    clock = FakeClock()
+    limiter = bucket(4, 1, clock)
+    limiter.reserve()
+    assert limiter.acquire(Priority.BOOKKEEPING) == pytest.approx(0.25)
+    assert clock.slept == pytest.approx([0.25])
+    assert limiter.try_take() == pytest.approx(0.25)  # it took the token it waited for
+
+
+def test_throttle_takes_tokens_of_its_clients_class() -> None:
+    asked: list[Priority] = []
+
+    class Recording(TokenBucket):
+        def acquire(self, priority: Priority = Priority.FIRE) -> float:
+            asked.append(priority)
+            return 0.0
+
+    class Rest:
+        def request(self, method: str, url: str, **_: Any) -> str:
+            return "ok"
+
+    class Client:
+        rest_client = Rest()
+
+    api = Client()
+    throttle(api, Recording(1, 1), Priority.BOOKKEEPING)
+    api.rest_client.request("PATCH", "/status")
+    assert asked == [Priority.BOOKKEEPING]

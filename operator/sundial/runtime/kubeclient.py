@@ -16,7 +16,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from sundial.runtime.ratelimit import TokenBucket, throttle
+from sundial.runtime.ratelimit import Priority, TokenBucket, throttle
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,19 @@ def load_credentials(kubeconfig: Path | None, in_cluster: bool, context: str | N
     return Credentials(source=source, configuration=configuration)
 
 
-def api_client(credentials: Credentials, pool_size: int, rate_limit: TokenBucket | None = None) -> Any:
+def api_client(
+    credentials: Credentials,
+    pool_size: int,
+    rate_limit: TokenBucket | None = None,
+    priority: Priority = Priority.FIRE,
+) -> Any:
     """A client whose connection pool matches the number of threads that will use it; with ``rate_limit``,
-    every request it sends first takes a token (``--kube-api-qps``/``--kube-api-burst``)."""
+    every request it sends first takes a token of ``priority`` (``--kube-api-qps``/``--kube-api-burst``)."""
     configuration = credentials.configuration
     configuration.connection_pool_maxsize = pool_size
     api = client.ApiClient(configuration)
     if rate_limit is not None:
-        throttle(api, rate_limit)
+        throttle(api, rate_limit, priority)
     return api
 
 

@@ -5,15 +5,34 @@
 waits for one. Sundial takes the same two flags so that a benchmark can give it exactly the budget the
 CronJob controller has. Without them there is no limit, which is how Sundial always behaved.
 
+Two classes of request share the one bucket. A *fire* request (reading an object fresh before its Job,
+creating or deleting Jobs, the informer's lists and watches) books the next token at once, as client-go does.
+A *bookkeeping* request (status writes, Events, lookups) takes a token only when no fire request is waiting
+and one is free: under a budget, a burst of Jobs due at one instant spends it on the Jobs first, and the
+status and Events of those runs follow. CronJob's controller has no such order; its 20 QPS are spent on a
+Job, its status and an Event in turn (bench/README.md).
+
 The clock and the sleep are arguments, so the arithmetic is tested without waiting.
 """
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+
+class Priority(enum.Enum):
+    FIRE = "fire"
+    """On the path from an instant to its Job: served first, in the order asked."""
+    BOOKKEEPING = "bookkeeping"
+    """Everything that records or explains: served with the tokens fire requests leave."""
+
+
+BOOKKEEPING_RECHECK_SECONDS = 0.05
+"""How long a bookkeeping request that found fire requests waiting sleeps before it looks again."""
 
 
 class TokenBucket:
@@ -41,21 +60,50 @@ class TokenBucket:
         self._tokens = float(burst)
         self._last = clock()
         self._lock = threading.Lock()
+        self._fire_waiting = 0
+        """Fire requests that booked a token and sleep until it is due."""
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
+        self._last = now
 
     def reserve(self) -> float:
         """Take a token now or book the next free one; return how many seconds to wait before using it."""
         with self._lock:
-            now = self._clock()
-            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
-            self._last = now
+            self._refill()
             self._tokens -= 1
             return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
 
-    def acquire(self) -> float:
+    def try_take(self) -> float:
+        """For a bookkeeping request: take a free token (return 0) if no fire request is waiting, else
+        return how long to sleep before asking again. Never books ahead, so it never delays a fire."""
+        with self._lock:
+            self._refill()
+            if self._fire_waiting == 0 and self._tokens >= 1:
+                self._tokens -= 1
+                return 0.0
+            if self._fire_waiting:
+                return BOOKKEEPING_RECHECK_SECONDS
+            return (1 - self._tokens) / self.qps
+
+    def acquire(self, priority: Priority = Priority.FIRE) -> float:
         """Block until this caller may send a request; return the seconds it waited."""
+        if priority is Priority.BOOKKEEPING:
+            waited = 0.0
+            while (wait := self.try_take()) > 0:
+                self._sleep(wait)
+                waited += wait
+            return waited
         wait = self.reserve()
         if wait > 0:
-            self._sleep(wait)
+            with self._lock:
+                self._fire_waiting += 1
+            try:
+                self._sleep(wait)
+            finally:
+                with self._lock:
+                    self._fire_waiting -= 1
         return wait
 
 
@@ -65,8 +113,8 @@ def default_burst(qps: float) -> int:
     return max(1, round(qps * 1.5))
 
 
-def throttle(api_client: Any, bucket: TokenBucket) -> None:
-    """Make every request of this kubernetes ``ApiClient`` take a token first.
+def throttle(api_client: Any, bucket: TokenBucket, priority: Priority = Priority.FIRE) -> None:
+    """Make every request of this kubernetes ``ApiClient`` take a token of ``priority`` first.
 
     Every verb of the generated client goes through ``rest_client.request``, so wrapping that one method
     covers GET, POST, PATCH, PUT and DELETE alike (watches included, as in client-go).
@@ -75,7 +123,7 @@ def throttle(api_client: Any, bucket: TokenBucket) -> None:
     send = rest_client.request
 
     def request(*args: Any, **kwargs: Any) -> Any:
-        bucket.acquire()
+        bucket.acquire(priority)
         return send(*args, **kwargs)
 
     rest_client.request = request
