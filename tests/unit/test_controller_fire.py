@@ -49,7 +49,7 @@ def fire(controller: Controller, clock: list[float], read_takes: float) -> tuple
     carried_out: list[Plan] = []
     written: dict[str, Any] = {}
 
-    async def read(key: Any) -> dict[str, Any]:
+    async def read(key: Any, fresh: bool = False) -> dict[str, Any]:
         clock[0] += read_takes
         return body
 
@@ -70,7 +70,12 @@ def fire(controller: Controller, clock: list[float], read_takes: float) -> tuple
     controller._delete_jobs = nothing  # type: ignore[method-assign]
     controller._post_events = nothing  # type: ignore[method-assign]
     controller.lookups.missing_account = nothing  # type: ignore[method-assign]
-    asyncio.run(controller.reconcile_key(KEY))
+
+    async def reconcile_and_write() -> None:
+        await controller.reconcile_key(KEY)
+        await controller.status_writer.settle()
+
+    asyncio.run(reconcile_and_write())
     return carried_out, written
 
 

@@ -358,7 +358,7 @@ def a_run(lateness: timedelta) -> JobRun:
 
 
 def test_a_created_job_is_counted_with_its_lateness(controller: Controller) -> None:
-    controller._batch = FakeBatch()
+    controller._batch_fire = FakeBatch()
     created, failures = asyncio.run(
         controller._create_jobs(sd_body(), Plan(status={}, create=(a_run(timedelta(milliseconds=3)),)))
     )
@@ -382,7 +382,7 @@ def test_a_created_job_is_counted_with_its_lateness(controller: Controller) -> N
 def test_a_refused_create_is_an_api_error_and_no_job(
     controller: Controller, status: int, code: str, raised: type[Exception] | None
 ) -> None:
-    controller._batch = FakeBatch(error=status)
+    controller._batch_fire = FakeBatch(error=status)
     plan = Plan(status={}, create=(a_run(timedelta(0)),))
     if raised is not None:
         with pytest.raises(raised):

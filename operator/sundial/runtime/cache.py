@@ -18,7 +18,7 @@ them, so the next plan would read the copy from before the write.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -65,6 +65,8 @@ class Cache:
     def __init__(self) -> None:
         self.objects: dict[Key, dict[str, Any]] = {}
         self.jobs: dict[Key, JobState] = {}
+        self.objects_in_namespace: Counter[str] = Counter()
+        """How many ScheduledDeployments each namespace holds: what a LIST of it would read."""
         self.jobs_by_owner: dict[Key, set[str]] = defaultdict(set)
         self._dependents: dict[Key, set[str]] = defaultdict(set)
         """(namespace, name) -> the names of the objects whose dependsOn names it."""
@@ -141,7 +143,8 @@ class Cache:
         back."""
         previous = self.objects.get(key)
         before = self.component(key)
-        self.objects.pop(key, None)
+        if self.objects.pop(key, None) is not None:
+            self.objects_in_namespace[key[0]] -= 1
         self.invalid.discard(key)
         self._index_dependency(key, previous, None)
         # A deletion can invalidate a dependent: wake the chain as it was.
@@ -149,6 +152,8 @@ class Cache:
 
     def _put_object(self, key: Key, previous: Mapping[str, Any] | None, body: Mapping[str, Any]) -> None:
         # Only what a plan reads: managedFields and kubectl's last-applied copy were most of the memory.
+        if previous is None:
+            self.objects_in_namespace[key[0]] += 1
         self.objects[key] = plan_view(body)
         self.note_validity(key, body.get("status"))
         self._index_dependency(key, previous, body)

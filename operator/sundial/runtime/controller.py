@@ -3,14 +3,19 @@
 Every decision is made by the pure `sundial.decide.reconcile.reconcile`; this module only gathers its inputs
 and carries out its output, in this order, which is what makes a crash at any point safe:
 
-1. Plan from the cached object. If the plan creates and deletes no Job, write status and stop.
-2. Otherwise read the object fresh (it may have been deleted or changed since the watch told us) and, only
-   if it changed, plan again from that. Create each Job under its deterministic name; AlreadyExists on a
-   Job we own is success.
+1. Plan from the cached object. If the plan creates and deletes no Job, hand its status to the writer and
+   stop.
+2. Otherwise read the object fresh (it may have been deleted or changed since the watch told us; the reads
+   of a burst are grouped, `sundial.runtime.freshreads`) and, only if it changed, plan again from that.
+   Create each Job under its deterministic name; AlreadyExists on a Job we own is success.
 3. Record what was done in the plan (`record_outcomes`: the runs the new Jobs start, the API's refusals),
-   without deciding again; write that status (with the object's resourceVersion as a precondition, so a
-   concurrent writer makes us re-plan rather than overwrite), post the Events, and ask to be woken at the
-   plan's next instant.
+   without deciding again, and ask to be woken at the plan's next instant. The status (written with the
+   object's resourceVersion as a precondition, so a concurrent writer makes us re-plan rather than
+   overwrite) and the Events follow through `sundial.runtime.statuswriter`, behind the Job creates of
+   other objects; a plan with a refused create is written here and now, since no Job records it.
+
+Two classes of request share a client budget (`sundial.runtime.ratelimit`): the fire path's (fresh reads,
+Job creates and deletes) go first, bookkeeping (status, Events, lookups) takes what they leave.
 
 Nothing is planned from a half-read world: `sundial.runtime.cache` owns the objects and Jobs this replica
 knows and the signal that its listing is complete (``cache.synced``), and no wake-up is served before it.
@@ -18,9 +23,9 @@ The informer (`sundial.runtime.informer`) feeds the cache on every replica; Jobs
 active replica has said this controller may fire (`fire_while`), and a replica that becomes active re-plans
 every object, soonest persisted ``status.nextRunTime`` first (`rearm`).
 
-A crash between 2 and 3 leaves a Job without a status record; the next reconcile finds the Job (by label,
-through the watch) and records it from the Job's own annotations. A second replica that acts at the same
-moment gets AlreadyExists. So a run is never created twice and never left unrecorded.
+A crash between 2 and the status write leaves a Job without a status record; the next reconcile finds the
+Job (by label, through the watch) and records it from the Job's own annotations. A second replica that acts
+at the same moment gets AlreadyExists. So a run is never created twice and never left unrecorded.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -59,9 +64,11 @@ from sundial.decide.refusals import refusal_check_due
 from sundial.decide.validation import VerdictMemo
 from sundial.runtime.apierrors import RETRYABLE, api_message, api_reason, is_outage
 from sundial.runtime.cache import OBJECTS, Cache, Changes, Key
+from sundial.runtime.freshreads import LIST_PAGE, FreshReads, Page
 from sundial.runtime.kubeclient import raw_body
 from sundial.runtime.lookups import Lookups
 from sundial.runtime.metrics import Metrics
+from sundial.runtime.statuswriter import StatusWriter
 from sundial.runtime.wakeups import WakeupQueue
 
 logger = logging.getLogger("sundial.runtime.controller")
@@ -118,6 +125,9 @@ class ControllerSettings:
     """Threads for the calls on the path to a Job (reading the object fresh, creating the Job). As many again
     serve everything else (status, Events, lookups), so that bookkeeping never queues in front of a fire.
     Measured: 32 threads per pool were slower than 8 (GIL contention starves the event loop)."""
+    budgeted: bool = False
+    """Whether a client-side request budget is in force (``--kube-api-qps``): fresh reads are then grouped
+    to save requests rather than CPU (`sundial.runtime.freshreads.read_by_list`)."""
 
 
 def _never() -> bool:
@@ -131,13 +141,21 @@ class Controller:
         settings: ControllerSettings,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        fire_api_client: Any | None = None,
     ) -> None:
-        """The caches are fed from outside (`listed`, `seen`: the informer, `sundial.runtime.informer`)."""
+        """The caches are fed from outside (`listed`, `seen`: the informer, `sundial.runtime.informer`).
+
+        ``fire_api_client`` serves the fire path (fresh reads, Job creates and deletes) and ``api_client``
+        the bookkeeping; under a budget they take tokens of those classes from one bucket. One client for
+        both when omitted."""
         self.api_client = api_client
         self.metrics = metrics or Metrics.create(runtime_collectors=False)
         self._custom = client.CustomObjectsApi(api_client)
         self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
+        fire_client = api_client if fire_api_client is None else fire_api_client
+        self._custom_fire = client.CustomObjectsApi(fire_client)
+        self._batch_fire = client.BatchV1Api(fire_client)
         self._settings = settings
         self._clock = clock
         self._fire_executor = ThreadPoolExecutor(settings.api_threads, thread_name_prefix="sundial-fire")
@@ -157,8 +175,23 @@ class Controller:
         self._replanning_since = 0.0
         self._replanning_count = 0
         self.lookups = Lookups(self._call, self._core, clock)
+        self.fresh_reads = FreshReads(
+            lambda namespace, name: self._get_object((namespace, name), self._fire_call, self._custom_fire),
+            self._list_page,
+            lambda namespace: self.cache.objects_in_namespace[namespace],
+            budgeted=settings.budgeted,
+        )
+        self.status_writer = StatusWriter(
+            lambda key, body, plan: self._write_status(key, body, plan),
+            lambda body, events: self._post_events(body, events),
+            replan=lambda key, at: self.wakeups.request(key, at),
+            cached_version=self.cache.object_versions.get,
+            is_outage=is_outage,
+            clock=clock,
+        )
 
     def close(self) -> None:
+        self.status_writer.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._fire_executor.shutdown(wait=False, cancel_futures=True)
 
@@ -177,6 +210,7 @@ class Controller:
         """This replica is no longer the active one: create no Job. Its caches stay as warm as the informer
         keeps them; whatever it did not finish is re-planned by the replica that takes over."""
         self._allowed_to_fire = _never
+        self.status_writer.drop()
 
     def rearm(self) -> int:
         """This replica has just become active: plan every object again, the soonest due first.
@@ -221,12 +255,25 @@ class Controller:
             self._executor, lambda: fn(*args, _request_timeout=API_TIMEOUT, **kwargs)
         )
 
-    async def _fire_call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _fire_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A call on the path between an instant and its Job: served by threads of its own."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._fire_executor, lambda: fn(*args, _request_timeout=FIRE_TIMEOUT)
+            self._fire_executor, lambda: fn(*args, _request_timeout=FIRE_TIMEOUT, **kwargs)
         )
+
+    async def _list_page(self, namespace: str, token: str | None) -> Page:
+        """One page of a fresh LIST of ScheduledDeployments in ``namespace`` (parsed off the event loop)."""
+
+        def page() -> Page:
+            arguments: dict[str, Any] = {"limit": LIST_PAGE, "_request_timeout": FIRE_TIMEOUT}
+            if token:
+                arguments["_continue"] = token
+            objects = self._custom_fire.list_namespaced_custom_object
+            raw = raw_body(objects, GROUP, VERSION, namespace, PLURAL, **arguments)
+            return cast(Page, json.loads(raw))
+
+        return await asyncio.get_running_loop().run_in_executor(self._fire_executor, page)
 
     # ------------------------------------------------------------------------------------------ cache side
 
@@ -388,7 +435,7 @@ class Controller:
             self._world(body, self._now(), missing_service_account=missing, pod_refusals=refusals)
         )
         if plan.create or plan.delete:
-            fresh = await self._read(key)
+            fresh = await self._read(key, fresh=True)
             if fresh is None:
                 return None
             # A Job's fired time is when it was created (its lateness is measured by it): after the read.
@@ -409,29 +456,41 @@ class Controller:
                 plan = record_outcomes(plan, created, failures, self._now())
             except Exception as error:
                 raise PlanningError(f"{type(error).__name__}: {error}") from error
-        if not await self._write_status(key, body, plan):
-            return self._clock()  # somebody else wrote first: plan again from what they wrote
-        await self._post_events(body, plan.events)
+            if failures:
+                # A refused create is recorded by nothing but this plan: write it before anything else
+                # can plan over it.
+                if not await self._write_status(key, body, plan):
+                    return self._clock()  # somebody else wrote first: plan again from what they wrote
+                await self._post_events(body, plan.events)
+                return None if plan.wake_at is None else plan.wake_at.timestamp()
+        self.status_writer.submit(key, body, plan)
         return None if plan.wake_at is None else plan.wake_at.timestamp()
 
-    async def _read(self, key: Key) -> dict[str, Any] | None:
+    async def _get_object(
+        self, key: Key, call: Callable[..., Awaitable[Any]], api: client.CustomObjectsApi
+    ) -> dict[str, Any] | None:
+        """The object as the API server has it, or None when it does not exist."""
         try:
-            body: dict[str, Any] = cast(
+            return cast(
                 dict[str, Any],
-                await self._fire_call(
-                    self._custom.get_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    key[0],
-                    PLURAL,
-                    key[1],
-                ),
+                await call(api.get_namespaced_custom_object, GROUP, VERSION, key[0], PLURAL, key[1]),
             )
         except ApiException as error:
             if error.status == 404:
-                self._follow(self.cache.forget_object(key))
                 return None
             raise
+
+    async def _read(self, key: Key, *, fresh: bool = False) -> dict[str, Any] | None:
+        """Read the object into the cache and return its view, or None when it is gone. ``fresh``: on the
+        fire path, from a request sent after this call (grouped with other objects' reads, fire-class);
+        otherwise a bookkeeping GET."""
+        if fresh:
+            body = await self.fresh_reads.read(*key)
+        else:
+            body = await self._get_object(key, self._call, self._custom)
+        if body is None:
+            self._follow(self.cache.forget_object(key))
+            return None
         view = plan_view(body)  # planned from what the cache holds, so both plans agree; cut once
         self._follow(self.cache.store(view))
         return view
@@ -449,7 +508,9 @@ class Controller:
             try:
                 # Raw JSON back, not the client's model objects: building a V1Job costs milliseconds of CPU
                 # under the GIL, on the path between the instant and the next object's Job.
-                raw = await self._fire_call(raw_body, self._batch.create_namespaced_job, namespace, manifest)
+                raw = await self._fire_call(
+                    raw_body, self._batch_fire.create_namespaced_job, namespace, manifest
+                )
                 created_body = json.loads(raw)
                 state = job_state_from_body(created_body)
                 if state is not None:
@@ -488,7 +549,9 @@ class Controller:
     async def _existing_job_if_ours(self, body: Mapping[str, Any], name: str) -> JobState | None:
         """AlreadyExists is the lock working: success if the Job is ours, a conflict otherwise."""
         namespace = body["metadata"]["namespace"]
-        existing = json.loads(await self._call(raw_body, self._batch.read_namespaced_job, name, namespace))
+        existing = json.loads(
+            await self._fire_call(raw_body, self._batch_fire.read_namespaced_job, name, namespace)
+        )
         state = job_state_from_body(existing)
         if state is None or state.owner_uid != body["metadata"]["uid"]:
             return None
@@ -498,8 +561,8 @@ class Controller:
     async def _delete_jobs(self, namespace: str, names: Iterable[str]) -> None:
         for name in names:
             try:
-                await self._call(
-                    self._batch.delete_namespaced_job, name, namespace, propagation_policy="Background"
+                await self._fire_call(
+                    self._batch_fire.delete_namespaced_job, name, namespace, propagation_policy="Background"
                 )
             except ApiException as error:
                 if error.status != 404:

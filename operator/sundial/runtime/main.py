@@ -4,6 +4,8 @@ and run until kopf stops. ``sundial run`` (`sundial.cli.run`) parses the flags a
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import logging
 import os
 import signal
@@ -13,15 +15,28 @@ from kubernetes import client
 
 from sundial.runtime.controller import Controller, ControllerSettings
 from sundial.runtime.informer import Informer, kubernetes_sources
-from sundial.runtime.kubeclient import api_client
+from sundial.runtime.kubeclient import Credentials, api_client
 from sundial.runtime.metrics import Metrics, MetricsServer
 from sundial.runtime.options import OperatorOptions
-from sundial.runtime.ratelimit import TokenBucket, default_burst
+from sundial.runtime.ratelimit import Priority, TokenBucket, default_burst
 from sundial.runtime.replica import ActiveReplica, ensure_lease
 from sundial.runtime.served import wait_until_served, watched_resources
 from sundial.runtime.wiring import build_registry
 
 logger = logging.getLogger("sundial.operator")
+
+# Fault injection for tests/integration/test_lean_fire_path.py only: the informer's watches and listings go to
+# this server (a proxy on 127.0.0.1 that the test stalls), so that its caches go stale while the rest of the
+# operator's requests still reach the API server directly.
+FAULT_WATCH_SERVER = os.environ.get("SUNDIAL_FAULT_WATCH_SERVER")
+
+
+def _informer_credentials(credentials: Credentials) -> Credentials:
+    if FAULT_WATCH_SERVER is None:
+        return credentials
+    configuration = copy.deepcopy(credentials.configuration)
+    configuration.host = FAULT_WATCH_SERVER
+    return dataclasses.replace(credentials, configuration=configuration)
 
 
 def _exit_if_informer_ended(task: asyncio.Task[None]) -> None:
@@ -34,18 +49,24 @@ def _exit_if_informer_ended(task: asyncio.Task[None]) -> None:
 
 
 async def run_operator(options: OperatorOptions) -> None:
-    settings = ControllerSettings(deployer_image=options.deployer_image)
     rate_limit = None
     if options.kube_api_qps is not None:
         burst = options.kube_api_burst or default_burst(options.kube_api_qps)
         rate_limit = TokenBucket(options.kube_api_qps, burst)
-    api = api_client(options.credentials, pool_size=2 * settings.api_threads + 4, rate_limit=rate_limit)
-    controller = Controller(api, settings, metrics=Metrics.create())
+    settings = ControllerSettings(deployer_image=options.deployer_image, budgeted=rate_limit is not None)
+    # One bucket, two classes (sundial.runtime.ratelimit): the fire path's client goes first, the
+    # bookkeeping client (status, Events, lookups, start-up reads) takes what it leaves.
+    pool_size = settings.api_threads + 2
+    api = api_client(options.credentials, pool_size, rate_limit, Priority.BOOKKEEPING)
+    fire_api = api_client(options.credentials, pool_size, rate_limit, Priority.FIRE)
+    controller = Controller(api, settings, metrics=Metrics.create(), fire_api_client=fire_api)
     await wait_until_served(api, watched_resources(options))
     # The informer's client is its own: each watch holds a connection for minutes, and must not take one
     # from the pool the fire path draws on. Both share the one request budget (--kube-api-qps).
     scopes = len(options.namespaces) if options.namespaces is not None else 1
-    watch_api = api_client(options.credentials, pool_size=2 * scopes + 2, rate_limit=rate_limit)
+    watch_api = api_client(
+        _informer_credentials(options.credentials), pool_size=2 * scopes + 2, rate_limit=rate_limit
+    )
     informer = Informer(
         kubernetes_sources(
             client.CustomObjectsApi(watch_api), client.BatchV1Api(watch_api), options.namespaces
@@ -54,9 +75,13 @@ async def run_operator(options: OperatorOptions) -> None:
         seen=controller.seen,
         synced=controller.mark_synced,
     )
-    await asyncio.to_thread(ensure_lease, api, options.lease_namespace)
+    # The Lease has a client of its own, outside the budget, as client-go's leader election has: its
+    # renewals must neither wait behind a burst nor take tokens from it.
+    lease_api = api_client(options.credentials, pool_size=2)
+    await asyncio.to_thread(ensure_lease, lease_api, options.lease_namespace)
     replica = ActiveReplica(
         controller,
+        lease_api,
         identity=options.identity,
         lease_namespace=options.lease_namespace,
         lease_seconds=options.peering_lifetime,

@@ -54,12 +54,19 @@ class ActiveReplica:
     """The scheduler's life on the active replica: the wake-up loop, the Lease it signs, its heartbeat."""
 
     def __init__(
-        self, controller: Controller, *, identity: str, lease_namespace: str, lease_seconds: int
+        self,
+        controller: Controller,
+        lease_api_client: Any,
+        *,
+        identity: str,
+        lease_namespace: str,
+        lease_seconds: int,
     ) -> None:
         """``identity`` is written as the Lease's holder; ``lease_seconds`` as its duration (the peering
-        lifetime: how long a silent active replica keeps the others waiting)."""
+        lifetime: how long a silent active replica keeps the others waiting). ``lease_api_client`` is
+        outside any request budget."""
         self._controller = controller
-        self._coordination = client.CoordinationV1Api(controller.api_client)
+        self._coordination = client.CoordinationV1Api(lease_api_client)
         self._identity = identity
         self._lease_namespace = lease_namespace
         self._lease_seconds = lease_seconds

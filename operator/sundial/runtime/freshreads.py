@@ -1,0 +1,157 @@
+"""Reading an object fresh before its Job is created: one request per object, or one LIST for a burst.
+
+Why read at all: the cache is as fresh as its watch, whose lag is milliseconds normally and unbounded when
+a stream is stuck; a spec changed or an object deleted just before its instant must not be fired from the
+copy before. So every fire plans from an answer the API server gave *after* the run was found due. That is
+the one property this module keeps, however reads are grouped: **an answer always comes from a request sent
+after the read was asked for.** A read asked for while a LIST of its namespace is already on its way waits
+for the next request.
+
+Why group: under a client budget (``--kube-api-qps``) a GET per Job is half of what a burst spends. Reads
+asked for while earlier ones are still waiting are served together by one LIST of the namespace, when that
+costs fewer requests (its pages) than the GETs it replaces. Without a budget the scarce thing is CPU, and a
+LIST reads every object of the namespace, so it is used only when the waiting reads are a good share of it
+(`GET_COST_IN_LISTED_ITEMS`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+LIST_PAGE = 500
+"""Objects per page of a fresh LIST: the informer's page size too."""
+
+GET_COST_IN_LISTED_ITEMS = 8
+"""Without a budget, a LIST replaces GETs only when it reads at most this many objects per GET it saves.
+Measured on the local control plane (bench/README.md, "Fresh reads"): a LIST item costs the API server and
+the operator roughly an eighth of a GET."""
+
+
+def read_by_list(waiting: int, in_namespace: int, budgeted: bool) -> bool:
+    """Whether ``waiting`` reads of objects in a namespace of ``in_namespace`` are one LIST, not GETs.
+
+    Under a budget, requests are what is scarce: a LIST of ``pages`` requests replaces ``waiting`` GETs when
+    it is fewer. Without one, the LIST must also read few enough objects per GET saved.
+    """
+    pages = max(1, math.ceil(in_namespace / LIST_PAGE))
+    if waiting <= pages:
+        return False
+    return budgeted or waiting * GET_COST_IN_LISTED_ITEMS >= in_namespace
+
+
+Page = Mapping[str, Any]
+
+
+class FreshReads:
+    """Fresh reads of ScheduledDeployments, grouped per namespace (see the module's docstring)."""
+
+    def __init__(
+        self,
+        get: Callable[[str, str], Awaitable[dict[str, Any] | None]],
+        list_page: Callable[[str, str | None], Awaitable[Page]],
+        in_namespace: Callable[[str], int],
+        budgeted: bool,
+    ) -> None:
+        """``get(namespace, name)`` is the object or None when it does not exist; ``list_page(namespace,
+        continue_token)`` one page of a LIST; ``in_namespace(namespace)`` how many objects a LIST reads;
+        ``budgeted`` whether a client-side request budget is in force."""
+        self._get = get
+        self._list_page = list_page
+        self._in_namespace = in_namespace
+        self._budgeted = budgeted
+        self._waiting: dict[str, list[tuple[str, asyncio.Future[dict[str, Any] | None]]]] = {}
+        self._serving: dict[str, asyncio.Task[None]] = {}
+        self._gets: set[asyncio.Task[None]] = set()
+        """GETs not awaited by their group (without a budget): held here so that they are not collected."""
+        self.lists = 0
+        self.gets = 0
+        """Requests sent, for tests and the log."""
+
+    async def read(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object as the API server has it now (None: it does not exist), from a request sent after this
+        call began; raises what the request raised."""
+        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(namespace, []).append((name, future))
+        if namespace not in self._serving:
+            self._serving[namespace] = asyncio.create_task(
+                self._serve(namespace), name=f"fresh reads {namespace}"
+            )
+        return await future
+
+    async def _serve(self, namespace: str) -> None:
+        """Answer the reads of one namespace, a group at a time, until none waits.
+
+        Each group is taken whole before its request is sent, so every read in it was asked for before the
+        request left. Under a budget a group's GETs are awaited before the next group is taken, so that the
+        reads asked for meanwhile gather into one LIST; without one they are not (no read waits for another).
+        """
+        try:
+            while group := self._waiting.pop(namespace, None):
+                group = [(name, future) for name, future in group if not future.done()]
+                if not group:
+                    continue
+                if read_by_list(len(group), self._in_namespace(namespace), self._budgeted):
+                    await self._answer_by_list(namespace, group)
+                    continue
+                gets = [asyncio.create_task(self._answer_by_get(namespace, *read)) for read in group]
+                if self._budgeted:
+                    await asyncio.gather(*gets)
+                    continue
+                self._gets.update(gets)
+                for get in gets:
+                    get.add_done_callback(self._gets.discard)
+        finally:
+            del self._serving[namespace]
+
+    async def _answer_by_get(
+        self, namespace: str, name: str, future: asyncio.Future[dict[str, Any] | None]
+    ) -> None:
+        self.gets += 1
+        try:
+            body = await self._get(namespace, name)
+        except Exception as error:
+            _settle(future, error=error)
+        else:
+            _settle(future, body)
+
+    async def _answer_by_list(
+        self, namespace: str, group: list[tuple[str, asyncio.Future[dict[str, Any] | None]]]
+    ) -> None:
+        wanted = {name for name, _ in group}
+        self.lists += 1
+        token: str | None = None
+        found: dict[str, dict[str, Any]] = {}
+        try:
+            while True:
+                page = await self._list_page(namespace, token)
+                for item in page.get("items") or ():
+                    listed = (item.get("metadata") or {}).get("name")
+                    if listed in wanted:
+                        found[listed] = item
+                token = (page.get("metadata") or {}).get("continue") or None
+                if token is None:
+                    break
+        except Exception as error:
+            for _, future in group:
+                _settle(future, error=error)
+            return
+        for name, future in group:
+            _settle(future, found.get(name))  # not in a complete listing: it does not exist
+
+
+def _settle(
+    future: asyncio.Future[dict[str, Any] | None],
+    body: dict[str, Any] | None = None,
+    *,
+    error: BaseException | None = None,
+) -> None:
+    """Answer a read unless its reader has given up (a cancelled reconcile)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(body)
