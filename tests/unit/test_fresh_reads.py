@@ -91,6 +91,19 @@ def run(coroutine: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(coroutine())
 
 
+def test_under_a_budget_the_first_read_goes_at_once_and_alone() -> None:
+    """The first Job of a burst waits for no LIST: its read leaves before the reads started with it."""
+    api = FakeApi({f"o{i}" for i in range(9)}, itertools.count(), lambda: 2)
+
+    async def scenario() -> None:
+        reads = reads_for(api, budgeted=True)
+        await asyncio.gather(*(reads.read(NAMESPACE, f"o{i}") for i in range(9)))
+
+    run(scenario)
+    assert api.requests[0] == "GET o0"
+    assert api.requests[1:] == ["LIST", "LIST 2", "LIST 4", "LIST 6", "LIST 8"]
+
+
 def test_a_lone_read_is_one_get() -> None:
     api = FakeApi({"api"}, itertools.count(), lambda: 1)
 
@@ -125,9 +138,9 @@ def test_a_read_asked_while_a_list_is_on_its_way_waits_for_the_next_request() ->
     async def scenario() -> None:
         reads = reads_for(api, budgeted=True)
         group = [asyncio.create_task(reads.read(NAMESPACE, name)) for name in ("a", "b", "c")]
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)  # the LIST for a, b, c has left
-        assert api.requests == ["LIST"]
+        while "LIST" not in api.requests:
+            await asyncio.sleep(0)
+        assert api.requests == ["GET a", "LIST"]  # a went alone at once; b and c gathered behind it
         asked = next(clock)
         late = await reads.read(NAMESPACE, "late")
         assert late is not None and late["sent"] > asked
@@ -145,10 +158,11 @@ def test_an_object_missing_from_the_list_does_not_exist_and_a_failed_list_fails_
         answers = await asyncio.gather(*(reads.read(NAMESPACE, n) for n in ("a", "b", "gone")))
         assert [a["metadata"]["name"] if a else None for a in answers] == ["a", "b", None]
         api.fail_lists = True
-        outcomes = await asyncio.gather(
+        alone, *listed = await asyncio.gather(
             *(reads.read(NAMESPACE, n) for n in ("a", "b", "gone")), return_exceptions=True
         )
-        assert all(isinstance(outcome, ConnectionResetError) for outcome in outcomes)
+        assert isinstance(alone, dict) and alone["metadata"]["name"] == "a"  # its own GET, not the LIST
+        assert [type(outcome) for outcome in listed] == [ConnectionResetError] * 2
 
     run(scenario)
 

@@ -190,3 +190,15 @@ def test_throttle_takes_tokens_of_its_clients_class() -> None:
     throttle(api, Recording(1, 1), Priority.BOOKKEEPING)
     api.rest_client.request("PATCH", "/status")
     assert asked == [Priority.BOOKKEEPING]
+
+
+def test_bookkeeping_waits_while_a_fire_is_under_way_even_with_tokens_free() -> None:
+    clock = FakeClock()
+    limiter = bucket(10, 5, clock)
+    with limiter.firing():
+        # The fire's read is on its way: no fire request waits for a token, yet the tokens are its Job's.
+        assert limiter.try_take() > 0
+        with limiter.firing():
+            pass
+        assert limiter.try_take() > 0
+    assert limiter.try_take() == 0.0

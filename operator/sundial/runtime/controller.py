@@ -31,6 +31,7 @@ at the same moment gets AlreadyExists. So a run is never created twice and never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -68,6 +69,7 @@ from sundial.runtime.freshreads import LIST_PAGE, FreshReads, Page
 from sundial.runtime.kubeclient import raw_body
 from sundial.runtime.lookups import Lookups
 from sundial.runtime.metrics import Metrics
+from sundial.runtime.ratelimit import TokenBucket
 from sundial.runtime.statuswriter import StatusWriter
 from sundial.runtime.wakeups import WakeupQueue
 
@@ -125,9 +127,6 @@ class ControllerSettings:
     """Threads for the calls on the path to a Job (reading the object fresh, creating the Job). As many again
     serve everything else (status, Events, lookups), so that bookkeeping never queues in front of a fire.
     Measured: 32 threads per pool were slower than 8 (GIL contention starves the event loop)."""
-    budgeted: bool = False
-    """Whether a client-side request budget is in force (``--kube-api-qps``): fresh reads are then grouped
-    to save requests rather than CPU (`sundial.runtime.freshreads.read_by_list`)."""
 
 
 def _never() -> bool:
@@ -142,12 +141,15 @@ class Controller:
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         fire_api_client: Any | None = None,
+        rate_limit: TokenBucket | None = None,
     ) -> None:
         """The caches are fed from outside (`listed`, `seen`: the informer, `sundial.runtime.informer`).
 
         ``fire_api_client`` serves the fire path (fresh reads, Job creates and deletes) and ``api_client``
-        the bookkeeping; under a budget they take tokens of those classes from one bucket. One client for
-        both when omitted."""
+        the bookkeeping; under a budget (``rate_limit``, the bucket both clients take tokens of their class
+        from) fresh reads are grouped to save requests and bookkeeping waits while a fire is under way. One
+        client for both when omitted."""
+        self._rate_limit = rate_limit
         self.api_client = api_client
         self.metrics = metrics or Metrics.create(runtime_collectors=False)
         self._custom = client.CustomObjectsApi(api_client)
@@ -179,7 +181,7 @@ class Controller:
             lambda namespace, name: self._get_object((namespace, name), self._fire_call, self._custom_fire),
             self._list_page,
             lambda namespace: self.cache.objects_in_namespace[namespace],
-            budgeted=settings.budgeted,
+            budgeted=rate_limit is not None,
         )
         self.status_writer = StatusWriter(
             lambda key, body, plan: self._write_status(key, body, plan),
@@ -189,6 +191,7 @@ class Controller:
             is_outage=is_outage,
             clock=clock,
         )
+        self.metrics.watch_status_writes(lambda: len(self.status_writer))
 
     def close(self) -> None:
         self.status_writer.close()
@@ -435,23 +438,24 @@ class Controller:
             self._world(body, self._now(), missing_service_account=missing, pod_refusals=refusals)
         )
         if plan.create or plan.delete:
-            fresh = await self._read(key, fresh=True)
-            if fresh is None:
-                return None
-            # A Job's fired time is when it was created (its lateness is measured by it): after the read.
-            fired = self._now()
-            if fresh["metadata"].get("resourceVersion") != body["metadata"].get("resourceVersion") or any(
-                run.start_by is not None and fired > run.start_by for run in plan.create
-            ):
-                # New input, or the read took so long (an API server restarting) that a run's deadline
-                # passed meanwhile: decide again, at this instant, rather than create a Job too late.
-                plan = self._plan(
-                    self._world(fresh, fired, missing_service_account=missing, pod_refusals=refusals)
-                )
-            body = fresh
-            plan = replace(plan, create=tuple(replace(run, fired_time=fired) for run in plan.create))
-            created, failures = await self._create_jobs(body, plan)
-            await self._delete_jobs(body["metadata"]["namespace"], plan.delete)
+            with self._firing():
+                fresh = await self._read(key, fresh=True)
+                if fresh is None:
+                    return None
+                # A Job's fired time is when it was created (its lateness is measured by it): after the read.
+                fired = self._now()
+                if fresh["metadata"].get("resourceVersion") != body["metadata"].get("resourceVersion") or any(
+                    run.start_by is not None and fired > run.start_by for run in plan.create
+                ):
+                    # New input, or the read took so long (an API server restarting) that a run's deadline
+                    # passed meanwhile: decide again, at this instant, rather than create a Job too late.
+                    plan = self._plan(
+                        self._world(fresh, fired, missing_service_account=missing, pod_refusals=refusals)
+                    )
+                body = fresh
+                plan = replace(plan, create=tuple(replace(run, fired_time=fired) for run in plan.create))
+                created, failures = await self._create_jobs(body, plan)
+                await self._delete_jobs(body["metadata"]["namespace"], plan.delete)
             try:
                 plan = record_outcomes(plan, created, failures, self._now())
             except Exception as error:
@@ -465,6 +469,10 @@ class Controller:
                 return None if plan.wake_at is None else plan.wake_at.timestamp()
         self.status_writer.submit(key, body, plan)
         return None if plan.wake_at is None else plan.wake_at.timestamp()
+
+    def _firing(self) -> contextlib.AbstractContextManager[None]:
+        """Bookkeeping waits for the budget's tokens while this fire is under way (`TokenBucket.firing`)."""
+        return contextlib.nullcontext() if self._rate_limit is None else self._rate_limit.firing()
 
     async def _get_object(
         self, key: Key, call: Callable[..., Awaitable[Any]], api: client.CustomObjectsApi

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 LIST_PAGE = 500
@@ -63,9 +63,11 @@ class FreshReads:
         self._in_namespace = in_namespace
         self._budgeted = budgeted
         self._waiting: dict[str, list[tuple[str, asyncio.Future[dict[str, Any] | None]]]] = {}
-        self._serving: dict[str, asyncio.Task[None]] = {}
-        self._gets: set[asyncio.Task[None]] = set()
-        """GETs not awaited by their group (without a budget): held here so that they are not collected."""
+        self._busy: set[str] = set()
+        """Namespaces with a read on its way (under a budget) or a group being taken: a read asked for now
+        waits for the next group."""
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Serving loops, and GETs not awaited by their group: held here so that they are not collected."""
         self.lists = 0
         self.gets = 0
         """Requests sent, for tests and the log."""
@@ -73,13 +75,33 @@ class FreshReads:
     async def read(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The object as the API server has it now (None: it does not exist), from a request sent after this
         call began; raises what the request raised."""
+        if self._budgeted and namespace not in self._busy:
+            # Nothing on its way: this read goes at once, alone, before the reconciles started with it have
+            # planned (the first Job of a burst waits for no LIST); the reads asked for meanwhile gather.
+            self._busy.add(namespace)
+            try:
+                self.gets += 1
+                return await self._get(namespace, name)
+            finally:
+                self._serve_next(namespace)
         future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(namespace, []).append((name, future))
-        if namespace not in self._serving:
-            self._serving[namespace] = asyncio.create_task(
-                self._serve(namespace), name=f"fresh reads {namespace}"
-            )
+        if namespace not in self._busy:
+            self._busy.add(namespace)
+            self._serve_next(namespace)
         return await future
+
+    def _serve_next(self, namespace: str) -> None:
+        """Serve the reads waiting in ``namespace`` (the namespace stays busy), or free it if none waits."""
+        if namespace in self._waiting:
+            self._spawn(self._serve(namespace))
+        else:
+            self._busy.discard(namespace)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, namespace: str) -> None:
         """Answer the reads of one namespace, a group at a time, until none waits.
@@ -96,15 +118,13 @@ class FreshReads:
                 if read_by_list(len(group), self._in_namespace(namespace), self._budgeted):
                     await self._answer_by_list(namespace, group)
                     continue
-                gets = [asyncio.create_task(self._answer_by_get(namespace, *read)) for read in group]
                 if self._budgeted:
-                    await asyncio.gather(*gets)
+                    await asyncio.gather(*(self._answer_by_get(namespace, *read) for read in group))
                     continue
-                self._gets.update(gets)
-                for get in gets:
-                    get.add_done_callback(self._gets.discard)
+                for read in group:
+                    self._spawn(self._answer_by_get(namespace, *read))
         finally:
-            del self._serving[namespace]
+            self._busy.discard(namespace)
 
     async def _answer_by_get(
         self, namespace: str, name: str, future: asyncio.Future[dict[str, Any] | None]

@@ -53,13 +53,15 @@ async def run_operator(options: OperatorOptions) -> None:
     if options.kube_api_qps is not None:
         burst = options.kube_api_burst or default_burst(options.kube_api_qps)
         rate_limit = TokenBucket(options.kube_api_qps, burst)
-    settings = ControllerSettings(deployer_image=options.deployer_image, budgeted=rate_limit is not None)
+    settings = ControllerSettings(deployer_image=options.deployer_image)
     # One bucket, two classes (sundial.runtime.ratelimit): the fire path's client goes first, the
     # bookkeeping client (status, Events, lookups, start-up reads) takes what it leaves.
     pool_size = settings.api_threads + 2
     api = api_client(options.credentials, pool_size, rate_limit, Priority.BOOKKEEPING)
     fire_api = api_client(options.credentials, pool_size, rate_limit, Priority.FIRE)
-    controller = Controller(api, settings, metrics=Metrics.create(), fire_api_client=fire_api)
+    controller = Controller(
+        api, settings, metrics=Metrics.create(), fire_api_client=fire_api, rate_limit=rate_limit
+    )
     await wait_until_served(api, watched_resources(options))
     # The informer's client is its own: each watch holds a connection for minutes, and must not take one
     # from the pool the fire path draws on. Both share the one request budget (--kube-api-qps).
