@@ -393,3 +393,18 @@ def test_a_refused_create_is_an_api_error_and_no_job(
     assert value(controller.metrics, "sundial_fire_api_errors_total", code=code) == 1
     assert value(controller.metrics, "sundial_jobs_created_total", role="deploy") == 0
     assert value(controller.metrics, "sundial_fire_lateness_seconds_count", role="deploy") == 0
+
+
+def test_status_writes_pending_is_what_the_writer_holds(controller: Controller) -> None:
+    body = sd_body()
+    controller.cache.object_seen(body, deleted=False)
+
+    async def scenario() -> tuple[float | None, float | None]:
+        controller.status_writer.submit(("prod", "api"), body, Plan(status=scheduled("True")))
+        pending = value(controller.metrics, "sundial_status_writes_pending")
+        controller.status_writer.drop()
+        await controller.status_writer.settle()
+        return pending, value(controller.metrics, "sundial_status_writes_pending")
+
+    controller._custom = FakeCustomObjects(body)
+    assert asyncio.run(scenario()) == (1, 0)

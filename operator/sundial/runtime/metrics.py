@@ -163,6 +163,7 @@ class Metrics:
     armed: Gauge
     invalid: Gauge
     active: Gauge
+    status_writes_pending: Gauge
     build_info: Gauge
     _fire_children: dict[str, tuple[Counter, Histogram]] = field(default_factory=dict)
 
@@ -227,6 +228,12 @@ class Metrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        status_writes_pending = Gauge(
+            "status_writes_pending",
+            "Plans whose status is not yet written (behind a burst's Job creates, or an unreachable API).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         build_info = Gauge(
             "build_info",
             "Always 1; the labels say which Sundial and Python this replica runs.",
@@ -244,6 +251,7 @@ class Metrics:
             armed=armed,
             invalid=invalid,
             active=active,
+            status_writes_pending=status_writes_pending,
             build_info=build_info,
         )
 
@@ -259,6 +267,9 @@ class Metrics:
 
     def watch_active(self, active: Callable[[], bool]) -> None:
         self.active.set_function(lambda: 1.0 if active() else 0.0)
+
+    def watch_status_writes(self, count: Callable[[], int]) -> None:
+        self.status_writes_pending.set_function(lambda: float(count()))
 
     # Called on the operator's paths; each is an in-memory increment (a lock and an add), no I/O.
 
