@@ -12,38 +12,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sundial.runtime.freshreads import GET_COST_IN_LISTED_ITEMS, LIST_PAGE, FreshReads, read_by_list
+from sundial.runtime.freshreads import LIST_PAGE, FreshReads, read_by_list
 
 NAMESPACE = "shop"
 
 
 @pytest.mark.parametrize(
-    ("waiting", "in_namespace", "budgeted", "by_list"),
+    ("waiting", "in_namespace", "by_list"),
     [
-        (1, 1, True, False),  # one read is one GET, whatever the budget
-        (1, 1, False, False),
-        (2, 10, True, True),  # one page replaces two GETs
-        (2, 20, False, False),  # without a budget, 2 GETs beat reading 20 objects
-        (2, 16, False, True),
-        (8, 10, False, True),
-        (2, LIST_PAGE + 1, True, False),  # two pages for two GETs: no saving
-        (3, LIST_PAGE + 1, True, True),
-        (63, 1000, False, False),  # 63 x 8 = 504 < 1000 objects: the GETs are cheaper in CPU
-        (125, 1000, False, True),
-        (64, 10_000, True, True),  # 20 pages for 64 GETs
-        (20, 10_000, True, False),
-        (0, 0, True, False),
+        (1, 1, False),  # one read is one GET
+        (2, 10, True),  # one page replaces two GETs
+        (2, LIST_PAGE, True),
+        (2, LIST_PAGE + 1, False),  # two pages for two GETs: no saving
+        (3, LIST_PAGE + 1, True),
+        (6, 5 * LIST_PAGE, True),  # 5 pages for 6 GETs
+        (5, 5 * LIST_PAGE, False),
+        (0, 0, False),
     ],
 )
-def test_a_list_replaces_gets_only_when_it_saves_what_is_scarce(
-    waiting: int, in_namespace: int, budgeted: bool, by_list: bool
+def test_a_list_replaces_gets_only_when_its_pages_are_fewer_requests(
+    waiting: int, in_namespace: int, by_list: bool
 ) -> None:
-    assert read_by_list(waiting, in_namespace, budgeted) is by_list
-
-
-def test_without_a_budget_the_break_even_is_the_cost_of_a_get_in_listed_items() -> None:
-    assert read_by_list(100, 100 * GET_COST_IN_LISTED_ITEMS, budgeted=False)
-    assert not read_by_list(100, 100 * GET_COST_IN_LISTED_ITEMS + 1, budgeted=False)
+    assert read_by_list(waiting, in_namespace) is by_list
 
 
 class FakeApi:
@@ -104,15 +94,27 @@ def test_under_a_budget_the_first_read_goes_at_once_and_alone() -> None:
     assert api.requests[1:] == ["LIST", "LIST 2", "LIST 4", "LIST 6", "LIST 8"]
 
 
-def test_a_lone_read_is_one_get() -> None:
+@pytest.mark.parametrize("budgeted", [True, False])
+def test_a_lone_read_is_one_get(budgeted: bool) -> None:
     api = FakeApi({"api"}, itertools.count(), lambda: 1)
 
     async def scenario() -> None:
-        body = await reads_for(api, budgeted=True).read(NAMESPACE, "api")
+        body = await reads_for(api, budgeted).read(NAMESPACE, "api")
         assert body is not None and body["metadata"]["name"] == "api"
 
     run(scenario)
     assert api.requests == ["GET api"]
+
+
+def test_without_a_budget_every_read_is_its_own_get_sent_at_once() -> None:
+    api = FakeApi({f"o{i}" for i in range(9)}, itertools.count(), lambda: 2)
+
+    async def scenario() -> None:
+        reads = reads_for(api, budgeted=False)
+        await asyncio.gather(*(reads.read(NAMESPACE, f"o{i}") for i in range(9)))
+
+    run(scenario)
+    assert api.requests == [f"GET o{i}" for i in range(9)]
 
 
 def test_under_a_budget_reads_asked_while_one_is_on_its_way_are_one_list() -> None:
