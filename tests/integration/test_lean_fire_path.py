@@ -6,8 +6,8 @@ Issue 14 groups the fresh reads of a burst into one LIST and writes statuses beh
 
 * **a stale cache never fires a deleted or changed object.** The informer's watches go through a proxy
   (``SUNDIAL_FAULT_WATCH_SERVER``) that the test stalls before the instant, so the operator's caches still
-  hold an object deleted and one changed meanwhile; the fire path reads them fresh, grouped into a LIST
-  (a burst) or alone (a GET), under a budget and without one;
+  hold an object deleted and one changed meanwhile; the fire path reads them fresh, under a budget grouped
+  into a LIST (a burst) or alone (a GET), and without one each with a GET;
 * **a run is never unrecorded after a crash**, now that statuses wait behind a burst: under a tight budget
   the operator is killed while Jobs exist that no status records yet, and the restarted one records each
   run exactly once from its Job.
@@ -34,7 +34,7 @@ from test_faults import (
 )
 
 from conftest import Cluster, wait_until
-from sdhelpers import StartOperator, job_template, read_sd, utc_in
+from sdhelpers import StartOperator, create_sd, job_template, read_sd, rfc3339, utc_in
 from sundial.api.keys import GROUP, PLURAL, VERSION
 from sundial.timing.names import job_name
 
@@ -75,7 +75,8 @@ def test_a_stale_cache_never_fires_a_deleted_or_changed_object(
         burst = utc_in(9)
         lone = burst + timedelta(seconds=2)
         spec = {"startingDeadlineSeconds": 600, "jobTemplate": with_image("registry.example/task:old")}
-        # A burst (its fresh reads are grouped into a LIST) and, two seconds later, one object alone (a GET).
+        # A burst (under the budget its fresh reads but the first are one LIST) and, two seconds later, one
+        # object alone (a GET).
         kept = [create_due(cluster, ns, f"kept-{i}", burst, 600) for i in range(8)]
         for name, instant in (
             ("deleted", burst),
@@ -83,18 +84,7 @@ def test_a_stale_cache_never_fires_a_deleted_or_changed_object(
             ("lone-deleted", lone),
             ("lone-changed", lone),
         ):
-            cluster.custom().create_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                ns,
-                PLURAL,
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "ScheduledDeployment",
-                    "metadata": {"name": name},
-                    "spec": {**spec, "runAt": instant.strftime("%Y-%m-%dT%H:%M:%SZ")},
-                },
-            )
+            create_sd(cluster, ns, name, {**spec, "runAt": rfc3339(instant)})
         wait_armed(
             cluster, ns, [d.name for d in kept] + ["deleted", "changed", "lone-deleted", "lone-changed"]
         )

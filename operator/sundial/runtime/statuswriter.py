@@ -28,11 +28,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from sundial.decide.reconcile import Event, Plan
+from sundial.runtime.cache import Key
 from sundial.runtime.wakeups import retry_delay
 
 logger = logging.getLogger("sundial.runtime.statuswriter")
-
-Key = tuple[str, str]
 
 WRITERS = 4
 """Writes in flight at once. Half the bookkeeping threads: a write waiting for a token holds one, and the
