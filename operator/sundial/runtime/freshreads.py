@@ -11,7 +11,7 @@ Why group: under a client budget (``--kube-api-qps``) a GET per Job is half of w
 first read of a burst goes at once, alone; reads asked for while one is on its way are served together by
 one LIST of the namespace, when that costs fewer requests (its pages) than the GETs it replaces. Without a
 budget requests are not what is scarce and every read is its own GET, sent at once: grouping would make the
-first reads of a burst wait (measured: first Job 110-120 ms after the instant instead of 50-76 ms), and a
+first reads of a burst wait (measured: first Job 110-120 ms after the instant instead of 50-56 ms), and a
 LIST costs CPU for every object of the namespace.
 """
 
