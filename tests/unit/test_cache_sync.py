@@ -21,7 +21,7 @@ from test_reconcile import DEPLOYER_IMAGE, NAMESPACE, ONE_SHOT, T, scheduled_dep
 from sundial.decide.jobs import build_job
 from sundial.decide.observe import job_state_from_body
 from sundial.decide.reconcile import Plan, reconcile
-from sundial.runtime.cache import JOBS, OBJECTS, Cache, resource_version_older
+from sundial.runtime.cache import GONE_JOBS_KEPT, JOBS, OBJECTS, Cache, resource_version_older
 from sundial.runtime.controller import Controller, ControllerSettings
 from sundial.timing.names import job_name
 
@@ -282,3 +282,41 @@ def test_a_job_created_here_is_cached_at_once_and_its_watch_event_is_no_news() -
         body | {"metadata": {**body["metadata"], "resourceVersion": "31"}}, deleted=True
     ).wake == {(NAMESPACE, "api")}
     assert (NAMESPACE, state.name) not in cache.jobs and not cache.jobs_by_owner[(NAMESPACE, "api")]
+
+
+def test_a_deleted_job_is_remembered_for_its_owner_until_made_again() -> None:
+    cache = Cache()
+    cache.object_seen(sd("api", "10"), deleted=False)
+    job = job_body("api", "11")
+    name = job["metadata"]["name"]
+    cache.job_seen(job, deleted=False)
+    cache.job_seen({**job, "metadata": {**job["metadata"], "resourceVersion": "12"}}, deleted=True)
+    gone = cache.gone_jobs_of(cache.objects[(NAMESPACE, "api")])
+    assert list(gone) == [name] and gone[name] is not None and gone[name].owner == "api"
+    cache.job_seen({**job, "metadata": {**job["metadata"], "resourceVersion": "13"}}, deleted=False)
+    assert cache.gone_jobs_of(cache.objects[(NAMESPACE, "api")]) == {}
+
+
+def test_the_jobs_of_a_deleted_owner_are_not_remembered_and_memory_is_bounded() -> None:
+    cache = Cache()
+    cache.job_seen(job_body("gone", "11"), deleted=True)  # garbage collection after its owner went
+    assert cache.gone_jobs == {}
+    cache.object_seen(sd("api", "20"), deleted=False)
+    template = job_body("api", "21")
+    for i in range(GONE_JOBS_KEPT + 3):
+        metadata = {**template["metadata"], "name": f"api-{i}", "resourceVersion": str(30 + i)}
+        cache.job_seen({**template, "metadata": metadata}, deleted=True)
+    kept = cache.gone_jobs_of(cache.objects[(NAMESPACE, "api")])
+    assert list(kept) == [f"api-{i}" for i in range(3, GONE_JOBS_KEPT + 3)]  # the newest
+    cache.object_seen(sd("api", "50"), deleted=True)
+    assert cache.gone_jobs == {}
+
+
+def test_a_running_record_whose_job_a_get_found_absent_is_named_gone() -> None:
+    cache = Cache()
+    body = sd("api", "10")
+    body["status"] = {
+        "runs": [{"scheduledTime": "2027-03-14T07:30:00Z", "result": "Running", "jobName": "x"}]
+    }
+    cache.jobs_known_absent.add((NAMESPACE, "x"))
+    assert cache.gone_jobs_of(body) == {"x": None}

@@ -1240,3 +1240,58 @@ def test_a_run_at_created_exactly_its_deadline_late_still_runs_rather_than_vanis
     body = scheduled_deployment("api", ONE_SHOT, created=T + DEADLINE)
     plan = reconcile(world(body, T + DEADLINE))
     assert [run.job_name for run in plan.create] == [job_name("api", T)]
+
+
+# ------------------------------------------------------------------------------------ Jobs deleted by others
+
+
+def _fired(now: datetime) -> tuple[Plan, World, JobState]:
+    """``api``'s run fired at its instant: the plan as written, the world after, and the Job it made."""
+    w = world(scheduled_deployment("api", ONE_SHOT), T + SECOND)
+    plan, after = controller_pass(w)
+    (run,) = plan.create
+    return plan, replace(after, now=now), after.jobs[run.job_name]
+
+
+def outcomes(status: Mapping[str, Any]) -> list[tuple[str, str | None, str | None]]:
+    return [(run["result"], run.get("reason"), run.get("jobName")) for run in status["runs"]]
+
+
+# A GET is made only for a Job that a written record names, so "absent by GET" has no unwritten case.
+@pytest.mark.parametrize(
+    ("recorded", "known"), [(True, "watched"), (False, "watched"), (True, "absent-by-get")]
+)
+def test_a_job_deleted_by_someone_else_while_it_ran_fails_its_run_and_is_not_run_again(
+    recorded: bool, known: str
+) -> None:
+    _, after, state = _fired(T + 3 * 60 * SECOND)
+    if not recorded:
+        after = replace(after, body=scheduled_deployment("api", ONE_SHOT))  # the status never got written
+    gone: dict[str, JobState | None] = {state.name: state if known == "watched" else None}
+    later = reconcile(replace(after, jobs={}, gone_jobs=gone))
+    assert later.create == ()
+    assert outcomes(later.status) == [("Failed", "JobDeleted", state.name)]
+    (record,) = later.status["runs"]
+    assert "not by Sundial" in record["message"] and "unknown" in record["message"]
+    assert ("Warning", "Failed") in reasons(later)
+
+
+def test_a_deleted_job_that_had_finished_keeps_its_outcome() -> None:
+    _, after, state = _fired(T + 3 * 60 * SECOND)
+    finished = replace(state, phase=JobPhase.SUCCEEDED, reason="JobSucceeded", message="the Job completed")
+    later = reconcile(replace(after, jobs={}, gone_jobs={state.name: finished}))
+    assert later.create == ()
+    assert outcomes(later.status) == [("Succeeded", "JobSucceeded", state.name)]
+
+
+def test_a_job_made_again_under_a_gone_name_is_the_fact() -> None:
+    _, after, state = _fired(T + 3 * 60 * SECOND)
+    later = reconcile(replace(after, gone_jobs={state.name: state}))  # still listed: made again since
+    assert outcomes(later.status) == [("Running", "JobRunning", state.name)]
+
+
+def test_a_gone_job_of_an_earlier_object_of_the_same_name_changes_nothing() -> None:
+    _, after, state = _fired(T + 3 * 60 * SECOND)
+    stranger = replace(state, owner_uid="uid-of-an-earlier-api")
+    later = reconcile(replace(after, gone_jobs={state.name: stranger}))
+    assert outcomes(later.status) == [("Running", "JobRunning", state.name)]

@@ -85,6 +85,9 @@ class World:
     """Job name -> why the API server refused the Job's pod (the message of the Job controller's latest
     ``FailedCreate`` Event), for the Jobs `sundial.decide.refusals.refusal_check_due` named and the
     controller looked up."""
+    gone_jobs: Mapping[str, JobState | None] = field(default_factory=dict)
+    """This object's Jobs known to be deleted, by name (see `sundial.decide.records.records_with_jobs`):
+    the last state a watch showed, or None when a GET found a Job that a Running record names absent."""
     verdicts: VerdictMemo | None = field(default=None, compare=False)
     """Where verdicts are remembered between decisions (the controller keeps one); None: validate afresh."""
 

@@ -85,7 +85,12 @@ def reconcile(world: World) -> Plan:
     # sundial.decide.refusals); every later stage sees it as failed, so it blocks nothing.
     refused = refused_jobs(own_jobs, old.runs, world.pod_refusals, world.now)
     own_jobs = [refused.get(job.name, job) for job in own_jobs]
-    draft = Draft(*records_with_jobs(old.runs, own_jobs), last_trigger=old.last_trigger)
+    gone = {
+        name: state
+        for name, state in world.gone_jobs.items()
+        if state is None or state.owner_uid == metadata.get("uid")
+    }
+    draft = Draft(*records_with_jobs(old.runs, own_jobs, gone), last_trigger=old.last_trigger)
     draft.deletes.extend(job.name for job in refused.values() if not job.deleting)
     draft.wake.extend(filter(None, (refusal_check_at(job, world.now) for job in own_jobs)))
     verdict = judge(world, has_run=bool(draft.records))

@@ -9,6 +9,7 @@ was lost: the Job is the fact, and a record only adds what a Job cannot say (a r
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -46,20 +47,72 @@ def parse_status(raw: object) -> ScheduledDeploymentStatus:
         return ScheduledDeploymentStatus()
 
 
+JOB_DELETED = "JobDeleted"
+
+
 def records_with_jobs(
-    records: Iterable[RunRecord], own_jobs: Iterable[JobState]
+    records: Iterable[RunRecord],
+    own_jobs: Iterable[JobState],
+    gone_jobs: Mapping[str, JobState | None] | None = None,
 ) -> tuple[dict[datetime, RunRecord], dict[str, RunRecord]]:
     """Run records brought up to date from the Jobs (and created for Jobs without one): scheduled runs by
-    instant, manual runs by trigger request (a request's instant may equal a scheduled one)."""
+    instant, manual runs by trigger request (a request's instant may equal a scheduled one).
+
+    ``gone_jobs`` are this object's Jobs known to be deleted, by name: with the last state seen of each,
+    or None when a GET found a Job some record names absent. A run whose Job is gone is not run again:
+    one that had finished keeps the outcome its Job last showed; one that had not is failed, `JobDeleted`.
+    """
     records = list(records)
     by_instant = {record.scheduled_time: record for record in records if record.trigger is None}
     by_trigger = {record.trigger: record for record in records if record.trigger is not None}
+    own_jobs = list(own_jobs)
     for job in own_jobs:
-        if job.trigger is not None:
-            _update_from_job(by_trigger, job.trigger, job)
+        _update_from_job(_records_of(job, by_instant, by_trigger), _key_of(job), job)
+    present = {job.name for job in own_jobs}
+    for name, state in (gone_jobs or {}).items():
+        if name in present:
+            continue  # re-created under the same name since: the Job there now is the fact
+        if state is None:
+            _fail_deleted_by_name(by_instant, by_trigger, name)
+        elif state.phase is JobPhase.ACTIVE:
+            _update_from_job(_records_of(state, by_instant, by_trigger), _key_of(state), _deleted(state))
         else:
-            _update_from_job(by_instant, job.scheduled_time, job)
+            _update_from_job(_records_of(state, by_instant, by_trigger), _key_of(state), state)
     return by_instant, by_trigger
+
+
+def _records_of(
+    job: JobState, by_instant: dict[datetime, RunRecord], by_trigger: dict[str, RunRecord]
+) -> dict[Any, RunRecord]:
+    return by_trigger if job.trigger is not None else by_instant
+
+
+def _key_of(job: JobState) -> Any:
+    return job.trigger if job.trigger is not None else job.scheduled_time
+
+
+def _deleted_message(name: str) -> str:
+    return (
+        f"Job {name} was deleted before it finished, and not by Sundial: whether its deploy completed is "
+        "unknown. Check the target before running it again (kubectl sundial run)"
+    )
+
+
+def _deleted(state: JobState) -> JobState:
+    """A Job deleted while it ran, as the failed run it is."""
+    return replace(state, phase=JobPhase.FAILED, reason=JOB_DELETED, message=_deleted_message(state.name))
+
+
+def _fail_deleted_by_name(
+    by_instant: dict[datetime, RunRecord], by_trigger: dict[str, RunRecord], name: str
+) -> None:
+    update = {"result": RunResult.FAILED, "reason": JOB_DELETED, "message": _deleted_message(name)}
+    for instant, record in list(by_instant.items()):
+        if record.job_name == name and record.result in (RunResult.PENDING, RunResult.RUNNING):
+            by_instant[instant] = record.model_copy(update=update)
+    for trigger, record in list(by_trigger.items()):
+        if record.job_name == name and record.result in (RunResult.PENDING, RunResult.RUNNING):
+            by_trigger[trigger] = record.model_copy(update=update)
 
 
 def _update_from_job(records: dict[Any, RunRecord], key: Any, job: JobState) -> None:

@@ -59,6 +59,11 @@ class Changes:
         self.failed.extend(other.failed)
 
 
+GONE_JOBS_KEPT = 8
+"""Deleted Jobs remembered per owner: more than the deletes of one plan (a history limit pruning several
+Jobs at once), and once a status records a run its Job's memory is no longer needed."""
+
+
 class Cache:
     """The ScheduledDeployments and Sundial Jobs in scope, as watches and this replica's listings saw them."""
 
@@ -79,6 +84,10 @@ class Cache:
         """Objects whose status says their spec cannot be scheduled; kept for the invalid-objects gauge."""
         self.jobs_known_absent: set[Key] = set()
         """Jobs some status names as running that a fresh GET found gone (see `running_jobs_to_confirm`)."""
+        self.gone_jobs: dict[Key, dict[str, JobState]] = {}
+        """Owner -> its latest Jobs seen deleted, by name, with the last state seen of each (at most
+        `GONE_JOBS_KEPT` an owner). The run of a Job deleted before a status recorded it is in neither a
+        Job nor a status: this memory keeps it from being run again (`records_with_jobs`)."""
         self.synced = False
         """True once every source has been listed (see `sundial.runtime.informer`)."""
 
@@ -146,6 +155,7 @@ class Cache:
         if self.objects.pop(key, None) is not None:
             self.objects_in_namespace[key[0]] -= 1
         self.invalid.discard(key)
+        self.gone_jobs.pop(key, None)
         self._index_dependency(key, previous, None)
         # A deletion can invalidate a dependent: wake the chain as it was.
         return Changes(wake={key} | before)
@@ -196,11 +206,13 @@ class Cache:
             return Changes()
         if deleted:
             changes = self.forget_job(key)
+            self._remember_gone(state)  # the deletion's own copy: the Job's last state
             changes.wake |= self._job_audience(owner)  # even for a Job this replica never cached
             return changes
         if isinstance(version, str):
             self.job_versions[key] = version
             self.jobs_known_absent.discard(key)
+            self.gone_jobs.get(owner, {}).pop(state.name, None)  # made again under the same name
         previous = self.jobs.get(key)
         if previous is not None and (previous.phase, previous.deleting, previous.no_pods) == (
             state.phase,
@@ -231,7 +243,31 @@ class Cache:
             return Changes()
         owner = (state.namespace, state.owner)
         self.jobs_by_owner[owner].discard(state.name)
+        self._remember_gone(state)
         return Changes(wake=self._job_audience(owner))
+
+    def _remember_gone(self, state: JobState) -> None:
+        owner = (state.namespace, state.owner)
+        if owner not in self.objects:
+            return  # its owner's deletion took it (garbage collection): nobody is left to record it for
+        gone = self.gone_jobs.setdefault(owner, {})
+        gone.pop(state.name, None)
+        gone[state.name] = state
+        while len(gone) > GONE_JOBS_KEPT:
+            del gone[next(iter(gone))]
+
+    def gone_jobs_of(self, body: Mapping[str, Any]) -> dict[str, JobState | None]:
+        """This object's Jobs known to be deleted: the last state seen of each, or None for one a Running
+        record names that a GET found absent."""
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        gone: dict[str, JobState | None] = dict(self.gone_jobs.get((namespace, name), {}))
+        raw_status = body.get("status")
+        runs = raw_status.get("runs") if isinstance(raw_status, Mapping) else None
+        for run in runs if isinstance(runs, list) else ():
+            job = run.get("jobName") if isinstance(run, Mapping) else None
+            if isinstance(job, str) and job not in gone and (namespace, job) in self.jobs_known_absent:
+                gone[job] = None
+        return gone
 
     def _job_audience(self, owner: Key) -> set[Key]:
         """Who reads a Job of ``owner``'s: the owner records the outcome, and its dependents may be waiting

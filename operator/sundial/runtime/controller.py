@@ -12,7 +12,8 @@ and carries out its output, in this order, which is what makes a crash at any po
    without deciding again, and ask to be woken at the plan's next instant. The status (written with the
    object's resourceVersion as a precondition, so a concurrent writer makes us re-plan rather than
    overwrite) and the Events follow through `sundial.runtime.statuswriter`, behind the Job creates of
-   other objects; a plan with a refused create is written here and now, since no Job records it.
+   other objects. A plan with a refused create is written here and now, since no Job records it; so is a
+   plan that deletes Jobs, before it deletes them, since until then a Job is its run's only record.
 
 Two classes of request share a client budget (`sundial.runtime.ratelimit`): the fire path's (fresh reads,
 Job creates and deletes) go first, bookkeeping (status, Events, lookups) takes what they leave.
@@ -391,6 +392,7 @@ class Controller:
             create_failures=tuple(failures),
             missing_service_account=missing_service_account,
             pod_refusals=pod_refusals or {},
+            gone_jobs=self.cache.gone_jobs_of(body),
             verdicts=self.verdicts,
         )
 
@@ -437,7 +439,7 @@ class Controller:
         plan = self._plan(
             self._world(body, self._now(), missing_service_account=missing, pod_refusals=refusals)
         )
-        if plan.create or plan.delete:
+        if plan.create:
             with self._firing():
                 fresh = await self._read(key, fresh=True)
                 if fresh is None:
@@ -455,18 +457,27 @@ class Controller:
                 body = fresh
                 plan = replace(plan, create=tuple(replace(run, fired_time=fired) for run in plan.create))
                 created, failures = await self._create_jobs(body, plan)
-                await self._delete_jobs(body["metadata"]["namespace"], plan.delete)
+        else:
+            created, failures = [], []
+        if plan.create or plan.delete:
             try:
                 plan = record_outcomes(plan, created, failures, self._now())
             except Exception as error:
                 raise PlanningError(f"{type(error).__name__}: {error}") from error
-            if failures:
-                # A refused create is recorded by nothing but this plan: write it before anything else
-                # can plan over it.
-                if not await self._write_status(key, body, plan):
-                    return self._clock()  # somebody else wrote first: plan again from what they wrote
-                await self._post_events(body, plan.events)
-                return None if plan.wake_at is None else plan.wake_at.timestamp()
+        if failures or plan.delete:
+            # Written here, before anything else can plan over it: a refused create is recorded by nothing
+            # but this plan, and a Job about to be deleted (pruned, cancelled, its pod refused) is the only
+            # record of its run until a status holds it. Deleted first, a plan made from the older status
+            # would see the run without its Job: left Running for ever, or not run at all and fired again.
+            # The write's resourceVersion precondition also stands for a fresh read: the Jobs are deleted
+            # only for the object as it was planned.
+            if not await self._write_status(key, body, plan):
+                return self._clock()  # somebody else wrote first: plan again from what they wrote
+            if plan.delete:
+                with self._firing():
+                    await self._delete_jobs(body["metadata"]["namespace"], plan.delete)
+            await self._post_events(body, plan.events)
+            return None if plan.wake_at is None else plan.wake_at.timestamp()
         self.status_writer.submit(key, body, plan)
         return None if plan.wake_at is None else plan.wake_at.timestamp()
 

@@ -17,7 +17,8 @@ Why this is safe:
   the cache now holds (this replica's own write, or a watch event, came in between) is not sent: it would
   be refused by its resourceVersion precondition anyway, so the object is planned again instead.
 * A plan the API refused to carry out (a create the API server rejected) is written by its reconcile, not
-  here: that refusal is in no Job, and no later plan could rebuild it.
+  here: that refusal is in no Job, and no later plan could rebuild it. So is a plan that deletes Jobs, and
+  before it deletes them: once a Job is gone, only a written status holds its run.
 """
 
 from __future__ import annotations
