@@ -1295,3 +1295,22 @@ def test_a_gone_job_of_an_earlier_object_of_the_same_name_changes_nothing() -> N
     stranger = replace(state, owner_uid="uid-of-an-earlier-api")
     later = reconcile(replace(after, gone_jobs={state.name: stranger}))
     assert outcomes(later.status) == [("Running", "JobRunning", state.name)]
+
+
+@pytest.mark.parametrize(
+    ("result", "reason"),
+    [("Failed", "PodCreationRefused"), ("Cancelled", "Replaced"), ("Succeeded", "JobSucceeded")],
+)
+def test_a_run_recorded_before_sundial_deleted_its_job_keeps_its_record(result: str, reason: str) -> None:
+    # Sundial deletes a Job (a refused pod, Replace, a history limit) only once a status records its run;
+    # the deletion's watch event then shows the Job as it last was, often still active. (Found on the real
+    # API server: a refused pod's run was rewritten from PodCreationRefused to JobDeleted.)
+    _, after, state = _fired(T + 3 * 60 * SECOND)
+    status = copy.deepcopy(after.body["status"])
+    status["runs"][0].update(result=result, reason=reason, message="recorded before the delete")
+    body = with_status(after.body, status)
+    later = reconcile(
+        replace(after, body=body, siblings={"api": body}, jobs={}, gone_jobs={state.name: state})
+    )
+    assert outcomes(later.status) == [(result, reason, state.name)]
+    assert later.create == ()

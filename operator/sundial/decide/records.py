@@ -74,10 +74,12 @@ def records_with_jobs(
             continue  # re-created under the same name since: the Job there now is the fact
         if state is None:
             _fail_deleted_by_name(by_instant, by_trigger, name)
-        elif state.phase is JobPhase.ACTIVE:
-            _update_from_job(_records_of(state, by_instant, by_trigger), _key_of(state), _deleted(state))
-        else:
-            _update_from_job(_records_of(state, by_instant, by_trigger), _key_of(state), state)
+            continue
+        records_of, key = _records_of(state, by_instant, by_trigger), _key_of(state)
+        record = records_of.get(key)
+        if record is not None and record.result not in (RunResult.PENDING, RunResult.RUNNING):
+            continue  # recorded before its Job went (Sundial deletes only what a written status holds)
+        _update_from_job(records_of, key, _deleted(state) if state.phase is JobPhase.ACTIVE else state)
     return by_instant, by_trigger
 
 
