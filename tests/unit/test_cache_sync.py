@@ -320,3 +320,13 @@ def test_a_running_record_whose_job_a_get_found_absent_is_named_gone() -> None:
     }
     cache.jobs_known_absent.add((NAMESPACE, "x"))
     assert cache.gone_jobs_of(body) == {"x": None}
+
+
+def test_what_a_get_found_absent_is_forgotten_with_the_object_that_named_it() -> None:
+    cache = Cache()
+    body = sd("api", "10")
+    body["status"] = {"runs": [{"scheduledTime": "2027-03-14T07:30:00Z", "result": "Failed", "jobName": "x"}]}
+    cache.object_seen(body, deleted=False)
+    cache.jobs_known_absent |= {(NAMESPACE, "x"), (NAMESPACE, "someone-elses")}
+    cache.object_seen({**body, "metadata": {**body["metadata"], "resourceVersion": "11"}}, deleted=True)
+    assert cache.jobs_known_absent == {(NAMESPACE, "someone-elses")}

@@ -59,6 +59,15 @@ class Changes:
         self.failed.extend(other.failed)
 
 
+def _job_names_in(status: object) -> list[str]:
+    """The Job names a stored status mentions (its runs and its active Jobs)."""
+    if not isinstance(status, Mapping):
+        return []
+    entries = [*(status.get("runs") or []), *(status.get("active") or [])]
+    names = [entry.get("jobName") or entry.get("name") for entry in entries if isinstance(entry, Mapping)]
+    return [name for name in names if isinstance(name, str)]
+
+
 GONE_JOBS_KEPT = 8
 """Deleted Jobs remembered per owner: more than the deletes of one plan (a history limit pruning several
 Jobs at once), and once a status records a run its Job's memory is no longer needed."""
@@ -156,6 +165,9 @@ class Cache:
             self.objects_in_namespace[key[0]] -= 1
         self.invalid.discard(key)
         self.gone_jobs.pop(key, None)
+        named = previous.get("status") if previous is not None else None
+        for job in _job_names_in(named):
+            self.jobs_known_absent.discard((key[0], job))  # nobody is left whose record names it
         self._index_dependency(key, previous, None)
         # A deletion can invalidate a dependent: wake the chain as it was.
         return Changes(wake={key} | before)
