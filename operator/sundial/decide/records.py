@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -48,6 +48,7 @@ def parse_status(raw: object) -> ScheduledDeploymentStatus:
 
 
 JOB_DELETED = "JobDeleted"
+_Key = TypeVar("_Key", datetime, str)
 
 
 def records_with_jobs(
@@ -108,13 +109,16 @@ def _deleted(state: JobState) -> JobState:
 def _fail_deleted_by_name(
     by_instant: dict[datetime, RunRecord], by_trigger: dict[str, RunRecord], name: str
 ) -> None:
+    _fail_named(by_instant, name)
+    _fail_named(by_trigger, name)
+
+
+def _fail_named(records: dict[_Key, RunRecord], name: str) -> None:
+    """The pending or running record of Job ``name``, failed as `JobDeleted`."""
     update = {"result": RunResult.FAILED, "reason": JOB_DELETED, "message": _deleted_message(name)}
-    for instant, record in list(by_instant.items()):
+    for key, record in list(records.items()):
         if record.job_name == name and record.result in (RunResult.PENDING, RunResult.RUNNING):
-            by_instant[instant] = record.model_copy(update=update)
-    for trigger, record in list(by_trigger.items()):
-        if record.job_name == name and record.result in (RunResult.PENDING, RunResult.RUNNING):
-            by_trigger[trigger] = record.model_copy(update=update)
+            records[key] = record.model_copy(update=update)
 
 
 def _update_from_job(records: dict[Any, RunRecord], key: Any, job: JobState) -> None:

@@ -63,7 +63,12 @@ def _job_names_in(status: object) -> list[str]:
     """The Job names a stored status mentions (its runs and its active Jobs)."""
     if not isinstance(status, Mapping):
         return []
-    entries = [*(status.get("runs") or []), *(status.get("active") or [])]
+    entries = [
+        entry
+        for field in ("runs", "active")
+        if isinstance(listed := status.get(field), list)
+        for entry in listed
+    ]
     names = [entry.get("jobName") or entry.get("name") for entry in entries if isinstance(entry, Mapping)]
     return [name for name in names if isinstance(name, str)]
 
@@ -273,11 +278,8 @@ class Cache:
         record names that a GET found absent."""
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         gone: dict[str, JobState | None] = dict(self.gone_jobs.get((namespace, name), {}))
-        raw_status = body.get("status")
-        runs = raw_status.get("runs") if isinstance(raw_status, Mapping) else None
-        for run in runs if isinstance(runs, list) else ():
-            job = run.get("jobName") if isinstance(run, Mapping) else None
-            if isinstance(job, str) and job not in gone and (namespace, job) in self.jobs_known_absent:
+        for job in _job_names_in(body.get("status")):
+            if job not in gone and (namespace, job) in self.jobs_known_absent:
                 gone[job] = None
         return gone
 
