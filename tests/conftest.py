@@ -334,7 +334,7 @@ class OperatorProcess:
 def start_operator(crds: Cluster, tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
     """Start ``sundial run`` scoped to one namespace; every process started is stopped after the test."""
     started: list[OperatorProcess] = []
-    lease_namespaces: set[str] = set()
+    leases: set[tuple[str, str]] = set()
     sundial = Path(sys.executable).parent / "sundial"
 
     def start(
@@ -346,9 +346,11 @@ def start_operator(crds: Cluster, tmp_path: Path) -> Iterator[Callable[..., Oper
         lease_namespace: str | None = None,
         env_extra: dict[str, str] | None = None,
         args: list[str] | None = None,
+        lease_name: str = "sundial-scheduler",
     ) -> OperatorProcess:
         """``args``: exactly these arguments after ``sundial`` (e.g. the shipped Deployment's) instead of
-        the test defaults built from ``namespace``, ``extra``, ``kubeconfig`` and ``lease_namespace``."""
+        the test defaults built from ``namespace``, ``extra``, ``kubeconfig`` and ``lease_namespace``.
+        ``lease_name``: the Lease it signs when active (a shard's is ``sundial-scheduler-I-of-N``)."""
         index = len(started)
         log_path = tmp_path / f"operator-{index}.log"
         lease_namespace = lease_namespace or namespace
@@ -378,10 +380,10 @@ def start_operator(crds: Cluster, tmp_path: Path) -> Iterator[Callable[..., Oper
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
             )
         operator = OperatorProcess(process, log_path)
-        lease_namespaces.add(lease_namespace)
+        leases.add((lease_namespace, lease_name))
         started.append(operator)
         if wait_active:
-            wait_for_active_replica(crds, lease_namespace, env["POD_NAME"], operator)
+            wait_for_active_replica(crds, lease_namespace, env["POD_NAME"], operator, lease_name=lease_name)
         return operator
 
     yield start
@@ -389,21 +391,19 @@ def start_operator(crds: Cluster, tmp_path: Path) -> Iterator[Callable[..., Oper
         operator.stop()
     # kopf's finalizer stays on the scheduler's Lease once no operator runs, and would hold the test's
     # namespace in Terminating for the rest of the session (docs/install.md, "Uninstall").
-    for lease_namespace in sorted(lease_namespaces):
+    for lease_namespace, lease_name in sorted(leases):
         crds.kubectl(
-            "patch", "lease", "sundial-scheduler", "-n", lease_namespace, "--type=merge",
+            "patch", "lease", lease_name, "-n", lease_namespace, "--type=merge",
             "-p", '{"metadata":{"finalizers":null}}', check=False,
         )  # fmt: skip
 
 
-def lease_holder(cluster: Cluster, namespace: str) -> str | None:
+def lease_holder(cluster: Cluster, namespace: str, name: str = "sundial-scheduler") -> str | None:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     try:
-        lease = client.CoordinationV1Api(cluster.api_client()).read_namespaced_lease(
-            "sundial-scheduler", namespace
-        )
+        lease = client.CoordinationV1Api(cluster.api_client()).read_namespaced_lease(name, namespace)
     except ApiException as error:
         if error.status == 404:
             return None
@@ -412,14 +412,19 @@ def lease_holder(cluster: Cluster, namespace: str) -> str | None:
 
 
 def wait_for_active_replica(
-    cluster: Cluster, namespace: str, identity: str, operator: OperatorProcess, timeout: float = 60
+    cluster: Cluster,
+    namespace: str,
+    identity: str,
+    operator: OperatorProcess,
+    timeout: float = 60,
+    lease_name: str = "sundial-scheduler",
 ) -> None:
     def active() -> bool:
         if operator.process.poll() is not None:
             raise AssertionError(
                 f"the operator exited with {operator.process.returncode}:\n{operator.log()[-3000:]}"
             )
-        return lease_holder(cluster, namespace) == identity
+        return lease_holder(cluster, namespace, lease_name) == identity
 
     wait_until(f"operator {identity} to become the active scheduler in {namespace}", active, timeout)
 

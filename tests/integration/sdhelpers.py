@@ -136,14 +136,15 @@ def event_reasons(cluster: Cluster, namespace: str, name: str) -> list[str]:
     return [event.reason for event in sorted(events, key=lambda e: e.metadata.creation_timestamp)]
 
 
-def create_peering(cluster: Cluster, namespace: str) -> None:
-    """The KopfPeering that replicas started with ``--peering sundial`` elect their active one in."""
+def create_peering(cluster: Cluster, namespace: str, name: str = "sundial") -> None:
+    """The KopfPeering that replicas started with ``--peering sundial`` elect their active one in (a shard
+    I of N peers through ``sundial-I-of-N``)."""
     cluster.custom().create_namespaced_custom_object(
         "kopf.dev",
         "v1",
         namespace,
         "kopfpeerings",
-        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "sundial"}},
+        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}},
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -19,8 +19,8 @@ from sundial.runtime.cache import JOBS, OBJECTS
 from sundial.runtime.informer import Informer, LineBuffer, Source
 
 
-def event(kind: str, name: str, version: str, **extra: Any) -> bytes:
-    item = {"metadata": {"namespace": "ns", "name": name, "resourceVersion": version}, **extra}
+def event(kind: str, name: str, version: str, namespace: str = "ns", **extra: Any) -> bytes:
+    item = {"metadata": {"namespace": namespace, "name": name, "resourceVersion": version}, **extra}
     return json.dumps({"type": kind, "object": item}).encode() + b"\n"
 
 
@@ -86,8 +86,13 @@ class Script:
 
 
 def page(names: list[str], version: str, next_token: str | None = None) -> dict[str, Any]:
+    """Items named "NAMESPACE/NAME" are in that namespace; others in "ns"."""
     metadata = {"resourceVersion": version, **({"continue": next_token} if next_token else {})}
-    return {"metadata": metadata, "items": [{"metadata": {"namespace": "ns", "name": n}} for n in names]}
+    items = []
+    for name in names:
+        namespace, _, short = name.rpartition("/")
+        items.append({"metadata": {"namespace": namespace or "ns", "name": short}})
+    return {"metadata": metadata, "items": items}
 
 
 class Recorder:
@@ -108,8 +113,10 @@ class Recorder:
         self.calls.append(("synced",))
 
 
-def run(scripts: dict[str, Script], recorder: Recorder) -> Informer:
-    sources = tuple(Source(kind, "ns", s.list_page, s.open_watch) for kind, s in scripts.items())
+def run(
+    scripts: dict[str, Script], recorder: Recorder, serves: Callable[[str], bool] = lambda namespace: True
+) -> Informer:
+    sources = tuple(Source(kind, "", s.list_page, s.open_watch, serves=serves) for kind, s in scripts.items())
     informer = Informer(
         sources,
         listed=recorder.listed,
@@ -156,6 +163,24 @@ def test_listing_pages_then_events_in_order_and_the_watch_resumes_where_the_last
     ]
     assert script.watched_from == ["10", "15", "16"]
     assert all(stream.released for stream in script.streams)
+
+
+def test_a_shard_takes_in_only_its_namespaces_items_and_still_resumes_past_the_others() -> None:
+    """`Source.serves` (a shard's namespaces): other namespaces' items are neither listed nor seen, but
+    their events still move the resume point, so a watch does not replay them."""
+    script = Script(
+        listings=[[page(["mine/a", "theirs/b"], "10", next_token="1"), page(["theirs/c", "mine/d"], "10")]],
+        watches=[[event("ADDED", "e", "11", namespace="theirs"), event("ADDED", "f", "12", namespace="mine")],
+                 [event("DELETED", "g", "13", namespace="theirs")]],
+    )  # fmt: skip
+    recorder = Recorder()
+    run({JOBS: script}, recorder, serves=lambda namespace: namespace == "mine")
+    assert recorder.calls == [
+        ("listed", JOBS, ["a", "d"], "10"),
+        ("synced",),
+        ("seen", JOBS, "f", False),
+    ]
+    assert script.watched_from == ["10", "12", "13"]
 
 
 def test_gone_lists_again_and_watches_from_the_new_listing() -> None:

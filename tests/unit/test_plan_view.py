@@ -35,7 +35,7 @@ from sundial.decide.jobs import build_job
 from sundial.decide.observe import compact, job_state_from_body, plan_view
 from sundial.decide.reconcile import reconcile
 from sundial.runtime.cache import Cache
-from sundial.runtime.informer import kubernetes_sources
+from sundial.runtime.informer import kubernetes_sources, served_page
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 TEMPLATE = {
@@ -183,7 +183,7 @@ class OnePageOfObjects:
 def test_a_listed_page_is_cut_to_views_as_it_arrives() -> None:
     full = as_the_api_returns_it(scheduled_deployment("api", ONE_SHOT))
     objects, _ = kubernetes_sources(OnePageOfObjects([full]), None, (NAMESPACE,))
-    page = objects.list_page(None)
+    page = served_page(objects, None)
     assert page["items"] == [plan_view(full)]
     assert page["metadata"]["resourceVersion"] == "5"
 

@@ -7,9 +7,18 @@ from dataclasses import replace
 import pytest
 
 from sundial.api.keys import GROUP, PLURAL, VERSION
+from sundial.api.shards import Shard
 from sundial.runtime.kubeclient import Credentials
 from sundial.runtime.options import OperatorOptions
-from sundial.runtime.served import ServedResource, missing_message, served_plurals, watched_resources
+from sundial.runtime.served import (
+    PeeringObject,
+    ServedResource,
+    missing_message,
+    missing_peering_message,
+    peering_objects,
+    served_plurals,
+    watched_resources,
+)
 
 OPTIONS = OperatorOptions(
     credentials=Credentials("test", None),
@@ -62,3 +71,49 @@ def test_the_wait_says_what_is_missing_and_how_to_install_it() -> None:
     message = missing_message([OURS])
     assert f"{PLURAL}.{GROUP}/{VERSION}" in message
     assert "kubectl apply --server-side -k manifests" in message
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "peering", "expected"),
+    [
+        (None, None, []),
+        (("shop",), None, []),
+        (None, "sundial-1-of-2", [PeeringObject("clusterkopfpeerings", "sundial-1-of-2", None)]),
+        # kopf peers in every namespace it serves, and the Lease's is one of them.
+        (
+            ("shop", "cafe"),
+            "sundial",
+            [
+                PeeringObject("kopfpeerings", "sundial", "cafe"),
+                PeeringObject("kopfpeerings", "sundial", "shop"),
+                PeeringObject("kopfpeerings", "sundial", "sundial-system"),
+            ],
+        ),
+    ],
+)
+def test_the_operator_waits_for_the_peering_objects_kopf_peers_through(
+    namespaces: tuple[str, ...] | None, peering: str | None, expected: list[PeeringObject]
+) -> None:
+    options = replace(OPTIONS, namespaces=namespaces, peering_name=peering)
+    assert peering_objects(options) == expected
+
+
+def test_a_missing_peering_object_is_named_with_what_to_create() -> None:
+    message = missing_peering_message(
+        [
+            PeeringObject("clusterkopfpeerings", "sundial-1-of-2", None),
+            PeeringObject("kopfpeerings", "x", "shop"),
+        ]
+    )
+    assert "ClusterKopfPeering sundial-1-of-2; KopfPeering x in namespace shop" in message
+    assert "paused, firing nothing" in message and "apiVersion kopf.dev/v1" in message
+
+
+def test_a_shards_lease_is_its_own_and_it_serves_only_its_namespaces() -> None:
+    sharded = replace(OPTIONS, shard=Shard(1, 2))
+    assert (OPTIONS.lease_name, sharded.lease_name) == ("sundial-scheduler", "sundial-scheduler-1-of-2")
+    names = [f"team-{i}" for i in range(50)]
+    assert all(OPTIONS.serves(name) for name in names)
+    served = {name for name in names if sharded.serves(name)}
+    assert served == {name for name in names if not replace(OPTIONS, shard=Shard(0, 2)).serves(name)}
+    assert 0 < len(served) < len(names)

@@ -102,6 +102,13 @@ def add_parser(subparsers: Any) -> None:
         help="namespace of the Lease that shows which replica is active (default: $POD_NAMESPACE or default)",
     )
     parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="serve only the namespaces whose hash falls in shard I of N (0-based: 0/2 and 1/2 for two "
+        "shards); the shard peers through its own PEERING-I-of-N object and signs Lease "
+        "sundial-scheduler-I-of-N (default: one shard, every namespace in scope)",
+    )
+    parser.add_argument(
         "--allow-unpinned-deployer-image",
         action="store_true",
         help="for development only: start even when SUNDIAL_DEPLOYER_IMAGE names the tag latest or no tag, "
@@ -206,6 +213,16 @@ def run_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from sundial.api.shards import parse_shard
+
+    try:
+        shard = None if args.shard is None else parse_shard(args.shard)
+    except ValueError as error:
+        print(f"sundial run: {error}", file=sys.stderr)
+        return 2
+    peering_name = None if args.standalone else args.peering
+    if shard is not None and peering_name is not None:
+        peering_name = shard.peering_name(peering_name)
     priority = args.priority
     if priority is None:
         priority = oldest_first_priority(time.time(), random.SystemRandom().randrange(1000))
@@ -215,7 +232,7 @@ def run_command(args: argparse.Namespace) -> int:
     options = OperatorOptions(
         credentials=credentials,
         namespaces=None if args.all_namespaces else tuple(args.namespace),
-        peering_name=None if args.standalone else args.peering,
+        peering_name=peering_name,
         priority=priority,
         peering_lifetime=args.peering_lifetime,
         liveness_endpoint=args.liveness,
@@ -225,13 +242,17 @@ def run_command(args: argparse.Namespace) -> int:
         metrics_bind=metrics_bind,
         kube_api_qps=args.kube_api_qps,
         kube_api_burst=args.kube_api_burst,
+        shard=shard,
     )
     logging.getLogger("sundial").info(
-        "starting: %s, %s, peering %s (priority %d)",
+        "starting: %s, %s%s, peering %s (priority %d), Lease %s/%s",
         credentials.source,
         "all namespaces" if options.namespaces is None else "namespaces " + ",".join(options.namespaces),
+        "" if shard is None else f" (those in shard {shard})",
         options.peering_name or "off (standalone)",
         priority,
+        options.lease_namespace,
+        options.lease_name,
     )
     try:
         asyncio.run(run_operator(options))

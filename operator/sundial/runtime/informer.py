@@ -96,6 +96,11 @@ class Source:
     to interrupt a blocked read) of the watch from that version."""
     cut: Callable[[Mapping[str, Any]], dict[str, Any]] = dict
     """What of an item is kept: done in the thread, so whole bodies never reach the event loop."""
+    serves: Callable[[str], bool] = lambda namespace: True
+    """Is an item in this namespace this operator's (its shard's)? Others are dropped in the thread, before
+    they are cut, cached or handed to the loop: a shard's cache holds only its own objects and Jobs. (Not
+    server-side: a LIST or watch cannot select by a hash of the namespace, so each shard still receives
+    and parses every event of a cluster-wide source.)"""
 
     @property
     def label(self) -> str:
@@ -210,7 +215,7 @@ class Informer:
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            page = await _in_thread(source.list_page, token)
+            page = await _in_thread(served_page, source, token)
             items.extend(page.get("items") or [])
             metadata = page.get("metadata") or {}
             token = metadata.get("continue") or None
@@ -249,7 +254,7 @@ class Informer:
                                 raise ResourceExpired(item.get("message"))
                             raise WatchFailed(f"{item.get('code')} {item.get('message')}")
                         version = (item.get("metadata") or {}).get("resourceVersion")
-                        if kind in ("ADDED", "MODIFIED", "DELETED"):
+                        if kind in ("ADDED", "MODIFIED", "DELETED") and _served(source.serves, item):
                             batch.append((_cut(source, item), kind == "DELETED"))
                         if isinstance(version, str) and version:
                             # Every event moves the resume point; a BOOKMARK does nothing else.
@@ -273,6 +278,19 @@ class Informer:
                 logger.exception(
                     "could not take in %s %s/%s", source.kind, metadata.get("namespace"), metadata.get("name")
                 )
+
+
+def served_page(source: Source, token: str | None) -> Mapping[str, Any]:
+    """In a thread: one page of ``source``'s listing, cut down to what this operator serves and keeps (at
+    10,000 objects, whole bodies were the operator's peak: each page is cut as it arrives)."""
+    page = dict(source.list_page(token))
+    page["items"] = [_cut(source, item) for item in page.get("items") or () if _served(source.serves, item)]
+    return page
+
+
+def _served(serves: Callable[[str], bool], item: Mapping[str, Any]) -> bool:
+    namespace = (item.get("metadata") or {}).get("namespace")
+    return serves(namespace if isinstance(namespace, str) else "")
 
 
 def _cut(source: Source, item: Mapping[str, Any]) -> dict[str, Any]:
@@ -312,9 +330,15 @@ async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
     return await future
 
 
-def kubernetes_sources(custom: Any, batch: Any, namespaces: tuple[str, ...] | None) -> tuple[Source, ...]:
+def kubernetes_sources(
+    custom: Any,
+    batch: Any,
+    namespaces: tuple[str, ...] | None,
+    serves: Callable[[str], bool] = lambda namespace: True,
+) -> tuple[Source, ...]:
     """The ScheduledDeployments and Sundial's Jobs in every namespace, or in each of ``namespaces``, through
-    the client's ``CustomObjectsApi`` and ``BatchV1Api``."""
+    the client's ``CustomObjectsApi`` and ``BatchV1Api``; of those, the items in namespaces that ``serves``
+    (this operator's shard)."""
     jobs_selector = {"label_selector": f"{MANAGED_BY}={MANAGER}"}
     timeout = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)
 
@@ -333,10 +357,7 @@ def kubernetes_sources(custom: Any, batch: Any, namespaces: tuple[str, ...] | No
             args: dict[str, Any] = {"limit": LIST_PAGE_SIZE, "_request_timeout": (5.0, 60.0)}
             if token:
                 args["_continue"] = token
-            page = cast(dict[str, Any], json.loads(raw_body(call, **args)))
-            # Cut each page down as it arrives: at 10,000 objects whole bodies were the operator's peak.
-            page["items"] = [cut(item) for item in page.get("items") or []]
-            return page
+            return cast(dict[str, Any], json.loads(raw_body(call, **args)))
 
         def open_watch(version: str, seconds: int) -> Any:
             return call(
@@ -348,7 +369,7 @@ def kubernetes_sources(custom: Any, batch: Any, namespaces: tuple[str, ...] | No
                 _request_timeout=timeout,
             )
 
-        return Source(kind, namespace, list_page, open_watch, cut)
+        return Source(kind, namespace, list_page, open_watch, cut, serves)
 
     scopes = namespaces if namespaces is not None else ("",)
     return tuple(

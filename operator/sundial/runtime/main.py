@@ -20,7 +20,12 @@ from sundial.runtime.metrics import Metrics, MetricsServer
 from sundial.runtime.options import OperatorOptions
 from sundial.runtime.ratelimit import Priority, TokenBucket, default_burst
 from sundial.runtime.replica import ActiveReplica, ensure_lease
-from sundial.runtime.served import wait_until_served, watched_resources
+from sundial.runtime.served import (
+    peering_objects,
+    wait_until_peering_exists,
+    wait_until_served,
+    watched_resources,
+)
 from sundial.runtime.wiring import build_registry
 
 logger = logging.getLogger("sundial.operator")
@@ -63,6 +68,7 @@ async def run_operator(options: OperatorOptions) -> None:
         api, settings, metrics=Metrics.create(), fire_api_client=fire_api, rate_limit=rate_limit
     )
     await wait_until_served(api, watched_resources(options))
+    await wait_until_peering_exists(api, peering_objects(options))
     # The informer's client is its own: each watch holds a connection for minutes, and must not take one
     # from the pool the fire path draws on. Both share the one request budget (--kube-api-qps).
     scopes = len(options.namespaces) if options.namespaces is not None else 1
@@ -71,7 +77,10 @@ async def run_operator(options: OperatorOptions) -> None:
     )
     informer = Informer(
         kubernetes_sources(
-            client.CustomObjectsApi(watch_api), client.BatchV1Api(watch_api), options.namespaces
+            client.CustomObjectsApi(watch_api),
+            client.BatchV1Api(watch_api),
+            options.namespaces,
+            serves=options.serves,
         ),
         listed=controller.listed,
         seen=controller.seen,
@@ -80,12 +89,13 @@ async def run_operator(options: OperatorOptions) -> None:
     # The Lease has a client of its own, outside the budget, as client-go's leader election has: its
     # renewals must neither wait behind a burst nor take tokens from it.
     lease_api = api_client(options.credentials, pool_size=2)
-    await asyncio.to_thread(ensure_lease, lease_api, options.lease_namespace)
+    await asyncio.to_thread(ensure_lease, lease_api, options.lease_namespace, options.lease_name)
     replica = ActiveReplica(
         controller,
         lease_api,
         identity=options.identity,
         lease_namespace=options.lease_namespace,
+        lease_name=options.lease_name,
         lease_seconds=options.peering_lifetime,
     )
     controller.metrics.watch_active(replica.firing)
@@ -93,9 +103,6 @@ async def run_operator(options: OperatorOptions) -> None:
     # and saying 0 lets sum(sundial_armed_schedules) over all replicas mean what it says.
     controller.metrics.watch_armed(lambda: len(controller.wakeups) if replica.firing() else 0)
     registry = build_registry(options, replica)
-    namespaces: list[str] = []
-    if options.namespaces is not None:
-        namespaces = sorted({*options.namespaces, options.lease_namespace})
     metrics_server = (
         None if options.metrics_bind is None else MetricsServer(controller.metrics, *options.metrics_bind)
     )
@@ -105,7 +112,7 @@ async def run_operator(options: OperatorOptions) -> None:
         await kopf.operator(
             registry=registry,
             clusterwide=options.namespaces is None,
-            namespaces=namespaces,
+            namespaces=options.kopf_namespaces,
             peering_name=options.peering_name,
             standalone=options.peering_name is None,
             priority=options.priority,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sundial.api.shards import Shard, lease_name
 from sundial.runtime.kubeclient import Credentials
 
 
@@ -26,3 +27,18 @@ class OperatorOptions:
     kube_api_burst: int | None = None
     metrics_bind: tuple[str, int] | None = None
     """(host, port) to serve Prometheus metrics at; None: no metrics endpoint."""
+    shard: Shard | None = None
+    """None: every namespace in scope is served here; else only those whose hash falls in this shard (and
+    `peering_name` is already the shard's own)."""
+
+    @property
+    def kopf_namespaces(self) -> list[str]:
+        """The namespaces kopf serves (and peers in) when scoped: the watched ones and the Lease's."""
+        return [] if self.namespaces is None else sorted({*self.namespaces, self.lease_namespace})
+
+    @property
+    def lease_name(self) -> str:
+        return lease_name(self.shard)
+
+    def serves(self, namespace: str) -> bool:
+        return self.shard is None or self.shard.serves(namespace)

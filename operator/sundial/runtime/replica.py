@@ -2,7 +2,8 @@
 
 Peering pauses watch streams, daemons and timers on a standby replica, but not tasks started from
 ``@kopf.on.startup``. Sundial's single timer must run only on the active replica, so it runs inside a
-``@kopf.daemon`` on one singleton object, a Lease named ``sundial-scheduler`` (see `sundial.runtime.wiring`):
+``@kopf.daemon`` on one singleton object, a Lease named ``sundial-scheduler`` (``sundial-scheduler-I-of-N``
+for shard I of N, `sundial.api.shards`; see `sundial.runtime.wiring`):
 kopf signals that daemon when the replica pauses and starts it again when the replica resumes. The signal,
 not the (sometimes seconds later) cancellation, is what stops Job creation: the daemon tells the controller
 to fire only while its stop flag is unset. Every replica, paused or not, keeps its caches current through the
@@ -30,17 +31,16 @@ from sundial.runtime.controller import Controller
 
 logger = logging.getLogger("sundial.operator")
 
-LEASE_NAME = "sundial-scheduler"
 LEASE_RENEW_SECONDS = 10
 QUIET_SECONDS = 6 * LEASE_RENEW_SECONDS
 """How long the loop of an active replica may go without a heartbeat before the liveness probe fails."""
 
 
-def ensure_lease(api_client: Any, namespace: str) -> None:
-    """Create the singleton Lease the scheduler daemon hangs on, if no replica has yet."""
+def ensure_lease(api_client: Any, namespace: str, name: str) -> None:
+    """Create the singleton Lease the scheduler daemon hangs on, if no replica has yet (one per shard)."""
     coordination = client.CoordinationV1Api(api_client)
     body = client.V1Lease(
-        metadata=client.V1ObjectMeta(name=LEASE_NAME, namespace=namespace, labels={MANAGED_BY: MANAGER}),
+        metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels={MANAGED_BY: MANAGER}),
         spec=client.V1LeaseSpec(),
     )
     try:
@@ -60,6 +60,7 @@ class ActiveReplica:
         *,
         identity: str,
         lease_namespace: str,
+        lease_name: str,
         lease_seconds: int,
     ) -> None:
         """``identity`` is written as the Lease's holder; ``lease_seconds`` as its duration (the peering
@@ -69,6 +70,7 @@ class ActiveReplica:
         self._coordination = client.CoordinationV1Api(lease_api_client)
         self._identity = identity
         self._lease_namespace = lease_namespace
+        self._lease_name = lease_name
         self._lease_seconds = lease_seconds
         self.active = False
         self.heartbeat = time.monotonic()
@@ -129,10 +131,15 @@ class ActiveReplica:
         }
         try:
             await asyncio.to_thread(
-                self._coordination.patch_namespaced_lease, LEASE_NAME, self._lease_namespace, {"spec": spec}
+                self._coordination.patch_namespaced_lease,
+                self._lease_name,
+                self._lease_namespace,
+                {"spec": spec},
             )
         except ApiException as error:
-            logger.warning("could not renew Lease %s/%s: %s", self._lease_namespace, LEASE_NAME, error.reason)
+            logger.warning(
+                "could not renew Lease %s/%s: %s", self._lease_namespace, self._lease_name, error.reason
+            )
 
     def probe(self) -> dict[str, Any]:
         """For kopf's liveness endpoint: fail when the loop of an active replica has gone quiet."""

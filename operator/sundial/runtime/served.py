@@ -5,6 +5,10 @@ needs no right to read every CRD in the cluster). It then scans the API once, wh
 again: a resource whose CRD is not yet served at that moment would never be watched, and ScheduledDeployments
 created afterwards would silently never fire. So the operator does not start kopf until discovery lists
 them all, and says every few seconds which CRD it is waiting for and how to install it.
+
+The same holds for the peering object. kopf, told to peer through one that does not exist, keeps the replica
+paused for good and says so only in a debug line: a shard whose peering object was never applied would fire
+nothing, silently. So the operator also waits until its peering object exists, and says which one to create.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -44,6 +49,37 @@ def watched_resources(options: OperatorOptions) -> list[ServedResource]:
         peering = "clusterkopfpeerings" if options.namespaces is None else "kopfpeerings"
         wanted.append(ServedResource("kopf.dev", "v1", peering))
     return wanted
+
+
+@dataclass(frozen=True)
+class PeeringObject:
+    plural: str
+    name: str
+    namespace: str | None
+    """None: the cluster-scoped kind."""
+
+    def __str__(self) -> str:
+        kind = "ClusterKopfPeering" if self.namespace is None else "KopfPeering"
+        return f"{kind} {self.name}" + ("" if self.namespace is None else f" in namespace {self.namespace}")
+
+
+def peering_objects(options: OperatorOptions) -> list[PeeringObject]:
+    """The peering objects kopf will peer through: one cluster-wide, or one in each namespace it serves."""
+    if options.peering_name is None:
+        return []
+    if options.namespaces is None:
+        return [PeeringObject("clusterkopfpeerings", options.peering_name, None)]
+    name = options.peering_name
+    return [PeeringObject("kopfpeerings", name, namespace) for namespace in options.kopf_namespaces]
+
+
+def missing_peering_message(missing: Iterable[PeeringObject]) -> str:
+    names = "; ".join(str(peering) for peering in missing)
+    return (
+        f"the peering object does not exist: {names}. kopf would keep this replica paused, firing nothing, "
+        "until it does; create it (apiVersion kopf.dev/v1, nothing but its name: manifests/peering.yaml is "
+        "the unsharded one, manifests/sharded/ holds one per shard)"
+    )
 
 
 def served_plurals(discovery: object) -> set[str]:
@@ -83,5 +119,45 @@ async def wait_until_served(api_client: client.ApiClient, wanted: list[ServedRes
             return
         if last_logged is None or loop.time() - last_logged >= LOG_EVERY_SECONDS:
             logger.warning(missing_message(missing))
+            last_logged = loop.time()
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _peering_exists(custom: client.CustomObjectsApi, peering: PeeringObject) -> bool:
+    # A LIST by name, not a GET: the shipped RBAC grants list/watch/patch on the object by name only, and
+    # the API server authorizes a metadata.name field selector against resourceNames.
+    selector = {"field_selector": f"metadata.name={peering.name}", "_request_timeout": (5.0, 30.0)}
+    listing: Any
+    if peering.namespace is None:
+        listing = custom.list_cluster_custom_object("kopf.dev", "v1", peering.plural, **selector)
+    else:
+        listing = custom.list_namespaced_custom_object(
+            "kopf.dev", "v1", peering.namespace, peering.plural, **selector
+        )
+    return bool(listing.get("items"))
+
+
+async def wait_until_peering_exists(api_client: client.ApiClient, peerings: list[PeeringObject]) -> None:
+    """Hold until every peering object exists, saying every few seconds which ones to create. A refusal to
+    read them (403) is logged and not waited on: kopf's own start then reports it."""
+    custom = client.CustomObjectsApi(api_client)
+    loop = asyncio.get_running_loop()
+    last_logged: float | None = None
+    while True:
+        missing = []
+        for peering in peerings:
+            try:
+                exists = await asyncio.to_thread(_peering_exists, custom, peering)
+            except ApiException as error:
+                if error.status != 403:
+                    raise
+                logger.warning("cannot check that %s exists: %s", peering, error.reason)
+                exists = True
+            if not exists:
+                missing.append(peering)
+        if not missing:
+            return
+        if last_logged is None or loop.time() - last_logged >= LOG_EVERY_SECONDS:
+            logger.error(missing_peering_message(missing))
             last_logged = loop.time()
         await asyncio.sleep(POLL_SECONDS)

@@ -2,10 +2,10 @@
 
 No decisions are made here, and no ScheduledDeployment or Job is watched through kopf: Sundial's own informer
 (`sundial.runtime.informer`) does that on every replica, so a standby's caches stay warm. kopf serves what it
-is good at: peering, and the scheduler as a ``@kopf.daemon`` on the one Lease named ``sundial-scheduler``,
-because kopf stops daemons exactly when peering pauses a replica (see `sundial.runtime.replica`). That
-daemon's kopf finalizer lands on the Lease only; ScheduledDeployments never get one, so deleting them never
-waits for the operator.
+is good at: peering, and the scheduler as a ``@kopf.daemon`` on the one Lease named ``sundial-scheduler``
+(one per shard), because kopf stops daemons exactly when peering pauses a replica (`sundial.runtime.replica`).
+That daemon's kopf finalizer lands on the Lease only; ScheduledDeployments never get one, so deleting them
+never waits for the operator.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import kopf
 
 from sundial.runtime.kubeclient import kopf_connection_info
 from sundial.runtime.options import OperatorOptions
-from sundial.runtime.replica import LEASE_NAME, ActiveReplica
+from sundial.runtime.replica import ActiveReplica
 
 FINALIZER = "sundial.dev/scheduler-lease"
 
@@ -31,7 +31,7 @@ def configure_settings(settings: kopf.OperatorSettings, options: OperatorOptions
     # instance's `sundial-scheduler` Lease (say, one scoped to a team's namespace) and, once that is being
     # deleted, try to remove the finalizer kopf put there, which the shipped RBAC rightly forbids.
     settings.watching.field_selectors["coordination.k8s.io/v1", "leases"] = (
-        f"metadata.name={LEASE_NAME},metadata.namespace={options.lease_namespace}"
+        f"metadata.name={options.lease_name},metadata.namespace={options.lease_namespace}"
     )
     # The peering object by name, server-side: kopf then lists and watches it with a `metadata.name` field
     # selector, which the API server authorizes against RBAC's resourceNames. Without it, the operator would
@@ -65,7 +65,7 @@ def build_registry(options: OperatorOptions, replica: ActiveReplica) -> kopf.Ope
         configure_settings(settings, options)
 
     def is_scheduler_lease(name: str, namespace: str | None, **_: Any) -> bool:
-        return name == LEASE_NAME and namespace == options.lease_namespace
+        return name == options.lease_name and namespace == options.lease_namespace
 
     @kopf.daemon(
         "coordination.k8s.io/v1",
