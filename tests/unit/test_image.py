@@ -78,7 +78,9 @@ def environment(stage: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def shipped_deployment_args() -> list[str]:
-    deployment = yaml.safe_load((REPO / "manifests" / "deployment.yaml").read_text(encoding="utf-8"))
+    deployment = yaml.safe_load(
+        (REPO / "manifests" / "operator" / "deployment.yaml").read_text(encoding="utf-8")
+    )
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert "command" not in container, "the Deployment should use the image's ENTRYPOINT"
     return [str(arg) for arg in container["args"]]

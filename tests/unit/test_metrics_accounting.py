@@ -408,3 +408,10 @@ def test_status_writes_pending_is_what_the_writer_holds(controller: Controller) 
 
     controller._custom = FakeCustomObjects(body)
     assert asyncio.run(scenario()) == (1, 0)
+
+
+def test_the_shard_a_replica_serves_is_a_label() -> None:
+    metrics = Metrics.create(runtime_collectors=False)
+    metrics.serve_shard(1, 2)
+    samples = [s for m in metrics.registry.collect() if m.name == "sundial_shard" for s in m.samples]
+    assert [(s.labels, s.value) for s in samples] == [({"shard": "1", "shards": "2"}, 1.0)]

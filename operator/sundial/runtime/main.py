@@ -13,6 +13,7 @@ import signal
 import kopf
 from kubernetes import client
 
+from sundial.api.shards import Shard
 from sundial.runtime.controller import Controller, ControllerSettings
 from sundial.runtime.informer import Informer, kubernetes_sources
 from sundial.runtime.kubeclient import Credentials, api_client
@@ -99,6 +100,8 @@ async def run_operator(options: OperatorOptions) -> None:
         lease_seconds=options.peering_lifetime,
     )
     controller.metrics.watch_active(replica.firing)
+    shard = options.shard or Shard(0, 1)
+    controller.metrics.serve_shard(shard.index, shard.count)
     # A standby serves no wake-ups (it re-plans every object when it becomes active): it has armed nothing,
     # and saying 0 lets sum(sundial_armed_schedules) over all replicas mean what it says.
     controller.metrics.watch_armed(lambda: len(controller.wakeups) if replica.firing() else 0)

@@ -165,6 +165,7 @@ class Metrics:
     active: Gauge
     status_writes_pending: Gauge
     build_info: Gauge
+    shard: Gauge
     _fire_children: dict[str, tuple[Counter, Histogram]] = field(default_factory=dict)
 
     @classmethod
@@ -242,6 +243,14 @@ class Metrics:
             registry=registry,
         )
         build_info.labels(version=sundial.__version__, python_version=platform.python_version()).set(1)
+        shard = Gauge(
+            "shard",
+            "Always 1; the labels say which namespaces this replica serves: shard `shard` of `shards` "
+            "(sundial run --shard), 0 of 1 when not sharded.",
+            ["shard", "shards"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         return cls(
             registry=registry,
             runs=runs,
@@ -253,11 +262,15 @@ class Metrics:
             active=active,
             status_writes_pending=status_writes_pending,
             build_info=build_info,
+            shard=shard,
         )
 
     # The gauges read the operator's state at scrape time (from the server's thread): len() of a dict or a
     # set and reading a bool are atomic under the GIL, and nothing on the event loop has to remember to
     # update them.
+
+    def serve_shard(self, index: int, count: int) -> None:
+        self.shard.labels(shard=str(index), shards=str(count)).set(1)
 
     def watch_armed(self, count: Callable[[], int]) -> None:
         self.armed.set_function(lambda: float(count()))
