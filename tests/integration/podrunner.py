@@ -97,7 +97,9 @@ class PodRunner:
     def _run(self, pod: Any) -> None:
         container = pod.spec.containers[0]
         argv = [sys.executable, "-m", "sundial", *(container.args or [])]
-        if (container.args or [])[:2] == ["deploy", "kubernetes"]:
+        # The deployers that talk to the Kubernetes API get the pod's account as a kubeconfig (a pod would
+        # have its token mounted); the ECS deployer gets none, as its pod has none.
+        if (container.args or [])[:2] in (["deploy", "kubernetes"], ["deploy", "patch"]):
             argv += ["--kubeconfig", str(self._kubeconfig_for(pod.spec.service_account_name or "default"))]
         started = datetime.now(UTC)
         result = subprocess.run(

@@ -51,6 +51,16 @@ def ecs_target(secret: str) -> dict[str, Any]:
     return {"runAt": rfc3339(utc_in(3600)), "ecsService": {**ecs, "credentialsSecret": secret}}
 
 
+def patch_target(api_version: str, kind: str, name: str) -> dict[str, Any]:
+    patch = {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "mergePatch": {"spec": {"suspend": False}},
+    }
+    return {"runAt": rfc3339(utc_in(3600)), "patch": patch}
+
+
 def manifest(namespace: str, name: str, spec: dict[str, Any]) -> str:
     body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name, "namespace": namespace}}
     return yaml.safe_dump({**body, "spec": spec})
@@ -217,6 +227,53 @@ def test_a_requester_who_holds_each_right_is_allowed(cluster: Cluster, tenancy: 
     # Get on one Secret is not get on another.
     other = create_as(cluster, TRUSTED, ns, "s2", ecs_target("someone-elses"))
     assert refused(other, "Secret someone-elses"), other.stderr
+
+
+def grant_patch(cluster: Cluster, namespace: str, user: str, group: str, resource: str, name: str) -> None:
+    """patch on one object of a resource that need not be served (kubectl create role would ask discovery)."""
+    role = f"patch-{resource}-{name}"
+    body = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": role, "namespace": namespace},
+        "rules": [
+            {"apiGroups": [group], "resources": [resource], "resourceNames": [name], "verbs": ["patch"]}
+        ],
+    }
+    cluster.kubectl("create", "-f", "-", input=yaml.safe_dump(body))
+    cluster.kubectl("create", "rolebinding", role, "-n", namespace, f"--role={role}", f"--user={user}")
+
+
+def test_a_patch_target_needs_the_requesters_own_right_to_patch_that_object(
+    cluster: Cluster, tenancy: str
+) -> None:
+    """The deploy Job may change any field of the object a patch target names (a Deployment's pod template,
+    say), so the requester must be allowed to patch it themselves. The resource comes from the kind as
+    Kubernetes guesses plurals: Deployment, GitRepository (-ies) and Kustomization here."""
+    ns = tenancy
+    cases = [
+        ("apps/v1", "Deployment", "apps", "deployments"),
+        ("source.toolkit.fluxcd.io/v1", "GitRepository", "source.toolkit.fluxcd.io", "gitrepositories"),
+        ("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "kustomize.toolkit.fluxcd.io", "kustomizations"),
+    ]
+    for index, (api_version, kind, group, resource) in enumerate(cases):
+        spec = patch_target(api_version, kind, "release")
+        result = create_as(cluster, TENANT, ns, f"p{index}", spec)
+        assert refused(
+            result,
+            f"spec.patch changes {kind} release",
+            f"you may not patch {resource}.{group} release in namespace {ns}",
+            "ask for a Role that grants patch on it",
+        ), result.stderr
+        grant_patch(cluster, ns, TRUSTED, group, resource, "release")
+        allowed = create_as(cluster, TRUSTED, ns, f"p{index}", spec)
+        assert allowed.returncode == 0, f"{kind}: {allowed.stderr}"
+        # patch on one object is not patch on another of its kind
+        other = create_as(cluster, TRUSTED, ns, f"q{index}", patch_target(api_version, kind, "other"))
+        assert refused(other, f"you may not patch {resource}.{group} other"), other.stderr
+    # The core group: a ConfigMap (v1, no group).
+    core = create_as(cluster, TENANT, ns, "core", patch_target("v1", "ConfigMap", "settings"))
+    assert refused(core, f"you may not patch configmaps settings in namespace {ns}"), core.stderr
 
 
 def test_depends_on_needs_update_on_the_object_it_names(cluster: Cluster, tenancy: str) -> None:

@@ -136,8 +136,9 @@ def test_cel_rules_keep_the_one_of_constraints_with_readable_messages() -> None:
         "set at most one of runAt and schedule (with neither, the object runs only as a dependency)": (
             "!(has(self.runAt) && has(self.schedule))"
         ),
-        "set exactly one of deployment, ecsService or jobTemplate": (
-            "[has(self.deployment), has(self.ecsService), has(self.jobTemplate)].exists_one(x, x)"
+        "set exactly one of deployment, ecsService, patch or jobTemplate": (
+            "[has(self.deployment), has(self.ecsService), has(self.patch), has(self.jobTemplate)]"
+            ".exists_one(x, x)"
         ),
     }
 

@@ -41,6 +41,17 @@ ECS: dict[str, Any] = {
         "credentialsSecret": "aws-deployer",
     }
 }
+PATCH: dict[str, Any] = {
+    "patch": {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "name": "apps",
+        "mergePatch": {"spec": {"suspend": False, "path": "./apps"}},
+        "stampAnnotations": ["reconcile.fluxcd.io/requestedAt"],
+        "waitFor": {"condition": "Ready", "status": "True"},
+        "timeout": "20m",
+    }
+}
 TEMPLATE: dict[str, Any] = {
     "jobTemplate": {
         "metadata": {"labels": {"team": "payments"}, "annotations": {"owner": "payments@example.com"}},
@@ -123,7 +134,7 @@ def pod_spec(job: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    "target", [DEPLOYMENT, ECS, TEMPLATE], ids=["deployment", "ecsService", "jobTemplate"]
+    "target", [DEPLOYMENT, ECS, PATCH, TEMPLATE], ids=["deployment", "ecsService", "patch", "jobTemplate"]
 )
 def test_the_job_is_named_after_the_run_and_lives_beside_its_object(target: dict[str, Any]) -> None:
     job = build_job(scheduled_deployment(target), RUN, IMAGE)
@@ -152,7 +163,7 @@ def test_the_owner_label_is_the_name_shortened_to_a_valid_label_value(name: str,
 
 
 @pytest.mark.parametrize(
-    "target", [DEPLOYMENT, ECS, TEMPLATE], ids=["deployment", "ecsService", "jobTemplate"]
+    "target", [DEPLOYMENT, ECS, PATCH, TEMPLATE], ids=["deployment", "ecsService", "patch", "jobTemplate"]
 )
 def test_the_job_is_controlled_by_its_scheduled_deployment(target: dict[str, Any]) -> None:
     job = build_job(scheduled_deployment(target), RUN, IMAGE)
@@ -169,7 +180,7 @@ def test_the_job_is_controlled_by_its_scheduled_deployment(target: dict[str, Any
 
 
 @pytest.mark.parametrize(
-    "target", [DEPLOYMENT, ECS, TEMPLATE], ids=["deployment", "ecsService", "jobTemplate"]
+    "target", [DEPLOYMENT, ECS, PATCH, TEMPLATE], ids=["deployment", "ecsService", "patch", "jobTemplate"]
 )
 def test_the_job_carries_the_run_in_its_annotations(target: dict[str, Any]) -> None:
     annotations = build_job(scheduled_deployment(target), RUN, IMAGE)["metadata"]["annotations"]
@@ -210,6 +221,27 @@ def test_a_deployment_target_runs_sundial_deploy_kubernetes_from_the_deployer_im
         "--image", "registry.example.com/api:v42",
     ]  # fmt: skip
     assert "envFrom" not in container
+
+
+def test_a_patch_target_runs_sundial_deploy_patch_with_its_patch_as_canonical_json() -> None:
+    job = build_job(scheduled_deployment(PATCH), RUN, IMAGE)
+    [container] = pod_spec(job)["containers"]
+    assert (container["name"], container["image"]) == ("deploy", IMAGE)
+    assert container["args"] == [
+        "deploy", "patch",
+        "--namespace", "shop",
+        "--api-version", "kustomize.toolkit.fluxcd.io/v1",
+        "--kind", "Kustomization",
+        "--name", "apps",
+        "--merge-patch", '{"spec":{"path":"./apps","suspend":false}}',
+        "--timeout", "20m",
+        "--stamp", "reconcile.fluxcd.io/requestedAt",
+        "--wait-condition", "Ready", "--wait-status", "True",
+    ]  # fmt: skip
+    # It patches through the Kubernetes API, as its own service account, and reads the run's time.
+    assert "automountServiceAccountToken" not in pod_spec(job)
+    assert pod_spec(job)["serviceAccountName"] == "sundial-deployer"
+    assert {"name": "SUNDIAL_SCHEDULED_TIME", "value": "2027-03-14T07:30:00Z"} in container["env"]
 
 
 def test_an_ecs_target_runs_sundial_deploy_ecs_with_the_credentials_secret_s_keys_only() -> None:
@@ -310,7 +342,7 @@ def test_a_built_in_deployer_carries_the_run_in_labels_and_environment(target: d
     ids=["default", "chosen"],
 )
 @pytest.mark.parametrize(
-    "target", [DEPLOYMENT, ECS, TEMPLATE], ids=["deployment", "ecsService", "jobTemplate"]
+    "target", [DEPLOYMENT, ECS, PATCH, TEMPLATE], ids=["deployment", "ecsService", "patch", "jobTemplate"]
 )
 def test_the_pod_runs_as_the_objects_service_account(
     target: dict[str, Any], spec: dict[str, Any], account: str
@@ -394,7 +426,7 @@ def containers_of(value: Any) -> Iterator[Any]:
 
 
 @pytest.mark.parametrize(
-    "target", [DEPLOYMENT, ECS, TEMPLATE], ids=["deployment", "ecsService", "jobTemplate"]
+    "target", [DEPLOYMENT, ECS, PATCH, TEMPLATE], ids=["deployment", "ecsService", "patch", "jobTemplate"]
 )
 def test_building_a_job_neither_changes_nor_shares_the_object(target: dict[str, Any]) -> None:
     body = scheduled_deployment(target)

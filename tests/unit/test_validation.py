@@ -76,7 +76,53 @@ BAD = [
         "spec.deployment.name is required; spec.deployment.container is required; "
         "spec.deployment.image is required",
     ),
-    ({"deployment": None}, Reason.INVALID_SPEC, "set exactly one of deployment, ecsService or jobTemplate"),
+    (
+        {
+            "deployment": None,
+            "patch": {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "name": "c",
+                "mergePatch": {"metadata": {"name": "other"}},
+            },
+        },
+        Reason.INVALID_PATCH,
+        "spec.patch.mergePatch may not change metadata.name",
+    ),
+    (
+        {
+            "deployment": None,
+            "patch": {"apiVersion": "v1", "kind": "ConfigMap", "name": "c", "mergePatch": {}},
+        },
+        Reason.INVALID_PATCH,
+        "spec.patch.mergePatch is empty",
+    ),
+    (
+        {
+            "deployment": None,
+            "patch": {"apiVersion": "apps", "kind": "deployment", "name": "c", "mergePatch": {"kind": "Pod"}},
+        },
+        Reason.INVALID_PATCH,
+        "spec.patch.apiVersion must be GROUP/VERSION such as apps/v1",
+    ),
+    (
+        {
+            "deployment": None,
+            "patch": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": "c",
+                "mergePatch": {"kind": "Pod"},
+            },
+        },
+        Reason.INVALID_PATCH,
+        "may not change apiVersion or kind",
+    ),
+    (
+        {"deployment": None},
+        Reason.INVALID_SPEC,
+        "set exactly one of deployment, ecsService, patch or jobTemplate",
+    ),
     (
         {
             "failedJobsHistoryLimit": -1,

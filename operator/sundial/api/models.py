@@ -243,6 +243,130 @@ class EcsServiceTarget(ApiModel):
     for service accounts)."""
 
 
+API_VERSION_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?v[0-9]+((alpha|beta)[0-9]+)?$"
+)
+"""``apps/v1``, ``kustomize.toolkit.fluxcd.io/v1``, ``v1``: a group (a DNS subdomain) and a version."""
+KIND_PATTERN = r"^[A-Z][A-Za-z0-9]*$"
+
+
+API_VERSION_MESSAGE = (
+    "apiVersion must be GROUP/VERSION such as apps/v1 or kustomize.toolkit.fluxcd.io/v1, or v1"
+)
+KIND_MESSAGE = "kind must be CamelCase, e.g. Kustomization"
+
+
+def _check_api_version(value: str) -> str:
+    if not re.fullmatch(API_VERSION_PATTERN, value):
+        raise ValueError(f"spec.patch.{API_VERSION_MESSAGE} (got {value!r})")
+    return value
+
+
+def _check_kind(value: str) -> str:
+    if not re.fullmatch(KIND_PATTERN, value):
+        raise ValueError(f"spec.patch.{KIND_MESSAGE} (got {value!r})")
+    return value
+
+
+IDENTITY_FIELDS = ("name", "namespace", "uid", "generateName", "resourceVersion", "ownerReferences")
+
+
+def _check_merge_patch(value: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch that renames, moves or re-owns the object is refused: it would make it another object
+    (or garbage-collect it), which no release means to do. The same check as the operator's."""
+    if not value:
+        raise ValueError('spec.patch.mergePatch is empty: give the change, e.g. {"spec": {"suspend": false}}')
+    metadata = value.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValueError("spec.patch.mergePatch.metadata must be an object (or left out)")
+    touched = [key for key in IDENTITY_FIELDS if isinstance(metadata, dict) and key in metadata]
+    if touched:
+        raise ValueError(
+            f"spec.patch.mergePatch may not change metadata.{touched[0]}: the patch target changes the "
+            "object named by spec.patch.name in this namespace; change spec, labels or annotations instead"
+        )
+    if "apiVersion" in value or "kind" in value:
+        raise ValueError("spec.patch.mergePatch may not change apiVersion or kind; set them in spec.patch")
+    return value
+
+
+class WaitFor(ApiModel):
+    """What "done" means for the patched object, instead of the readiness rules (docs/gitops.md)."""
+
+    condition: str = Field(min_length=1, max_length=316)
+    """A condition type in status.conditions, e.g. Ready, Available or Healthy."""
+
+    status: Annotated[
+        str,
+        Field(
+            max_length=7,
+            json_schema_extra=_cel(
+                "self in ['True', 'False', 'Unknown']", "waitFor.status must be True, False or Unknown"
+            ),
+        ),
+    ] = "True"
+    """The status it must have: True (default), False or Unknown."""
+
+
+class PatchTarget(ApiModel):
+    """Change one object in this namespace with a JSON merge patch at the instant, then wait until its status
+    says the change is done: the general target, e.g. to resume a suspended Flux Kustomization or set an Argo
+    Rollout's image (docs/gitops.md)."""
+
+    api_version: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=317,
+            json_schema_extra=_cel(f"self.matches('{API_VERSION_PATTERN}')", API_VERSION_MESSAGE),
+        ),
+        AfterValidator(_check_api_version),
+    ]
+    """The object's apiVersion, e.g. kustomize.toolkit.fluxcd.io/v1 or argoproj.io/v1alpha1."""
+
+    kind: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=63,
+            json_schema_extra=_cel(f"self.matches('{KIND_PATTERN}')", KIND_MESSAGE),
+        ),
+        AfterValidator(_check_kind),
+    ]
+    """The object's kind, e.g. Kustomization, HelmRelease, Rollout or Application."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """The object's name, in the ScheduledDeployment's namespace."""
+
+    merge_patch: Annotated[
+        dict[str, Any], Field(json_schema_extra={"minProperties": 1}), AfterValidator(_check_merge_patch)
+    ]
+    """The change, as a JSON merge patch (RFC 7386, what kubectl patch --type merge sends), e.g.
+    {"spec": {"suspend": false}}. It may not change the object's name, namespace or other identity."""
+
+    stamp_annotations: list[Annotated[str, Field(min_length=1, max_length=317)]] = Field(
+        default_factory=list, max_length=8
+    )
+    """Annotations set, in the same patch, to the run's scheduled time: a value that changes with every run,
+    for annotations a controller acts on when they change, such as reconcile.fluxcd.io/requestedAt."""
+
+    wait_for: WaitFor | None = None
+    """What "done" means; when unset, the readiness rules (observedGeneration caught up, then Ready or
+    Healthy, a Deployment's rollout, an Argo Rollout's phase, an Argo CD Application's sync and health)."""
+
+    timeout: Annotated[
+        str,
+        Field(
+            max_length=32,
+            json_schema_extra=_cel(
+                f"self.matches('{LEAD_TIME_PATTERN}') && self != '' && self != '0s'",
+                "timeout must be a duration such as 10m, 1h or 90s",
+            ),
+        ),
+    ] = "10m"
+    """How long to wait for done before the run is recorded Failed (reason Timeout), e.g. 10m or 1h."""
+
+
 class PodSpecShape(OpenModel):
     """A core/v1 PodSpec. Only containers is checked here; the API server checks the rest when it creates
     the Job."""
@@ -273,11 +397,12 @@ class JobTemplate(OpenModel):
 
 
 WHEN_MESSAGE = "set at most one of runAt and schedule (with neither, the object runs only as a dependency)"
-WHAT_MESSAGE = "set exactly one of deployment, ecsService or jobTemplate"
+WHAT_MESSAGE = "set exactly one of deployment, ecsService, patch or jobTemplate"
 _SPEC_RULES: list[JsonValue] = [
     {"rule": "!(has(self.runAt) && has(self.schedule))", "message": WHEN_MESSAGE},
     {
-        "rule": "[has(self.deployment), has(self.ecsService), has(self.jobTemplate)].exists_one(x, x)",
+        "rule": "[has(self.deployment), has(self.ecsService), has(self.patch), has(self.jobTemplate)]"
+        ".exists_one(x, x)",
         "message": WHAT_MESSAGE,
     },
 ]
@@ -287,7 +412,7 @@ class ScheduledDeploymentSpec(ApiModel):
     """When to deploy what, in which time zone.
 
     When: at most one of runAt and schedule; with neither, the object runs only as another one's
-    dependency. What: exactly one of deployment, ecsService and jobTemplate.
+    dependency. What: exactly one of deployment, ecsService, patch and jobTemplate.
     """
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _SPEC_RULES})
@@ -325,6 +450,9 @@ class ScheduledDeploymentSpec(ApiModel):
     ecs_service: EcsServiceTarget | None = None
     """Deploy by updating an Amazon ECS service."""
 
+    patch: PatchTarget | None = None
+    """Deploy by changing any object with a merge patch and waiting until it reports done."""
+
     job_template: JobTemplate | None = None
     """Deploy by running a Job made from this batch/v1 JobTemplateSpec."""
 
@@ -355,7 +483,7 @@ class ScheduledDeploymentSpec(ApiModel):
         """The same rules as the CRD's CEL validations, so that preview and the API server agree."""
         if self.run_at is not None and self.schedule is not None:
             raise ValueError(WHEN_MESSAGE)
-        targets = [self.deployment, self.ecs_service, self.job_template]
+        targets = [self.deployment, self.ecs_service, self.patch, self.job_template]
         if sum(target is not None for target in targets) != 1:
             raise ValueError(WHAT_MESSAGE)
         return self

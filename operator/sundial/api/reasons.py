@@ -26,6 +26,7 @@ class Reason(StrEnum):
     DEPENDENCY_CYCLE = "DependencyCycle"
     RUN_AT_IN_PAST = "RunAtInPast"
     INVALID_SPEC = "InvalidSpec"
+    INVALID_PATCH = "InvalidPatch"
 
 
 @dataclass(frozen=True)

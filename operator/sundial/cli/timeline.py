@@ -68,6 +68,8 @@ def describe_target(spec: Mapping[str, Any]) -> str:
         return f"deployment/{deployment.get('name')} {deployment.get('container')}={deployment.get('image')}"
     if isinstance(ecs := spec.get("ecsService"), Mapping):
         return f"ecs {ecs.get('cluster')}/{ecs.get('service')} {ecs.get('container')}={ecs.get('image')}"
+    if isinstance(patch := spec.get("patch"), Mapping):
+        return f"patch {str(patch.get('kind')).lower()}/{patch.get('name')} ({patch.get('apiVersion')})"
     template = spec.get("jobTemplate")
     pod = (((template or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
     images = [str(c.get("image")) for c in pod.get("containers") or [] if isinstance(c, Mapping)]

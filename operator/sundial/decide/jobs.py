@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -200,6 +201,38 @@ def restricted_security_context() -> dict[str, Any]:
     }
 
 
+def patch_arguments(target: Mapping[str, Any], namespace: str) -> list[str]:
+    """``sundial deploy patch …`` for a patch target. The merge patch goes as compact JSON with sorted keys,
+    so the same spec always builds the same Job."""
+    args = [
+        "deploy",
+        "patch",
+        "--namespace",
+        namespace,
+        "--api-version",
+        str(target["apiVersion"]),
+        "--kind",
+        str(target["kind"]),
+        "--name",
+        str(target["name"]),
+        "--merge-patch",
+        json.dumps(target["mergePatch"], sort_keys=True, separators=(",", ":")),
+        "--timeout",
+        str(target.get("timeout") or "10m"),
+    ]
+    for key in target.get("stampAnnotations") or ():
+        args += ["--stamp", str(key)]
+    wait_for = target.get("waitFor")
+    if isinstance(wait_for, Mapping) and wait_for.get("condition"):
+        args += [
+            "--wait-condition",
+            str(wait_for["condition"]),
+            "--wait-status",
+            str(wait_for.get("status") or "True"),
+        ]
+    return args
+
+
 def deployer_pod_spec(spec: Mapping[str, Any], namespace: str, deployer_image: str) -> dict[str, Any]:
     """The pod for a built-in target: ``sundial deploy …`` from the Sundial image."""
     if "deployment" in spec and spec["deployment"] is not None:
@@ -217,6 +250,10 @@ def deployer_pod_spec(spec: Mapping[str, Any], namespace: str, deployer_image: s
             target["image"],
         ]
         env: list[dict[str, Any]] = []
+        needs_kubernetes_api = True
+    elif "patch" in spec and spec["patch"] is not None:
+        args = patch_arguments(spec["patch"], namespace)
+        env = []
         needs_kubernetes_api = True
     else:
         target = spec["ecsService"]

@@ -35,6 +35,7 @@ _FIELD_REASONS = {
     "runAt": Reason.INVALID_RUN_AT,
     "schedule": Reason.INVALID_SCHEDULE,
     "timeZone": Reason.INVALID_TIME_ZONE,
+    "patch": Reason.INVALID_PATCH,
 }
 
 

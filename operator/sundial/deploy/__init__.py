@@ -45,7 +45,7 @@ def report_failure(error: DeployFailed) -> int:
 
 
 def add_parser(subparsers: Any) -> None:
-    from sundial.deploy import ecs, kubernetes
+    from sundial.deploy import ecs, kubernetes, patch
 
     parser = subparsers.add_parser(
         "deploy",
@@ -55,3 +55,4 @@ def add_parser(subparsers: Any) -> None:
     targets = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
     kubernetes.add_parser(targets)
     ecs.add_parser(targets)
+    patch.add_parser(targets)
