@@ -305,3 +305,18 @@ def test_a_patch_that_would_rename_the_object_is_refused_with_what_to_change(
     assert "may not change metadata.name" in ready["message"], ready
     time.sleep(6)
     assert not jobs_of(cluster, namespace, "rename")
+
+
+def test_an_object_that_does_not_exist_fails_the_run_and_is_not_created(
+    widgets: Cluster, namespace: str, runner: PodRunner, start_operator: StartOperator
+) -> None:
+    cluster = widgets
+    allow_deployer(cluster, namespace)
+    start_operator(namespace)
+    create_sd(cluster, namespace, "ghost", release_window("ghost", 4))
+    ready = wait_for_ready(cluster, namespace, "ghost", "False", "TargetNotFound", runner)
+    assert f"widget/ghost in namespace {namespace} does not exist" in ready["message"], ready
+    listed = client.CustomObjectsApi(cluster.api_client()).list_namespaced_custom_object(
+        GROUP, "v1", namespace, PLURAL
+    )
+    assert listed["items"] == [], "a merge patch never creates the object"

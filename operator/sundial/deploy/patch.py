@@ -114,9 +114,7 @@ class ObjectApi:
         return dict(json.loads(response.data))
 
     def read(self) -> dict[str, Any]:
-        return self._call(
-            "GET", self._path, f"cannot read {self._what}", missing=f"{self._what} does not exist"
-        )
+        return self._call("GET", self._path, f"cannot read {self._what}", None, self._missing)
 
     def patch(self, merge_patch: Mapping[str, Any]) -> dict[str, Any]:
         return self._call(
@@ -124,7 +122,7 @@ class ObjectApi:
             self._path,
             f"cannot patch {self._what}",
             dict(merge_patch),
-            f"{self._what} does not exist",
+            self._missing,
         )
 
 
