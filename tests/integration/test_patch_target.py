@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from podrunner import PodRunner
-from test_deploy_targets import apply_deployer_rbac, create_deployment, deployment_available
+from test_deploy_targets import apply_deployer_rbac, create_deployment, deployment_available, deployment_image
 
 from conftest import Cluster, wait_until
 from sdhelpers import StartOperator, create_sd, jobs_of, read_sd, rfc3339, utc_in, wait_for_condition
@@ -237,6 +237,38 @@ def test_a_deployment_patched_at_the_instant_is_waited_for_until_rolled_out(
     )
 
 
+def test_a_json_patch_sets_one_containers_image_and_its_test_guards_against_a_reordering(
+    cluster: Cluster, namespace: str, runner: PodRunner, start_operator: StartOperator
+) -> None:
+    apply_deployer_rbac(cluster, namespace)
+    create_deployment(cluster, namespace)
+    wait_until("deployment/api to be available", lambda: deployment_available(cluster, namespace), 60)
+    start_operator(namespace)
+
+    def image_change(container: str) -> dict[str, Any]:
+        operations = [
+            {"op": "test", "path": "/spec/template/spec/containers/0/name", "value": container},
+            {
+                "op": "replace",
+                "path": "/spec/template/spec/containers/0/image",
+                "value": "registry.example/api:v42",
+            },
+        ]
+        target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api", "jsonPatch": operations}
+        return {"runAt": rfc3339(utc_in(4)), "patch": target}
+
+    create_sd(cluster, namespace, "wrong-container", image_change("sidecar"))
+    refused = wait_for_ready(cluster, namespace, "wrong-container", "False", "PatchTestFailed", runner)
+    assert (
+        'tests /spec/template/spec/containers/0/name for "sidecar", and deployment/api has "api"'
+        in refused["message"]
+    ), refused
+    assert deployment_image(cluster, namespace) == "registry.example/api:v41", "a failed test changes nothing"
+    create_sd(cluster, namespace, "v42", image_change("api"))
+    wait_for_ready(cluster, namespace, "v42", "True", "Succeeded", runner)
+    assert deployment_image(cluster, namespace) == "registry.example/api:v42"
+
+
 def test_the_release_window_recipe_resumes_at_the_instant_and_waits_for_the_reconcile_it_requested(
     widgets: Cluster, namespace: str, runner: PodRunner, start_operator: StartOperator
 ) -> None:
@@ -287,7 +319,7 @@ def test_a_kind_the_api_server_does_not_serve_fails_with_what_to_check(
     spec = release_window("apps", 4)
     spec["patch"] |= {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization"}
     create_sd(cluster, namespace, "unserved", spec)
-    ready = wait_for_condition(cluster, namespace, "unserved", "Ready", "False", timeout=90)
+    ready = wait_for_ready(cluster, namespace, "unserved", "False", "KindNotServed", runner)
     assert ready["reason"] == "KindNotServed", ready
     assert "serves no kustomize.toolkit.fluxcd.io/v1" in ready["message"], ready
 

@@ -82,7 +82,9 @@ def test_the_schema_is_structural() -> None:
     schema = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     problems = []
     for path, node in nodes(schema):
-        if "type" not in node:
+        # Kubernetes' rule: a type everywhere, but for a value of any JSON type (a JSON patch's `value`),
+        # which says so with x-kubernetes-preserve-unknown-fields.
+        if "type" not in node and node.get("x-kubernetes-preserve-unknown-fields") is not True:
             problems.append(f"{path or '<root>'}: no type")
         for key in ("$ref", "$defs", "anyOf", "oneOf", "allOf", "not", "title", "const", "nullable"):
             if key in node:

@@ -244,6 +244,32 @@ def test_a_patch_target_runs_sundial_deploy_patch_with_its_patch_as_canonical_js
     assert {"name": "SUNDIAL_SCHEDULED_TIME", "value": "2027-03-14T07:30:00Z"} in container["env"]
 
 
+def test_a_json_patch_target_passes_its_operations_in_order() -> None:
+    operations = [
+        {"op": "test", "path": "/spec/template/spec/containers/0/name", "value": "api"},
+        {
+            "op": "replace",
+            "path": "/spec/template/spec/containers/0/image",
+            "value": "registry.example/api:v42",
+        },
+    ]
+    target = {
+        "patch": {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "name": "api",
+            "jsonPatch": operations,
+        }
+    }
+    [container] = pod_spec(build_job(scheduled_deployment(target), RUN, IMAGE))["containers"]
+    args = container["args"]
+    assert args[args.index("--json-patch") + 1] == (
+        '[{"op":"test","path":"/spec/template/spec/containers/0/name","value":"api"},'
+        '{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"registry.example/api:v42"}]'
+    )
+    assert "--merge-patch" not in args
+
+
 def test_an_ecs_target_runs_sundial_deploy_ecs_with_the_credentials_secret_s_keys_only() -> None:
     job = build_job(scheduled_deployment(ECS), RUN, IMAGE)
     [container] = pod_spec(job)["containers"]

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from sundial.deploy import DeployFailed
-from sundial.deploy.patch import group_path, patch_and_wait, plural_of, with_stamps
+from sundial.deploy.patch import (
+    failed_test,
+    group_path,
+    patch_and_wait,
+    plural_of,
+    requested_changes,
+    with_stamps,
+)
 from sundial.deploy.readiness import Progress, WaitFor, readiness
 
 CURRENT, IN_PROGRESS, FAILED = Progress.CURRENT, Progress.IN_PROGRESS, Progress.FAILED
@@ -455,7 +462,7 @@ def run(target: FakeTarget, timeout: float = 60) -> tuple[str, list[str]]:
         now[0] += seconds
 
     message = patch_and_wait(
-        target, {"spec": {"suspend": False}}, DEFAULT, timeout=timeout, sleep=sleep, clock=lambda: now[0],
+        target, [{"spec": {"suspend": False}}], DEFAULT, timeout=timeout, sleep=sleep, clock=lambda: now[0],
         out=lines.append,
     )  # fmt: skip
     return message, lines
@@ -488,3 +495,43 @@ def test_a_failed_reconcile_carries_the_objects_message_and_a_slow_one_times_out
     with pytest.raises(DeployFailed, match="not done within 10s: waiting for the controller") as timeout:
         run(FakeTarget([slow, slow]), timeout=10)
     assert timeout.value.reason == "Timeout"
+
+
+def test_the_changes_sent_stamps_in_the_merge_patch_or_as_their_own_before_a_json_patch() -> None:
+    environ = {"SUNDIAL_SCHEDULED_TIME": "2027-02-10T08:00:00Z"}
+    stamp = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "2027-02-10T08:00:00Z"}}}
+    merged = requested_changes(
+        '{"spec":{"suspend":false}}', None, ["reconcile.fluxcd.io/requestedAt"], environ
+    )
+    assert merged == [{"spec": {"suspend": False}, **stamp}]
+    ops = '[{"op":"replace","path":"/spec/x","value":1}]'
+    assert requested_changes(None, ops, ["reconcile.fluxcd.io/requestedAt"], environ) == [
+        stamp,
+        [{"op": "replace", "path": "/spec/x", "value": 1}],
+    ]
+    assert requested_changes(None, ops, [], {}) == [[{"op": "replace", "path": "/spec/x", "value": 1}]]
+    for merge, operations, reason in (("[1]", None, "InvalidPatch"), (None, "{}", "InvalidPatch")):
+        with pytest.raises(DeployFailed) as error:
+            requested_changes(merge, operations, [], environ)
+        assert error.value.reason == reason
+    with pytest.raises(DeployFailed, match="needs SUNDIAL_SCHEDULED_TIME"):
+        requested_changes("{}", None, ["a"], {})
+
+
+def test_a_json_patch_whose_test_fails_on_the_object_as_read_says_what_it_found() -> None:
+    deployment = {"kind": "Deployment", "metadata": {"name": "api"},
+                  "spec": {"template": {"spec": {"containers": [{"name": "api", "image": "a:1"}]}}},
+                  "metadata~": {"a/b": 1}}  # fmt: skip
+    test = {"op": "test", "path": "/spec/template/spec/containers/0/name", "value": "sidecar"}
+    assert failed_test(deployment, [test]) == (
+        "the JSON patch tests /spec/template/spec/containers/0/name for "
+        '"sidecar", and deployment/api has "api"'
+    )
+    assert (
+        failed_test(deployment, [{**test, "value": "api"}, {"op": "replace", "path": "/x", "value": 1}])
+        is None
+    )
+    assert "does not have" in (
+        failed_test(deployment, [{**test, "path": "/spec/template/spec/containers/3/name"}]) or ""
+    )
+    assert failed_test(deployment, [{"op": "test", "path": "/metadata~0/a~1b", "value": 1}]) is None

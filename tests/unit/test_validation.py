@@ -119,6 +119,37 @@ BAD = [
         "may not change apiVersion or kind",
     ),
     (
+        {"deployment": None, "patch": {"apiVersion": "v1", "kind": "ConfigMap", "name": "c"}},
+        Reason.INVALID_PATCH,
+        "spec.patch needs exactly one of mergePatch and jsonPatch",
+    ),
+    (
+        {
+            "deployment": None,
+            "patch": {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "name": "c",
+                "jsonPatch": [{"op": "replace", "path": "/metadata/namespace", "value": "x"}],
+            },
+        },
+        Reason.INVALID_PATCH,
+        "spec.patch.jsonPatch may not touch /metadata/namespace",
+    ),
+    (
+        {
+            "deployment": None,
+            "patch": {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "name": "c",
+                "jsonPatch": [{"op": "frobnicate", "path": "/data/x"}],
+            },
+        },
+        Reason.INVALID_PATCH,
+        "'frobnicate'",
+    ),
+    (
         {"deployment": None},
         Reason.INVALID_SPEC,
         "set exactly one of deployment, ecsService, patch or jobTemplate",

@@ -290,6 +290,50 @@ def _check_merge_patch(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _touches_identity(pointer: str) -> bool:
+    """Does a JSON pointer reach the object's identity (its kind, name, namespace, owners...)?"""
+    if pointer in ("/apiVersion", "/kind", "/metadata"):
+        return True
+    return any(
+        pointer == f"/metadata/{key}" or pointer.startswith(f"/metadata/{key}/") for key in IDENTITY_FIELDS
+    )
+
+
+class JsonPatchOp(StrEnum):
+    ADD = "add"
+    REMOVE = "remove"
+    REPLACE = "replace"
+    MOVE = "move"
+    COPY = "copy"
+    TEST = "test"
+
+
+class JsonPatchOperation(ApiModel):
+    """One operation of a JSON patch (RFC 6902), as kubectl patch --type json takes them."""
+
+    op: JsonPatchOp
+    """add, remove, replace, move, copy or test."""
+
+    path: str = Field(min_length=1, max_length=1024, pattern=r"^/")
+    """A JSON pointer, e.g. /spec/template/spec/containers/0/image."""
+
+    value: Any = Field(None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    """The value to add, replace with or test for."""
+
+    from_: str | None = Field(None, alias="from", min_length=1, max_length=1024, pattern=r"^/")
+    """For move and copy: where from."""
+
+    @model_validator(mode="after")
+    def _check_identity(self) -> Self:
+        for pointer in (self.path, self.from_):
+            if pointer is not None and _touches_identity(pointer):
+                raise ValueError(
+                    f"spec.patch.jsonPatch may not touch {pointer}: the patch target changes the object "
+                    "named by spec.patch.name in this namespace; change spec, labels or annotations instead"
+                )
+        return self
+
+
 class WaitFor(ApiModel):
     """What "done" means for the patched object, instead of the readiness rules (docs/gitops.md)."""
 
@@ -308,10 +352,21 @@ class WaitFor(ApiModel):
     """The status it must have: True (default), False or Unknown."""
 
 
+PATCH_KIND_MESSAGE = "spec.patch needs exactly one of mergePatch and jsonPatch"
+
+
 class PatchTarget(ApiModel):
-    """Change one object in this namespace with a JSON merge patch at the instant, then wait until its status
-    says the change is done: the general target, e.g. to resume a suspended Flux Kustomization or set an Argo
-    Rollout's image (docs/gitops.md)."""
+    """Change one object in this namespace with a merge or JSON patch at the instant, then wait until its
+    status says the change is done: the general target, e.g. to resume a suspended Flux Kustomization or set
+    an Argo Rollout's image (docs/gitops.md)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "has(self.mergePatch) != has(self.jsonPatch)", "message": PATCH_KIND_MESSAGE}
+            ]
+        }
+    )
 
     api_version: Annotated[
         str,
@@ -339,10 +394,18 @@ class PatchTarget(ApiModel):
     """The object's name, in the ScheduledDeployment's namespace."""
 
     merge_patch: Annotated[
-        dict[str, Any], Field(json_schema_extra={"minProperties": 1}), AfterValidator(_check_merge_patch)
-    ]
+        dict[str, Any] | None,
+        Field(json_schema_extra={"minProperties": 1}),
+        AfterValidator(_check_merge_patch),
+    ] = None
     """The change, as a JSON merge patch (RFC 7386, what kubectl patch --type merge sends), e.g.
-    {"spec": {"suspend": false}}. It may not change the object's name, namespace or other identity."""
+    {"spec": {"suspend": false}}. It may not change the object's name, namespace or other identity. A
+    merge patch replaces a list whole: to change one container of a pod template, use jsonPatch."""
+
+    json_patch: list[JsonPatchOperation] | None = Field(None, min_length=1, max_length=64)
+    """The change, as a JSON patch (RFC 6902, kubectl patch --type json), e.g. a test of
+    /spec/template/spec/containers/0/name, then a replace of .../0/image: the test makes the whole patch
+    fail if someone reordered the containers. Exactly one of mergePatch and jsonPatch."""
 
     stamp_annotations: list[Annotated[str, Field(min_length=1, max_length=317)]] = Field(
         default_factory=list, max_length=8
@@ -365,6 +428,12 @@ class PatchTarget(ApiModel):
         ),
     ] = "10m"
     """How long to wait for done before the run is recorded Failed (reason Timeout), e.g. 10m or 1h."""
+
+    @model_validator(mode="after")
+    def _check_one_patch(self) -> Self:
+        if (self.merge_patch is None) == (self.json_patch is None):
+            raise ValueError(PATCH_KIND_MESSAGE)
+        return self
 
 
 class PodSpecShape(OpenModel):

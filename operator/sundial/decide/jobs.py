@@ -201,9 +201,13 @@ def restricted_security_context() -> dict[str, Any]:
     }
 
 
+def _canonical_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def patch_arguments(target: Mapping[str, Any], namespace: str) -> list[str]:
-    """``sundial deploy patch …`` for a patch target. The merge patch goes as compact JSON with sorted keys,
-    so the same spec always builds the same Job."""
+    """``sundial deploy patch …`` for a patch target. The patch goes as compact JSON with sorted keys, so the
+    same spec always builds the same Job."""
     args = [
         "deploy",
         "patch",
@@ -215,8 +219,11 @@ def patch_arguments(target: Mapping[str, Any], namespace: str) -> list[str]:
         str(target["kind"]),
         "--name",
         str(target["name"]),
-        "--merge-patch",
-        json.dumps(target["mergePatch"], sort_keys=True, separators=(",", ":")),
+        *(
+            ("--merge-patch", _canonical_json(target["mergePatch"]))
+            if target.get("mergePatch") is not None
+            else ("--json-patch", _canonical_json(target.get("jsonPatch")))
+        ),
         "--timeout",
         str(target.get("timeout") or "10m"),
     ]

@@ -27,6 +27,8 @@ from sundial.deploy.readiness import Progress, WaitFor, describe, readiness
 from sundial.runtime.apierrors import api_message, api_reason
 
 SCHEDULED_TIME_ENV = "SUNDIAL_SCHEDULED_TIME"
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 def group_path(api_version: str) -> str:
@@ -65,6 +67,57 @@ def with_stamps(merge_patch: Mapping[str, Any], stamps: list[str], scheduled_tim
     return patched
 
 
+def requested_changes(
+    merge_patch: str | None, json_patch: str | None, stamps: list[str], environ: Mapping[str, str]
+) -> list[Mapping[str, Any] | list[Any]]:
+    """The patches to send, in order. Stamps ride in the merge patch; beside a JSON patch they go first, as a
+    merge patch of their own (a JSON patch cannot add an annotation to an object that has none). Pure."""
+    scheduled = environ.get(SCHEDULED_TIME_ENV) or ""
+    if stamps and not scheduled:
+        raise DeployFailed(
+            f"--stamp needs {SCHEDULED_TIME_ENV} (set in every deploy Job)", reason="NoRunTime"
+        )
+    if merge_patch is not None:
+        change = json.loads(merge_patch)
+        if not isinstance(change, dict):
+            raise DeployFailed("--merge-patch must be a JSON object", reason="InvalidPatch")
+        return [with_stamps(change, stamps, scheduled)]
+    operations = json.loads(json_patch or "null")
+    if not isinstance(operations, list) or not operations:
+        raise DeployFailed("--json-patch must be a JSON list of operations", reason="InvalidPatch")
+    return [*([with_stamps({}, stamps, scheduled)] if stamps else []), operations]
+
+
+def _pointer(document: Any, pointer: str) -> tuple[bool, Any]:
+    """(found, value) at an RFC 6901 JSON pointer. Pure."""
+    node = document
+    for token in pointer.split("/")[1:]:
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, Mapping) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return False, None
+    return True, node
+
+
+def failed_test(current: Mapping[str, Any], operations: list[Any]) -> str | None:
+    """What the first ``test`` operation of a JSON patch finds instead of its value, judged on the object as
+    read before patching (the API server's own test still guards the patch itself). Pure."""
+    for operation in operations:
+        if not isinstance(operation, Mapping) or operation.get("op") != "test":
+            continue
+        path, wanted = str(operation.get("path")), operation.get("value")
+        found, value = _pointer(current, path)
+        if not found:
+            return f"the JSON patch tests {path}, which {describe(current)} does not have"
+        if value != wanted:
+            what = describe(current)
+            return f"the JSON patch tests {path} for {json.dumps(wanted)}, and {what} has {json.dumps(value)}"
+    return None
+
+
 class ObjectApi:
     """GET and merge-PATCH one object through the client's REST layer (any group, core included)."""
 
@@ -96,7 +149,7 @@ class ObjectApi:
 
         headers = {"Accept": "application/json"}
         if body is not None:
-            headers["Content-Type"] = "application/merge-patch+json"
+            headers["Content-Type"] = JSON_PATCH if isinstance(body, list) else MERGE_PATCH
         try:
             response = self._api.call_api(
                 path,
@@ -116,19 +169,20 @@ class ObjectApi:
     def read(self) -> dict[str, Any]:
         return self._call("GET", self._path, f"cannot read {self._what}", None, self._missing)
 
-    def patch(self, merge_patch: Mapping[str, Any]) -> dict[str, Any]:
+    def patch(self, change: Mapping[str, Any] | list[Any]) -> dict[str, Any]:
+        """A merge patch (a mapping) or a JSON patch (a list of operations)."""
         return self._call(
             "PATCH",
             self._path,
             f"cannot patch {self._what}",
-            dict(merge_patch),
+            change if isinstance(change, list) else dict(change),
             self._missing,
         )
 
 
 def patch_and_wait(
     target: ObjectApi | Any,
-    merge_patch: Mapping[str, Any],
+    changes: list[Mapping[str, Any] | list[Any]],
     wait_for: WaitFor,
     *,
     timeout: float,
@@ -137,9 +191,15 @@ def patch_and_wait(
     clock: Callable[[], float] = time.monotonic,
     out: Callable[[str], None] = print,
 ) -> str:
-    """Patch, then wait by the readiness rules; return the success line or raise DeployFailed."""
-    target.read()  # a missing object or a refused read is reported before anything is changed
-    patched = target.patch(merge_patch)
+    """Apply ``changes`` in order (merge patches and JSON patches), then wait by the readiness rules; return
+    the success line or raise DeployFailed."""
+    current = target.read()  # a missing object or a refused read is reported before anything is changed
+    for change in changes:
+        if isinstance(change, list) and (mismatch := failed_test(current, change)) is not None:
+            raise DeployFailed(f"{mismatch}; nothing was changed", reason="PatchTestFailed")
+    patched: dict[str, Any] = {}
+    for change in changes:
+        patched = target.patch(change)
     what = describe(patched)
     generation = (patched.get("metadata") or {}).get("generation")
     out(f"{what}: patched" + (f" (generation {generation})" if isinstance(generation, int) else ""))
@@ -178,7 +238,9 @@ def add_parser(targets: Any) -> None:
     parser.add_argument("--api-version", required=True)
     parser.add_argument("--kind", required=True)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--merge-patch", required=True, help="a JSON object (RFC 7386)")
+    change = parser.add_mutually_exclusive_group(required=True)
+    change.add_argument("--merge-patch", help="a JSON object (RFC 7386)")
+    change.add_argument("--json-patch", help="a JSON list of operations (RFC 6902)")
     parser.add_argument("--stamp", action="append", default=[], help="an annotation set to the run's time")
     parser.add_argument(
         "--wait-condition", help="a condition type to wait for (default: the readiness rules)"
@@ -200,22 +262,13 @@ def run(args: argparse.Namespace) -> int:
     from sundial.runtime.kubeclient import load_credentials
 
     try:
-        merge_patch = json.loads(args.merge_patch)
-        if not isinstance(merge_patch, dict):
-            raise DeployFailed("--merge-patch must be a JSON object", reason="InvalidPatch")
-        if args.stamp:
-            scheduled = os.environ.get(SCHEDULED_TIME_ENV) or ""
-            if not scheduled:
-                raise DeployFailed(
-                    f"--stamp needs {SCHEDULED_TIME_ENV} (set in every deploy Job)", "NoRunTime"
-                )
-            merge_patch = with_stamps(merge_patch, args.stamp, scheduled)
+        changes = requested_changes(args.merge_patch, args.json_patch, args.stamp, os.environ)
         credentials = load_credentials(args.kubeconfig, in_cluster=args.kubeconfig is None)
         api = client.ApiClient(credentials.configuration)
         target = ObjectApi(api, args.api_version, args.kind, args.namespace, args.name)
         message = patch_and_wait(
             target,
-            merge_patch,
+            changes,
             WaitFor(args.wait_condition, args.wait_status),
             timeout=args.timeout,
             poll_interval=args.poll_interval,
