@@ -242,6 +242,12 @@ def test_a_patch_target_runs_sundial_deploy_patch_with_its_patch_as_canonical_js
     assert "automountServiceAccountToken" not in pod_spec(job)
     assert pod_spec(job)["serviceAccountName"] == "sundial-deployer"
     assert {"name": "SUNDIAL_SCHEDULED_TIME", "value": "2027-03-14T07:30:00Z"} in container["env"]
+    # Kubernetes never stops it before its own timeout (20m) has said where it stood.
+    assert job["spec"]["activeDeadlineSeconds"] == 25 * 60  # its timeout, 20m, and 5m to start and report
+    short_wait = {"patch": {**PATCH["patch"], "timeout": "1m"}}
+    assert build_job(scheduled_deployment(short_wait), RUN, IMAGE)["spec"]["activeDeadlineSeconds"] == 20 * 60
+    long_wait = {"patch": {**PATCH["patch"], "timeout": "1h"}}
+    assert build_job(scheduled_deployment(long_wait), RUN, IMAGE)["spec"]["activeDeadlineSeconds"] == 65 * 60
 
 
 def test_a_json_patch_target_passes_its_operations_in_order() -> None:

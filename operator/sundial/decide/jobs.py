@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sundial.api.durations import parse_seconds
 from sundial.api.keys import (
     ANNOTATION_FIRED,
     ANNOTATION_LOCAL,
@@ -79,6 +80,20 @@ where the rollout stood. The other 5 minutes are for pulling the image, starting
 around the wait (boto3 retries a read for up to a minute) and writing the termination message. Only a
 deployer that hangs outside its own timeout, or a pod that never starts, reaches this deadline; the Job
 then fails with reason DeadlineExceeded instead of holding its run Running forever."""
+
+
+def deploy_deadline_seconds(spec: Mapping[str, Any]) -> int:
+    """A built-in deploy Job's ``activeDeadlineSeconds``: DEPLOY_DEADLINE_SECONDS, or for a patch target
+    its own ``timeout`` plus the same 5 minutes, so a long wait (a Rollout's analysis) is never cut off by
+    Kubernetes before the deployer's own timeout says where it stood."""
+    patch = spec.get("patch")
+    if isinstance(patch, Mapping) and patch.get("timeout"):
+        try:
+            return max(DEPLOY_DEADLINE_SECONDS, int(parse_seconds(str(patch["timeout"]))) + 5 * 60)
+        except ValueError:
+            return DEPLOY_DEADLINE_SECONDS  # refused by validation before any Job is built
+    return DEPLOY_DEADLINE_SECONDS
+
 
 ECS_CREDENTIAL_KEYS: tuple[tuple[str, bool], ...] = (
     ("AWS_ACCESS_KEY_ID", False),
@@ -362,7 +377,7 @@ def build_job(sd: Mapping[str, Any], run: JobRun, deployer_image: str) -> dict[s
             # A deploy is not blindly retried: the built-in deployers are idempotent, but a failed deploy is
             # a fact the user must see, not something to paper over with a second attempt.
             "backoffLimit": 0,
-            "activeDeadlineSeconds": DEPLOY_DEADLINE_SECONDS,
+            "activeDeadlineSeconds": deploy_deadline_seconds(spec),
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         }
 
