@@ -407,8 +407,8 @@ class PatchTarget(ApiModel):
     /spec/template/spec/containers/0/name, then a replace of .../0/image: the test makes the whole patch
     fail if someone reordered the containers. Exactly one of mergePatch and jsonPatch."""
 
-    stamp_annotations: list[Annotated[str, Field(min_length=1, max_length=317)]] = Field(
-        default_factory=list, max_length=8
+    stamp_annotations: list[Annotated[str, Field(min_length=1, max_length=317)]] | None = Field(
+        None, max_length=8
     )
     """Annotations set, in the same patch, to the run's scheduled time: a value that changes with every run,
     for annotations a controller acts on when they change, such as reconcile.fluxcd.io/requestedAt."""

@@ -1,14 +1,15 @@
-"""``sundial deploy patch``: change one object with a JSON merge patch, then wait until it reports done.
+"""``sundial deploy patch``: change one object with a merge or JSON patch, then wait until it reports done.
 
 The general target: resume a suspended Flux Kustomization or HelmRelease, move a GitRepository's ref, set a
 Rollout's image, start an Argo CD sync, or change any other object, and judge the outcome by the object's
 own status (`sundial.deploy.readiness`). The object is found by apiVersion and kind through the API
 server's discovery document, so any kind served in the cluster works, built-in or custom.
 
-``--stamp KEY`` sets annotation KEY to the run's scheduled time (``SUNDIAL_SCHEDULED_TIME``) in the same
-patch: a value that changes with every run, for annotations a controller acts on when they change, such as
-Flux's ``reconcile.fluxcd.io/requestedAt``. A patch that changes nothing (a rerun of the same Job) is
-harmless: the wait then finds the object done at once.
+``--stamp KEY`` sets annotation KEY to the run's scheduled time (``SUNDIAL_SCHEDULED_TIME``), in the merge
+patch, or beside a JSON patch in a merge patch of its own, sent first: a value that changes with every run,
+for annotations a controller acts on when they change, such as Flux's ``reconcile.fluxcd.io/requestedAt``.
+A patch that changes nothing (a rerun of the same Job) is harmless: the wait then finds the object done at
+once.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def failed_test(current: Mapping[str, Any], operations: list[Any]) -> str | None
 
 
 class ObjectApi:
-    """GET and merge-PATCH one object through the client's REST layer (any group, core included)."""
+    """GET and PATCH (merge or JSON) one object through the client's REST layer (any group, core too)."""
 
     def __init__(self, api_client: Any, api_version: str, kind: str, namespace: str, name: str) -> None:
         self._api = api_client
