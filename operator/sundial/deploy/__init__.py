@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 EXIT_FAILED = 1
@@ -42,6 +44,38 @@ def report_failure(error: DeployFailed) -> int:
         except OSError:
             pass  # a read-only /dev: the FallbackToLogsOnError policy still finds the line on stderr
     return EXIT_FAILED
+
+
+def add_kubeconfig_argument(parser: Any) -> None:
+    """``--kubeconfig``, for the deployers that talk to the Kubernetes API (default: the pod's account)."""
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="use this kubeconfig instead of the pod's service account (for running outside a pod)",
+    )
+
+
+def kubernetes_api_client(kubeconfig: Path | None) -> Any:
+    """A client from ``--kubeconfig``, or from the pod's service account when it is not given."""
+    from kubernetes import client
+
+    from sundial.runtime.kubeclient import load_credentials
+
+    credentials = load_credentials(kubeconfig, in_cluster=kubeconfig is None)
+    return client.ApiClient(credentials.configuration)
+
+
+def reported(deploy: Callable[[], str]) -> int:
+    """Run a deploy to its exit code: its success line on stdout, or its one-line reason (never a bare
+    traceback: any other error is reported as DeployerError)."""
+    try:
+        message = deploy()
+    except DeployFailed as error:
+        return report_failure(error)
+    except Exception as error:
+        return report_failure(DeployFailed(f"{type(error).__name__}: {error}", reason="DeployerError"))
+    print(message)
+    return 0
 
 
 def add_parser(subparsers: Any) -> None:

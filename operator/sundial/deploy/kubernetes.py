@@ -15,11 +15,10 @@ import argparse
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sundial.api.durations import parse_seconds
-from sundial.deploy import DeployFailed, report_failure
+from sundial.deploy import DeployFailed, add_kubeconfig_argument, kubernetes_api_client, reported
 from sundial.runtime.apierrors import api_message, api_reason
 
 
@@ -151,23 +150,16 @@ def add_parser(targets: Any) -> None:
     parser.add_argument("--image", required=True)
     parser.add_argument("--timeout", type=parse_seconds, default=parse_seconds("15m"), help="default 15m")
     parser.add_argument("--poll-interval", type=parse_seconds, default=2.0, help="default 2s")
-    parser.add_argument(
-        "--kubeconfig",
-        type=Path,
-        help="use this kubeconfig instead of the pod's service account (for running outside a pod)",
-    )
+    add_kubeconfig_argument(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from kubernetes import client
 
-    from sundial.runtime.kubeclient import load_credentials
-
-    try:
-        credentials = load_credentials(args.kubeconfig, in_cluster=args.kubeconfig is None)
-        apps = client.AppsV1Api(client.ApiClient(credentials.configuration))
-        message = deploy_deployment(
+    def deploy() -> str:
+        apps = client.AppsV1Api(kubernetes_api_client(args.kubeconfig))
+        return deploy_deployment(
             apps,
             args.namespace,
             args.deployment,
@@ -176,9 +168,5 @@ def run(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             poll_interval=args.poll_interval,
         )
-    except DeployFailed as error:
-        return report_failure(error)
-    except Exception as error:  # a deploy Job must end with a reason, never a bare traceback
-        return report_failure(DeployFailed(f"{type(error).__name__}: {error}", reason="DeployerError"))
-    print(message)
-    return 0
+
+    return reported(deploy)

@@ -19,11 +19,10 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from sundial.api.durations import parse_seconds
-from sundial.deploy import DeployFailed, report_failure
+from sundial.deploy import DeployFailed, add_kubeconfig_argument, kubernetes_api_client, reported
 from sundial.deploy.readiness import Progress, WaitFor, describe, readiness
 from sundial.runtime.apierrors import api_message, api_reason
 
@@ -249,34 +248,22 @@ def add_parser(targets: Any) -> None:
     parser.add_argument("--wait-status", default="True", help="the status it must have (default: True)")
     parser.add_argument("--timeout", type=parse_seconds, default=parse_seconds("10m"), help="default 10m")
     parser.add_argument("--poll-interval", type=parse_seconds, default=2.0, help="default 2s")
-    parser.add_argument(
-        "--kubeconfig",
-        type=Path,
-        help="use this kubeconfig instead of the pod's service account (for running outside a pod)",
-    )
+    add_kubeconfig_argument(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from kubernetes import client
-
-    from sundial.runtime.kubeclient import load_credentials
-
-    try:
+    def deploy() -> str:
         changes = requested_changes(args.merge_patch, args.json_patch, args.stamp, os.environ)
-        credentials = load_credentials(args.kubeconfig, in_cluster=args.kubeconfig is None)
-        api = client.ApiClient(credentials.configuration)
-        target = ObjectApi(api, args.api_version, args.kind, args.namespace, args.name)
-        message = patch_and_wait(
+        target = ObjectApi(
+            kubernetes_api_client(args.kubeconfig), args.api_version, args.kind, args.namespace, args.name
+        )
+        return patch_and_wait(
             target,
             changes,
             WaitFor(args.wait_condition, args.wait_status),
             timeout=args.timeout,
             poll_interval=args.poll_interval,
         )
-    except DeployFailed as error:
-        return report_failure(error)
-    except Exception as error:  # a deploy Job must end with a reason, never a bare traceback
-        return report_failure(DeployFailed(f"{type(error).__name__}: {error}", reason="DeployerError"))
-    print(message)
-    return 0
+
+    return reported(deploy)
