@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import re
 import shutil
@@ -442,21 +441,6 @@ def deployer_namespace(cluster: Cluster, namespace: str) -> str:
 
 def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
     """A kubeconfig that authenticates as ``namespace/account`` with a fresh TokenRequest token only."""
-    import yaml
-    from kubernetes import client
+    from podrunner import service_account_kubeconfig as for_account
 
-    spec = client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-    request = client.AuthenticationV1TokenRequest(spec=spec)
-    token = cluster.core().create_namespaced_service_account_token(account, namespace, request).status.token
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "local", "cluster": admin["clusters"][0]["cluster"]}],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": account, "context": {"cluster": "local", "user": account}}],
-        "current-context": account,
-    }
-    path.write_text(json.dumps(config))
-    path.chmod(0o600)
-    return path
+    return for_account(cluster.api_client(), cluster.kubeconfig, namespace, account, path)

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from podrunner import PodRunner
 
 from conftest import REPO, Cluster, wait_until
+from podrunner import PodRunner
 from sdhelpers import (
     PRIVILEGED,
     RESTRICTED,
@@ -85,7 +85,7 @@ TARGET = {"deployment": {"name": "api", "container": "api", "image": "registry.e
 
 @pytest.fixture
 def runner(cluster: Cluster, namespace: str, tmp_path: Path) -> Any:
-    with PodRunner(cluster, namespace, tmp_path) as pod_runner:
+    with PodRunner(cluster.api_client(), cluster.kubeconfig, namespace, tmp_path) as pod_runner:
         yield pod_runner
 
 

@@ -32,7 +32,6 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from podrunner import DEPLOYER_IMAGE, PodRunner
 from test_deploy_targets import (
     TARGET,
     apply_deployer_rbac,
@@ -42,6 +41,7 @@ from test_deploy_targets import (
 )
 
 from conftest import REPO, Cluster, fresh_namespace, lease_holder, service_account_kubeconfig, wait_until
+from podrunner import DEPLOYER_IMAGE, PodRunner
 from sdhelpers import (
     PRIVILEGED,
     StartOperator,
@@ -324,7 +324,9 @@ def test_the_operator_runs_and_deploys_under_exactly_the_shipped_rbac(
     assert lease_holder(cluster, SYSTEM) == active.identity
 
     runner: AbstractContextManager[Any] = (
-        nullcontext() if cluster.operator_images else PodRunner(cluster, namespace, tmp_path)
+        nullcontext()
+        if cluster.operator_images
+        else PodRunner(cluster.api_client(), cluster.kubeconfig, namespace, tmp_path)
     )
     with runner:
         create_sd(cluster, namespace, "shipped", {"runAt": rfc3339(utc_in(4)), **target})

@@ -1,9 +1,10 @@
 """Plays the container runtime for Sundial's own deployer pods on the local control plane.
 
 kwok starts pods without running anything in them. For a deploy Job whose pod runs Sundial's image, that
-would prove nothing about the deploy itself, so in tests the operator is told (``SUNDIAL_DEPLOYER_IMAGE``)
-to use the image name ``sundial.local/deployer:dev``, which kwok's stages leave alone once the pod runs,
-and this runner executes the pod's command for real:
+would prove nothing about the deploy itself, so in the tests and `make demo` the operator is told
+(``SUNDIAL_DEPLOYER_IMAGE``) to use the image name ``sundial.local/deployer:dev``, which kwok's stages
+leave alone once the pod runs, and this runner executes the pod's command for real, in this machine's
+Python (the one running the runner, with Sundial installed):
 
 * as the pod's service account: it asks the API server for a token of that account (TokenRequest) and
   writes a kubeconfig holding only that token, so the deployer has exactly the rights the Job would have;
@@ -16,6 +17,7 @@ and this runner executes the pod's command for real:
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -24,14 +26,45 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from conftest import Cluster, service_account_kubeconfig
-
 DEPLOYER_IMAGE = "sundial.local/deployer:dev"
 
 
+def service_account_kubeconfig(api_client: Any, server_kubeconfig: Path, namespace: str, account: str,
+                               path: Path) -> Path:  # fmt: skip
+    """A kubeconfig that authenticates as ``namespace/account`` with a fresh TokenRequest token only, for
+    the API server of ``server_kubeconfig`` (whose credentials are not copied)."""
+    import yaml
+    from kubernetes import client
+
+    spec = client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    request = client.AuthenticationV1TokenRequest(spec=spec)
+    core = client.CoreV1Api(api_client)
+    token = core.create_namespaced_service_account_token(account, namespace, request).status.token
+    admin = yaml.safe_load(server_kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": admin["clusters"][0]["cluster"]}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": "local", "user": account}}],
+        "current-context": account,
+    }
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path
+
+
 class PodRunner:
-    def __init__(self, cluster: Cluster, namespace: str, workdir: Path) -> None:
-        self._cluster = cluster
+    """``with PodRunner(api_client, kubeconfig, namespace, workdir):`` runs the namespace's deployer pods
+    while the block lasts. ``api_client``: a kubernetes.client.ApiClient for the pods and tokens;
+    ``kubeconfig``: the file it was built from (the deployer's kubeconfig takes its server from it)."""
+
+    def __init__(self, api_client: Any, kubeconfig: Path, namespace: str, workdir: Path) -> None:
+        from kubernetes import client
+
+        self._api_client = api_client
+        self._kubeconfig = kubeconfig
+        self._core = client.CoreV1Api(api_client)
         self._namespace = namespace
         self._workdir = workdir
         self._stop = threading.Event()
@@ -49,7 +82,7 @@ class PodRunner:
         self._thread.join(30)
 
     def _loop(self) -> None:
-        core = self._cluster.core()
+        core = self._core
         while not self._stop.wait(0.2):
             pods = core.list_namespaced_pod(
                 self._namespace, label_selector="app.kubernetes.io/managed-by=sundial"
@@ -69,10 +102,12 @@ class PodRunner:
 
     def _kubeconfig_for(self, service_account: str) -> Path:
         path = self._workdir / f"kubeconfig-{service_account}-{len(self.executed)}"
-        return service_account_kubeconfig(self._cluster, self._namespace, service_account, path)
+        return service_account_kubeconfig(
+            self._api_client, self._kubeconfig, self._namespace, service_account, path
+        )
 
     def _environment(self, container: Any) -> dict[str, str]:
-        core = self._cluster.core()
+        core = self._core
         env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(self._workdir),
@@ -151,4 +186,4 @@ class PodRunner:
                 ],
             }
         }
-        self._cluster.core().patch_namespaced_pod_status(pod.metadata.name, self._namespace, status)
+        self._core.patch_namespaced_pod_status(pod.metadata.name, self._namespace, status)
