@@ -65,7 +65,8 @@ unit-seasons: venv
 		TZ=Europe/Berlin SUNDIAL_FROZEN_NOW=$$when $(BIN)/pytest tests/unit -p no:cacheprovider; \
 	done
 
-LINT_PATHS := operator tests hack/demo hack/cluster_access.py $(wildcard bench)
+LINT_PATHS := operator tests hack/demo hack/cluster_access.py hack/buildcache.py hack/podrunner.py \
+	hack/gitops-controllers $(wildcard bench)
 
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -5,8 +5,8 @@ readiness rules.
 Two kinds of object. A Deployment, rolled by the real deployment controller (kwok plays the kubelet). And
 ``Widget``, a CRD of this test shaped like a Flux object (``spec.suspend``, ``status.observedGeneration``,
 ``Ready`` and ``Reconciling`` conditions, ``lastHandledReconcileAt``), whose controller this test plays
-from a thread, reporting success or a failure message. These are not Flux's controllers: what Flux itself
-does with such a patch is still to be proven on its own controllers (docs/gitops.md says so).
+from a thread, reporting success or a failure message, so that each rule can be driven on purpose. Flux's
+and Argo Rollouts' own controllers run in test_gitops_controllers.py.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from podrunner import PodRunner
 from test_deploy_targets import apply_deployer_rbac, create_deployment, deployment_available, deployment_image
 
 from conftest import Cluster, wait_until
+from podrunner import PodRunner
 from sdhelpers import StartOperator, create_sd, jobs_of, read_sd, rfc3339, utc_in, wait_for_condition
 
 GROUP = "widgets.sundial.test"
@@ -184,7 +184,7 @@ def release_window(name: str, seconds: float) -> dict[str, Any]:
 
 @pytest.fixture
 def runner(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[PodRunner]:
-    with PodRunner(cluster, namespace, tmp_path) as pod_runner:
+    with PodRunner(cluster.api_client(), cluster.kubeconfig, namespace, tmp_path) as pod_runner:
         yield pod_runner
 
 
@@ -317,11 +317,12 @@ def test_a_kind_the_api_server_does_not_serve_fails_with_what_to_check(
     apply_deployer_rbac(cluster, namespace)
     start_operator(namespace)
     spec = release_window("apps", 4)
-    spec["patch"] |= {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization"}
+    # Not Flux's Kustomization: test_gitops_controllers.py installs Flux's CRDs for a while.
+    spec["patch"] |= {"apiVersion": "gadgets.sundial.test/v1", "kind": "Gadget"}
     create_sd(cluster, namespace, "unserved", spec)
     ready = wait_for_ready(cluster, namespace, "unserved", "False", "KindNotServed", runner)
     assert ready["reason"] == "KindNotServed", ready
-    assert "serves no kustomize.toolkit.fluxcd.io/v1" in ready["message"], ready
+    assert "serves no gadgets.sundial.test/v1" in ready["message"], ready
 
 
 def test_a_patch_that_would_rename_the_object_is_refused_with_what_to_change(
