@@ -3,9 +3,10 @@ Rollouts' controller, built from the Go module proxy by hack/gitops-controllers 
 127.0.0.1 against the local control plane, beside Sundial's operator and the pod runner that executes its
 deploy pods.
 
-Flux's source is a ``Bucket`` served by moto's S3 in this process (no Git server, no internet): putting a
-new object there is what "merging to Git" means in these tests. Argo CD's controllers are not built here
-(hack/gitops-controllers says why): its Application is tested against its CRD alone.
+Flux's sources are a ``Bucket`` served by moto's S3 in this process, where putting a new object is what
+"merging to Git" means, and a ``GitRepository`` served over smart HTTP by gitserver.py (no internet).
+Argo CD's controllers are not built here (hack/gitops-controllers says why): its Application is tested
+against its CRD alone.
 
 What is shown:
 
@@ -14,6 +15,8 @@ What is shown:
   hatch keeps the change;
 * the release-window recipe (examples/flux-release-window.yaml) ships a change merged while the
   Kustomization was suspended at the instant, waits for Flux's Ready at the new revision, and it stays;
+* the move-a-ref recipe (examples/flux-ref-at-a-time.yaml) fetches the release tag at the instant and
+  Flux applies it;
 * the Rollout recipe (examples/argo-rollout-at-a-time.yaml) reaches Healthy through a canary; a failed
   analysis fails the run with the Rollout's own message;
 * the Argo CD recipe's ``operation`` and the ``ignoreDifferences`` escape hatch are accepted by the
@@ -36,6 +39,7 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+from gitserver import git_server, publish
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from moto.server import ThreadedMotoServer
@@ -50,6 +54,7 @@ from sdhelpers import FAILURE_LABEL, StartOperator, create_sd, rfc3339, utc_in
 
 GITOPS_CONTROLLERS = REPO / "hack" / "gitops-controllers"
 FLUX_SOURCE = ("source.toolkit.fluxcd.io", "v1", "buckets")
+FLUX_GIT = ("source.toolkit.fluxcd.io", "v1", "gitrepositories")
 FLUX_KUSTOMIZE = ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations")
 ROLLOUTS = ("argoproj.io", "v1alpha1", "rollouts")
 ANALYSIS_TEMPLATES = ("argoproj.io", "v1alpha1", "analysistemplates")
@@ -170,7 +175,7 @@ def gitops(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 raise AssertionError(f"{error}\n{gitops.log_tail()}") from None
         yield gitops
     finally:
-        leftovers = [FLUX_KUSTOMIZE, FLUX_SOURCE, ROLLOUTS, ANALYSIS_TEMPLATES, APPLICATIONS]
+        leftovers = [FLUX_KUSTOMIZE, FLUX_SOURCE, FLUX_GIT, ROLLOUTS, ANALYSIS_TEMPLATES, APPLICATIONS]
         for group, _, plural in leftovers:
             cluster.kubectl(
                 "delete", f"{plural}.{group}", "--all-namespaces", "--all", "--wait=false", check=False
@@ -281,14 +286,12 @@ def merge_to_git(gitops: GitOps, bucket: str, manifest: str) -> None:
     gitops.s3.put_object(Bucket=bucket, Key="deployment.yaml", Body=manifest.encode())
 
 
-def flux_source_and_kustomization(gitops: GitOps, namespace: str, *, suspend: bool = False) -> None:
-    """Bucket ``shop`` (its S3 bucket is named after the namespace) and Kustomization ``shop-apps``, which
-    applies it into this namespace and waits for what it applied to be healthy. Long intervals: Flux
-    reconciles when a test asks (reconcile.fluxcd.io/requestedAt), as it would at its next interval."""
+def flux_bucket(gitops: GitOps, namespace: str) -> None:
+    """Bucket ``shop``, on the S3 bucket named after the namespace, fetched every 2 s."""
     cluster = gitops.cluster
     secret = client.V1Secret(metadata=client.V1ObjectMeta(name="s3-keys"), string_data=S3_KEYS)
     cluster.core().create_namespaced_secret(namespace, secret)
-    bucket_spec = {
+    spec = {
         "interval": "2s",
         "provider": "generic",
         "bucketName": namespace,
@@ -297,21 +300,24 @@ def flux_source_and_kustomization(gitops: GitOps, namespace: str, *, suspend: bo
         "region": "us-east-1",
         "secretRef": {"name": "s3-keys"},
     }
-    create(
-        cluster, namespace, FLUX_SOURCE, {"kind": "Bucket", "metadata": {"name": "shop"}, "spec": bucket_spec}
-    )
-    kustomization_spec = {
+    create(cluster, namespace, FLUX_SOURCE, {"kind": "Bucket", "metadata": {"name": "shop"}, "spec": spec})
+
+
+def flux_kustomization(gitops: GitOps, namespace: str, source_kind: str) -> None:
+    """Kustomization ``shop-apps``, which applies source ``shop`` into this namespace and waits for what
+    it applied to be healthy. A long interval: Flux reconciles when a test asks
+    (reconcile.fluxcd.io/requestedAt), as it would at its next interval, or when its source changes."""
+    spec = {
         "interval": "1h",
-        "sourceRef": {"kind": "Bucket", "name": "shop"},
+        "sourceRef": {"kind": source_kind, "name": "shop"},
         "path": "./",
         "prune": True,
         "wait": True,
         "timeout": "1m",
         "targetNamespace": namespace,
-        "suspend": suspend,
     }
-    body = {"kind": "Kustomization", "metadata": {"name": "shop-apps"}, "spec": kustomization_spec}
-    create(cluster, namespace, FLUX_KUSTOMIZE, body)
+    body = {"kind": "Kustomization", "metadata": {"name": "shop-apps"}, "spec": spec}
+    create(gitops.cluster, namespace, FLUX_KUSTOMIZE, body)
 
 
 def bucket_revision(gitops: GitOps, namespace: str) -> str | None:
@@ -355,7 +361,8 @@ def flux_applies_v41(gitops: GitOps, namespace: str, annotations: dict[str, str]
     """Git holds api at v41, Flux applied it and it is available. Returns the applied revision."""
     gitops.s3.create_bucket(Bucket=namespace)
     merge_to_git(gitops, namespace, deployment_manifest("registry.example/api:v41", annotations))
-    flux_source_and_kustomization(gitops, namespace)
+    flux_bucket(gitops, namespace)
+    flux_kustomization(gitops, namespace, "Bucket")
     revision = wait_until("the Bucket's first artifact", lambda: bucket_revision(gitops, namespace), 60)
     wait_for_flux_ready(gitops, namespace, revision)
     wait_until("deployment/api available", lambda: deployment_available(gitops.cluster, namespace), 60)
@@ -433,6 +440,43 @@ def test_the_release_window_ships_what_was_merged_while_suspended_at_the_instant
 
     request_reconcile(gitops, namespace)
     assert deployment_image(cluster, namespace) == "registry.example/api:v42", "Git says v42: it stays"
+
+
+def test_moving_a_git_repositorys_ref_at_the_instant_fetches_the_tag_and_flux_applies_it(
+    gitops: GitOps, namespace: str, runner: PodRunner, start_operator: StartOperator, tmp_path: Path
+) -> None:
+    """The "move a ref" recipe (examples/flux-ref-at-a-time.yaml) on a Git repository served over smart
+    HTTP on 127.0.0.1 (tests/integration/gitserver.py) with release tags v41 and v42."""
+    cluster = gitops.cluster
+    apply_deployer_rbac(cluster, namespace)
+    grant_deployer(cluster, namespace, FLUX_GIT[0], FLUX_GIT[2])
+    tags = {
+        tag: {"deployment.yaml": deployment_manifest(f"registry.example/api:{tag}")} for tag in ("v41", "v42")
+    }
+    commits = publish(tmp_path / "git", "shop", tags)
+    with git_server(tmp_path / "git") as url:
+        spec = {"interval": "1h", "url": f"{url}/shop.git", "ref": {"tag": "v41"}, "timeout": "30s"}
+        create(
+            cluster,
+            namespace,
+            FLUX_GIT,
+            {"kind": "GitRepository", "metadata": {"name": "shop"}, "spec": spec},
+        )
+        flux_kustomization(gitops, namespace, "GitRepository")
+        wait_for_flux_ready(gitops, namespace, f"v41@sha1:{commits['v41']}")
+        assert deployment_image(cluster, namespace) == "registry.example/api:v41"
+
+        start_operator(namespace)
+        create_sd(cluster, namespace, "shop-ref-v42", example_spec("flux-ref-at-a-time", 5))
+        wait_for_ready(cluster, namespace, "shop-ref-v42", "True", "Succeeded", runner)
+
+        run = last_run(cluster, namespace, "shop-ref-v42")
+        repository = read(cluster, namespace, FLUX_GIT, "shop")
+        assert repository["spec"]["ref"] == {"tag": "v42"}
+        assert repository["status"]["artifact"]["revision"] == f"v42@sha1:{commits['v42']}", "fetched the tag"
+        assert repository["status"]["lastHandledReconcileAt"] == run["scheduledTime"]
+        wait_for_flux_ready(gitops, namespace, f"v42@sha1:{commits['v42']}")
+    assert deployment_image(cluster, namespace) == "registry.example/api:v42", "and Flux applied it"
 
 
 # ---------------------------------------------------------------------------------------------- Argo Rollouts
