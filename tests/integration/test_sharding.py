@@ -117,6 +117,7 @@ def test_changing_the_number_of_shards_while_runs_fall_due_fires_each_run_once_a
     first.kill()
     killed_at = utc_in(0)
     second.stop()
+    stopped_at = utc_in(1)  # utc_in drops the fraction: the stop ended before this second
     time.sleep(3)
     shards_of_three = [Shard(index, 3) for index in range(3)]
     three = [start(shard) for shard in shards_of_three]
@@ -150,13 +151,23 @@ def test_changing_the_number_of_shards_while_runs_fall_due_fires_each_run_once_a
         for job in cluster.batch().list_namespaced_job(namespace).items
     }
     assert len(jobs) == DUES, f"expected {DUES} Jobs, the API server has {len(jobs)}"
-    # A SIGKILL can land after a create returned and before the line saying so was written: only the
-    # killed shard may leave a Job unlogged, one at most, and one due before it was killed.
+    # A replica that stops while a Job's create is in flight leaves that Job without its "fired" line: a
+    # SIGKILL lands before the line is written, and a graceful stop cancels the coroutine that awaits the
+    # create while the request itself completes (seen in CI for both). The Job and its record are right
+    # (audited above); only the log cannot say who made it. So a Job may be unlogged only if a shard that
+    # was stopping then serves its namespace, it fell due no later than that stop, and one per shard.
+    stopped = {two[0]: killed_at, two[1]: stopped_at}
     unlogged = {job: scheduled for job, scheduled in jobs.items() if job not in fired_by}
-    assert len(unlogged) <= 1 and all(
-        two[0].serves(namespace) and scheduled <= rfc3339(killed_at)
-        for (namespace, _), scheduled in unlogged.items()
-    ), f"Jobs no operator's log says it fired: {unlogged} (shard 0/2 was killed at {rfc3339(killed_at)})"
+    explained = {
+        job: shard
+        for job, scheduled in unlogged.items()
+        for shard, when in stopped.items()
+        if shard.serves(job[0]) and scheduled <= rfc3339(when)
+    }
+    assert explained.keys() == unlogged.keys() and len(set(explained.values())) == len(explained), (
+        f"Jobs no operator's log says it fired: {unlogged} "
+        f"(shard 0/2 was killed at {rfc3339(killed_at)}, shard 1/2 stopped by {rfc3339(stopped_at)})"
+    )
     assert len(fired_by) + len(unlogged) == DUES, f"expected {DUES} Jobs fired, the logs show {len(fired_by)}"
     twice = {job: labels for job, labels in fired_by.items() if len(labels) > 1}
     assert not twice, f"Jobs created by more than one operator: {twice}"
