@@ -296,9 +296,15 @@ def fresh_namespace(cluster: Cluster, name: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def crds(cluster: Cluster) -> Cluster:
-    """The ScheduledDeployment CRD and kopf's peering CRDs, installed and established."""
+    """Sundial's CRDs (ScheduledDeployment, the release freezes) and kopf's peering CRDs, established."""
     cluster.kubectl("apply", "-k", str(REPO / "crds"))
-    for name in ("scheduleddeployments.sundial.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
+    for name in (
+        "scheduleddeployments.sundial.dev",
+        "releasefreezes.sundial.dev",
+        "clusterreleasefreezes.sundial.dev",
+        "clusterkopfpeerings.kopf.dev",
+        "kopfpeerings.kopf.dev",
+    ):
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
     return cluster
 

@@ -222,13 +222,15 @@ def test_the_rendering_holds_everything_an_install_needs(cluster: Cluster) -> No
     crd_names = {d["metadata"]["name"] for d in documents if d["kind"] == "CustomResourceDefinition"}
     assert crd_names == {
         "scheduleddeployments.sundial.dev",
+        "releasefreezes.sundial.dev",
+        "clusterreleasefreezes.sundial.dev",
         "clusterkopfpeerings.kopf.dev",
         "kopfpeerings.kopf.dev",
     }
     # --all-namespaces makes kopf peer cluster-wide: the ClusterKopfPeering named by --peering.
     peering = only(documents, "ClusterKopfPeering", "sundial")
     assert "namespace" not in peering["metadata"]
-    for role in ("sundial-operator", "sundial-edit", "sundial-view"):
+    for role in ("sundial-operator", "sundial-edit", "sundial-view", "sundial-release-manager"):
         only(documents, "ClusterRole", role)
     only(documents, "ServiceAccount", ACCOUNT)
 

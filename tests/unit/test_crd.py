@@ -29,10 +29,16 @@ def spec_schema() -> dict[str, Any]:
     return crd.open_api_schema()["properties"]["spec"]  # type: ignore[no-any-return]
 
 
-def test_the_committed_crd_is_current() -> None:
-    assert COMMITTED.read_text(encoding="utf-8") == crd.render(), (
-        f"{crd.CRD_PATH} is stale: run `python -m sundial.api.crd` and commit"
+@pytest.mark.parametrize("definition", crd.DEFINITIONS, ids=lambda definition: definition.kind)
+def test_the_committed_crds_are_current(definition: crd.Definition) -> None:
+    assert (REPO / definition.path).read_text(encoding="utf-8") == crd.render(definition), (
+        f"{definition.path} is stale: run `python -m sundial.api.crd` and commit"
     )
+
+
+def test_the_crds_kustomization_lists_every_generated_crd() -> None:
+    listed = yaml.safe_load((REPO / "crds" / "kustomization.yaml").read_text(encoding="utf-8"))["resources"]
+    assert {definition.path.name for definition in crd.DEFINITIONS} <= set(listed)
 
 
 def test_the_committed_field_reference_is_current() -> None:
@@ -56,7 +62,8 @@ def test_python_m_sundial_crd_writes_the_file_under_the_current_directory(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert crd.main() == 0
-    assert (tmp_path / crd.CRD_PATH).read_text(encoding="utf-8") == crd.render()
+    for definition in crd.DEFINITIONS:
+        assert (tmp_path / definition.path).read_text(encoding="utf-8") == crd.render(definition)
     assert (tmp_path / reference.REFERENCE_PATH).read_text(encoding="utf-8") == reference.render()
     out = capsys.readouterr().out
     assert "wrote crds/scheduleddeployments.sundial.dev.yaml" in out
@@ -65,7 +72,13 @@ def test_python_m_sundial_crd_writes_the_file_under_the_current_directory(
 
 def test_sundial_crd_prints_the_same_yaml(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["crd"]) == 0
-    assert capsys.readouterr().out == crd.render()
+    printed = capsys.readouterr().out
+    assert printed == crd.render_all()
+    assert [document["metadata"]["name"] for document in yaml.safe_load_all(printed)] == [
+        "scheduleddeployments.sundial.dev",
+        "releasefreezes.sundial.dev",
+        "clusterreleasefreezes.sundial.dev",
+    ]
 
 
 def nodes(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -198,6 +211,7 @@ def test_printer_columns_answer_is_it_fine_when_next_and_why_not() -> None:
         ("Ready", "string"),
         ("Reason", "string"),
         ("Next Run", "string"),
+        ("Freeze", "string"),
         ("Last Run", "date"),
         ("Age", "date"),
     ]
@@ -205,6 +219,22 @@ def test_printer_columns_answer_is_it_fine_when_next_and_why_not() -> None:
     paths = {c["name"]: c["jsonPath"] for c in columns}
     assert paths["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
     assert paths["Next Run"] == ".status.nextRunTime"
+
+
+def test_the_freeze_kinds_are_namespaced_and_cluster_scoped_with_their_own_short_names() -> None:
+    namespaced, cluster = (crd.crd(d)["spec"] for d in (crd.RELEASE_FREEZE, crd.CLUSTER_RELEASE_FREEZE))
+    assert (namespaced["scope"], cluster["scope"]) == ("Namespaced", "Cluster")
+    short = namespaced["names"]["shortNames"] + cluster["names"]["shortNames"]
+    assert short == ["rfz", "crfz"]
+    assert not set(short) & BUILT_IN_SHORT_NAMES
+    columns = [
+        c["name"] for c in namespaced["versions"][0]["additionalPrinterColumns"] if not c.get("priority")
+    ]
+    assert columns == ["Active", "Until", "Next Start", "Next End", "Action", "Reason", "Age"]
+    cluster_spec = cluster["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert "namespaces" in cluster_spec["properties"]
+    rules = [rule["rule"] for rule in cluster_spec["x-kubernetes-validations"]]
+    assert rules == ["has(self.weekly) || has(self.recurring) || has(self.windows) || has(self.dates)"]
 
 
 def test_the_yaml_has_no_anchors_and_parses_back_to_the_dict() -> None:

@@ -66,14 +66,18 @@ def as_the_api_returns_it(body: dict[str, Any], annotations: dict[str, Any] | No
     return full
 
 
-def test_the_view_keeps_identity_order_generation_times_the_trigger_spec_and_status() -> None:
+def test_the_view_keeps_identity_order_generation_times_labels_the_trigger_spec_and_status() -> None:
     body = scheduled_deployment("api", {**ONE_SHOT, "jobTemplate": TEMPLATE}, status={"runs": []})
     body["metadata"]["deletionTimestamp"] = "2027-03-14T07:00:00Z"
     full = as_the_api_returns_it(body, {ANNOTATION_TRIGGER: "2027-03-14T07:00:00Z", "other": "dropped"})
     assert plan_view(full) == {
         "apiVersion": "sundial.dev/v1alpha1",
         "kind": "ScheduledDeployment",
-        "metadata": {**body["metadata"], "annotations": {ANNOTATION_TRIGGER: "2027-03-14T07:00:00Z"}},
+        "metadata": {
+            **body["metadata"],
+            "labels": {"team": "shop", "sundial.dev/role": "deploy"},  # release freezes select by them
+            "annotations": {ANNOTATION_TRIGGER: "2027-03-14T07:00:00Z"},
+        },
         "spec": body["spec"],
         "status": {"runs": []},
     }
@@ -86,7 +90,7 @@ def test_the_view_keeps_identity_order_generation_times_the_trigger_spec_and_sta
         ({"name": "a", "annotations": {"x": "y"}}, {"name": "a", "annotations": {}}),
         ({"name": "a", "annotations": None}, {"name": "a", "annotations": None}),
         ({"name": "a", "annotations": "garbage"}, {"name": "a", "annotations": "garbage"}),
-        ({"name": "a", "managedFields": [], "labels": {"x": "y"}}, {"name": "a"}),
+        ({"name": "a", "managedFields": [], "labels": {"x": "y"}}, {"name": "a", "labels": {"x": "y"}}),
     ],
 )
 def test_a_field_absent_from_the_body_is_absent_from_the_view_and_odd_values_pass_through(
@@ -182,7 +186,7 @@ class OnePageOfObjects:
 
 def test_a_listed_page_is_cut_to_views_as_it_arrives() -> None:
     full = as_the_api_returns_it(scheduled_deployment("api", ONE_SHOT))
-    objects, _ = kubernetes_sources(OnePageOfObjects([full]), None, (NAMESPACE,))
+    objects, *_ = kubernetes_sources(OnePageOfObjects([full]), None, (NAMESPACE,))
     page = served_page(objects, None)
     assert page["items"] == [plan_view(full)]
     assert page["metadata"]["resourceVersion"] == "5"

@@ -32,18 +32,25 @@ OPTIONS = OperatorOptions(
     deployer_image="registry.example/sundial:1",
 )
 OURS = ServedResource(GROUP, VERSION, PLURAL)
+FREEZES = ServedResource(GROUP, VERSION, "releasefreezes")
+CLUSTER_FREEZES = ServedResource(GROUP, VERSION, "clusterreleasefreezes")
 
 
 @pytest.mark.parametrize(
     ("namespaces", "peering", "expected"),
     [
-        (None, None, [OURS]),
-        (None, "sundial", [OURS, ServedResource("kopf.dev", "v1", "clusterkopfpeerings")]),
-        (("shop",), "sundial", [OURS, ServedResource("kopf.dev", "v1", "kopfpeerings")]),
-        (("shop",), None, [OURS]),
+        (None, None, [OURS, FREEZES, CLUSTER_FREEZES]),
+        (
+            None,
+            "sundial",
+            [OURS, FREEZES, CLUSTER_FREEZES, ServedResource("kopf.dev", "v1", "clusterkopfpeerings")],
+        ),
+        # A namespaced operator has no cluster-scoped right: it watches no ClusterReleaseFreeze.
+        (("shop",), "sundial", [OURS, FREEZES, ServedResource("kopf.dev", "v1", "kopfpeerings")]),
+        (("shop",), None, [OURS, FREEZES]),
     ],
 )
-def test_the_operator_waits_for_what_kopf_will_watch(
+def test_the_operator_waits_for_what_it_and_kopf_will_watch(
     namespaces: tuple[str, ...] | None, peering: str | None, expected: list[ServedResource]
 ) -> None:
     options = replace(OPTIONS, namespaces=namespaces, peering_name=peering)

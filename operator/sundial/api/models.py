@@ -612,12 +612,14 @@ class RunResult(StrEnum):
     FAILED = "Failed"
     """The Job failed."""
     MISSED = "Missed"
-    """Not started within startingDeadlineSeconds (the operator was down), or superseded by a later run."""
+    """Not started within startingDeadlineSeconds (the operator was down, or a Defer freeze outlasted it:
+    reason FrozenPastDeadline), or superseded by a later run."""
     SKIPPED = "Skipped"
     """Not started on purpose: a nonexistent local time under dstPolicy Skip, suspend, or concurrencyPolicy
     Forbid while the previous run was still going; for a manual run, a trigger request that was refused."""
     HELD = "Held"
-    """Not started because a dependency that must succeed did not."""
+    """Not started because a dependency that must succeed did not, or because a release freeze with action
+    Hold covered it (reason Frozen)."""
     CANCELLED = "Cancelled"
     """Started, then stopped before it finished: its Job was deleted by concurrencyPolicy Replace."""
 
@@ -685,6 +687,11 @@ class ScheduledDeploymentStatus(StatusModel):
 
     next_dependency_run_time: UtcTime | None = None
     """When the dependency runs for the next run, in UTC."""
+
+    next_run_freeze: str | None = None
+    """What a release freeze will do to the next run, as the freezes stand now, e.g. "Hold (ReleaseFreeze
+    shop/year-end)" or "Defer to 2027-01-04T07:00:00Z (ClusterReleaseFreeze incident-4711)"; unset when
+    no freeze concerns it."""
 
     last_run_time: UtcTime | None = None
     """The scheduled time of the last run that started."""

@@ -27,6 +27,7 @@ class Reason(StrEnum):
     RUN_AT_IN_PAST = "RunAtInPast"
     INVALID_SPEC = "InvalidSpec"
     INVALID_PATCH = "InvalidPatch"
+    INVALID_FREEZE_WINDOW = "InvalidFreezeWindow"
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sundial.api.keys import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, ANNOTATION_TRIGGER, LABEL_ROLE
 from sundial.api.models import RunRole
 from sundial.api.trigger import request_key
 from sundial.decide.jobs import JobRun, controller_reference
+
+if TYPE_CHECKING:
+    from sundial.decide.freezes import Freeze
 from sundial.decide.validation import VerdictMemo
 
 
@@ -88,6 +91,9 @@ class World:
     gone_jobs: Mapping[str, JobState | None] = field(default_factory=dict)
     """This object's Jobs known to be deleted, by name (see `sundial.decide.records.records_with_jobs`):
     the last state a watch showed, or None when a GET found a Job that a Running record names absent."""
+    freezes: tuple[Freeze, ...] = ()
+    """The valid release freezes that concern the object's namespace (`sundial.decide.freezes`); which of
+    them select the object is the plan's to decide, from its labels."""
     verdicts: VerdictMemo | None = field(default=None, compare=False)
     """Where verdicts are remembered between decisions (the controller keeps one); None: validate afresh."""
 
@@ -100,10 +106,12 @@ PLAN_METADATA = (
     "generation",
     "creationTimestamp",
     "deletionTimestamp",
+    "labels",
 )
 """The metadata of a ScheduledDeployment that Sundial reads: identity and UID (a Job's owner, an Event's
 object), the resourceVersion (the cache's order, the status write's precondition), the generation
-(observedGeneration), the creation time (a runAt already past at creation is invalid)."""
+(observedGeneration), the creation time (a runAt already past at creation is invalid), the labels (which
+release freezes select it)."""
 PLAN_ANNOTATIONS = (ANNOTATION_TRIGGER,)
 """The annotations of a ScheduledDeployment that Sundial reads: only the manual-run request."""
 

@@ -31,6 +31,7 @@ from sundial.api.reasons import Invalid
 from sundial.decide.component import component_timings, judge
 from sundial.decide.draft import Draft
 from sundial.decide.events import Event, invalid_events, status_events
+from sundial.decide.freezes import freeze_verdict
 from sundial.decide.jobs import JobRun
 from sundial.decide.observe import CreateFailure, JobState, World, bounded, mapping, missing_account_message
 from sundial.decide.records import active_jobs, jobs_beyond_history, parse_status, records_with_jobs
@@ -116,7 +117,15 @@ def reconcile(world: World) -> Plan:
     )
     coming = upcoming(name, timings, world.now, 3)
     missing = missing_account_message(world) if world.missing_service_account is not None else None
-    ahead = outlook(verdict, coming, draft.waiting, generation, missing)
+    namespace = metadata["namespace"]
+    ahead = outlook(
+        verdict,
+        coming,
+        draft.waiting,
+        generation,
+        missing,
+        lambda run: freeze_verdict(run, namespace, body, world.siblings, world.freezes, run.instant),
+    )
     status = valid_status(old, ahead, draft, active, world.now)
     events = status_events(old, status, draft.events, ahead.zone, missing_account=missing is not None)
     if missing is not None:

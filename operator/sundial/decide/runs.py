@@ -12,11 +12,20 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from sundial.api.conditions import ConditionType, find_condition
+from sundial.api.freezes import FreezeAction
 from sundial.api.models import ConcurrencyPolicy, RunRecord, RunResult, ScheduledDeploymentStatus
 from sundial.api.timestamps import format_utc
 from sundial.decide.draft import Draft
 from sundial.decide.events import Event
-from sundial.decide.gates import dependency_gate
+from sundial.decide.freezes import (
+    DEFER_SLACK,
+    FROZEN,
+    FROZEN_PAST_DEADLINE,
+    FreezeVerdict,
+    freeze_verdict,
+)
+from sundial.decide.gates import Gate, dependency_gate
 from sundial.decide.jobs import JobRun
 from sundial.decide.observe import JobPhase, JobState, World, missing_account_message, parse_time
 from sundial.decide.validation import Valid
@@ -58,6 +67,15 @@ def plan_due_runs(
         )
     if window.due is not None:
         _start_run(world, window.due, me, own_jobs, draft)
+    if draft.waiting is not None and draft.waiting.reason == FROZEN:
+        progressing = find_condition(old.conditions, ConditionType.PROGRESSING)
+        if progressing is None or progressing.reason != FROZEN:
+            draft.events.append(Event("Normal", "Deferred", draft.waiting.message))
+
+
+def _frozen(world: World, run: Occurrence, at: datetime) -> FreezeVerdict | None:
+    metadata = world.body["metadata"]
+    return freeze_verdict(run, metadata["namespace"], world.body, world.siblings, world.freezes, at)
 
 
 def _creation_floor(metadata: Mapping[str, Any], timing: Timing) -> datetime | None:
@@ -80,7 +98,13 @@ def _record_missed(world: World, run: Occurrence, superseded_by: Occurrence | No
     """A run that will not start: say why, and if it was waiting for its dependency, say that instead."""
     late = run.instant < world.now - run.deadline
     gate = dependency_gate(run, world)
-    if late and not gate.go:
+    deadline = run.instant + run.deadline
+    frozen = _frozen(world, run, deadline) if late else None
+    if frozen is not None and frozen.action is FreezeAction.HOLD:
+        draft.record(run, RunResult.HELD, FROZEN, frozen.message())
+    elif frozen is not None:
+        draft.record(run, RunResult.MISSED, FROZEN_PAST_DEADLINE, frozen.message(deadline=deadline))
+    elif late and not gate.go:
         # It was held back by its dependency until its deadline ran out: that is the reason, not lateness.
         draft.record(run, RunResult.HELD, gate.reason, gate.message)
     elif late:
@@ -114,6 +138,15 @@ def _start_run(world: World, run: Occurrence, me: Valid, own_jobs: Sequence[JobS
             "Suspended",
             "spec.suspend was true when this run fell due; it is not run later",
         )
+        return
+    frozen = _frozen(world, run, world.now)
+    if frozen is not None and frozen.action is FreezeAction.HOLD:
+        draft.record(run, RunResult.HELD, FROZEN, frozen.message())
+        return
+    if frozen is not None:
+        deadline = run.instant + run.deadline
+        draft.waiting = Gate(False, wait=True, reason=FROZEN, message=frozen.message(deadline=deadline))
+        draft.wake.append(min(frozen.until, deadline + DEFER_SLACK))
         return
     gate = dependency_gate(run, world)
     if gate.wait:

@@ -8,11 +8,12 @@ and rebuilds the status from the same outlook.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from sundial.api.conditions import ConditionType, mark_invalid, set_condition
+from sundial.api.freezes import FreezeAction
 from sundial.api.models import (
     ActiveJob,
     Condition,
@@ -25,6 +26,7 @@ from sundial.api.reasons import Invalid
 from sundial.api.timestamps import format_utc
 from sundial.decide.draft import Draft
 from sundial.decide.events import describe
+from sundial.decide.freezes import FROZEN, FreezeVerdict
 from sundial.decide.gates import Gate
 from sundial.decide.records import TERMINAL, kept_runs, last_fields
 from sundial.decide.validation import Valid
@@ -54,6 +56,8 @@ class Outlook:
     """``api -> db`` for an object with dependsOn (DependencyReady is set); None without one."""
     missing_account: str | None
     """Why no run can start for want of its service account, if that is so."""
+    next_freeze: FreezeVerdict | None = None
+    """What a freeze will do to ``next_run``, as the freezes stand now."""
 
 
 def outlook(
@@ -62,14 +66,17 @@ def outlook(
     waiting: Gate | None,
     generation: int | None,
     missing_account: str | None,
+    freeze_of: Callable[[Occurrence], FreezeVerdict | None] = lambda run: None,
 ) -> Outlook:
-    """The outlook of a valid object, from its next runs (``coming``, skipped ones included)."""
+    """The outlook of a valid object, from its next runs (``coming``, skipped ones included); ``freeze_of``
+    says what the freezes do to a run at its instant."""
     next_run = next((run for run in coming if not run.skipped), None)
+    next_freeze = freeze_of(next_run) if next_run is not None else None
     chain = " -> ".join([me.name, *(link.name for link in me.timing.chain)])
     return Outlook(
         generation=generation,
         zone=me.timing.zone,
-        scheduled=_scheduled_condition(me, waiting, next_run, coming),
+        scheduled=_scheduled_condition(me, waiting, next_run, coming, next_freeze),
         next_run=next_run,
         upcoming=tuple(run.instant for run in coming if not run.skipped)
         if me.spec.schedule is not None
@@ -77,7 +84,16 @@ def outlook(
         waiting=waiting,
         chain=chain if me.spec.depends_on is not None else None,
         missing_account=missing_account,
+        next_freeze=next_freeze,
     )
+
+
+def freeze_column(verdict: FreezeVerdict | None) -> str | None:
+    """status.nextRunFreeze: ``Hold (ReleaseFreeze shop/year-end)``, ``Defer to 2027-01-04T07:00:00Z (…)``."""
+    if verdict is None:
+        return None
+    what = "Hold" if verdict.action is FreezeAction.HOLD else f"Defer to {format_utc(verdict.until)}"
+    return f"{what} ({verdict.freeze.ref})"
 
 
 def valid_status(
@@ -105,6 +121,7 @@ def valid_status(
         next_run_time=next_run.instant if next_run else None,
         next_run_local_time=next_run.local if next_run else None,
         next_dependency_run_time=next_run.dependency_time if next_run else None,
+        next_run_freeze=freeze_column(ahead.next_freeze),
         active=active,
         runs=runs,
         upcoming=list(ahead.upcoming),
@@ -179,7 +196,11 @@ def _latest_outcome(runs: Sequence[RunRecord]) -> RunRecord | None:
 
 
 def _scheduled_condition(
-    me: Valid, waiting: Gate | None, next_run: Occurrence | None, coming: Sequence[Occurrence]
+    me: Valid,
+    waiting: Gate | None,
+    next_run: Occurrence | None,
+    coming: Sequence[Occurrence],
+    next_freeze: FreezeVerdict | None,
 ) -> ConditionValue:
     """Is there a next run, and if not, why not."""
     if me.spec.suspend:
@@ -192,7 +213,13 @@ def _scheduled_condition(
     if waiting is not None:
         return ConditionStatus.TRUE, waiting.reason, waiting.message
     if next_run is not None:
-        return ConditionStatus.TRUE, "Armed", f"next run at {describe(next_run.instant, me.timing.zone)}"
+        message = f"next run at {describe(next_run.instant, me.timing.zone)}"
+        if next_freeze is not None:
+            effect = "it will be held" if next_freeze.action is FreezeAction.HOLD else "it will wait"
+            message += f"; it falls in {next_freeze.freeze.ref} ({next_freeze.freeze.reason}): {effect}"
+            if next_freeze.action is FreezeAction.DEFER:
+                message += f" until {format_utc(next_freeze.until)}"
+        return ConditionStatus.TRUE, "Armed", message
     if me.timing.when is None:
         return (
             ConditionStatus.FALSE,
@@ -216,7 +243,7 @@ def _scheduled_condition(
 def _dependency_condition(ahead: Outlook, latest: RunRecord | None) -> ConditionValue:
     if ahead.waiting is not None:
         return ConditionStatus.UNKNOWN, ahead.waiting.reason, ahead.waiting.message
-    if latest is not None and latest.result is RunResult.HELD:
+    if latest is not None and latest.result is RunResult.HELD and latest.reason != FROZEN:
         return ConditionStatus.FALSE, latest.reason or "DependencyFailed", latest.message or ""
     return ConditionStatus.TRUE, "DependencyResolved", f"dependency chain {ahead.chain} resolves"
 

@@ -18,12 +18,15 @@ them, so the next plan would read the copy from before the write.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sundial.decide.observe import JobPhase, JobState, job_state_from_body, plan_view
+from sundial.api.reasons import Invalid
+from sundial.decide.freezes import Freeze, read_freeze
+from sundial.decide.observe import JobPhase, JobState, job_state_from_body, mapping, plan_view
 from sundial.runtime.metrics import is_invalid
 from sundial.timing.dependencies import connected, depends_on_name
 
@@ -31,6 +34,11 @@ Key = tuple[str, str]  # (namespace, name)
 
 OBJECTS = "objects"
 JOBS = "jobs"
+FREEZES = "releasefreezes"
+CLUSTER_FREEZES = "clusterreleasefreezes"
+FREEZE_KINDS = (FREEZES, CLUSTER_FREEZES)
+FreezeKey = tuple[str, str, str]
+"""(FREEZES or CLUSTER_FREEZES, namespace ("" for the cluster kind), name)."""
 
 
 def resource_version_older(version: object, than: object) -> bool:
@@ -53,10 +61,34 @@ class Changes:
     """Objects whose plan the update can change. One no longer cached is gone: its wake-up is forgotten."""
     failed: list[JobState] = field(default_factory=list)
     """Jobs just seen failing: why is in their pods' termination messages, which only an API call reads."""
+    freezes: set[FreezeKey] = field(default_factory=set)
+    """Freezes whose status to compute again (new, changed or gone)."""
 
     def add(self, other: Changes) -> None:
         self.wake |= other.wake
         self.failed.extend(other.failed)
+        self.freezes |= other.freezes
+
+
+@dataclass(frozen=True)
+class CachedFreeze:
+    """A release freeze as the cache keeps it: what its status is written from, and its compiled form."""
+
+    body: dict[str, Any]
+    compiled: Freeze | Invalid
+
+
+def freeze_view(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a freeze Sundial reads: identity (its Events, its status write), spec, status."""
+    metadata = mapping(body.get("metadata"))
+    kept = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp")
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {key: metadata[key] for key in kept if key in metadata},
+        "spec": body.get("spec"),
+        "status": body.get("status"),
+    }
 
 
 def _job_names_in(status: object) -> list[str]:
@@ -102,6 +134,9 @@ class Cache:
         """Owner -> its latest Jobs seen deleted, by name, with the last state seen of each (at most
         `GONE_JOBS_KEPT` an owner). The run of a Job deleted before a status recorded it is in neither a
         Job nor a status: this memory keeps it from being run again (`records_with_jobs`)."""
+        self.freezes: dict[str, dict[Key, CachedFreeze]] = {kind: {} for kind in FREEZE_KINDS}
+        """Release freezes by kind, then (namespace, name); the cluster kind's namespace is ""."""
+        self.freeze_versions: dict[str, dict[Key, str]] = {kind: {} for kind in FREEZE_KINDS}
         self.synced = False
         """True once every source has been listed (see `sundial.runtime.informer`)."""
 
@@ -319,6 +354,54 @@ class Cache:
             if (namespace, name) not in self.jobs and (namespace, name) not in self.jobs_known_absent
         ]
 
+    # ------------------------------------------------------------------------------------------ freezes
+
+    def freeze_seen(self, kind: str, body: Mapping[str, Any], deleted: bool) -> Changes:
+        """A ReleaseFreeze or ClusterReleaseFreeze event: refresh the cache; when what it freezes may have
+        changed (new, spec changed, gone), wake every object of the namespaces it concerns, before and
+        after, so that a freeze created after a run was armed applies at once."""
+        metadata = mapping(body.get("metadata"))
+        key = (str(metadata.get("namespace") or "") if kind == FREEZES else "", str(metadata.get("name")))
+        version = metadata.get("resourceVersion")
+        versions = self.freeze_versions[kind]
+        if not self._is_news(versions, kind, key, version, deleted):
+            return Changes()
+        if deleted:
+            versions.pop(key, None)
+            return self.forget_freeze(kind, key)
+        if isinstance(version, str):
+            versions[key] = version
+        previous = self.freezes[kind].get(key)
+        same_spec = previous is not None and previous.body.get("spec") == body.get("spec")
+        compiled = previous.compiled if previous is not None and same_spec else read_freeze(body)
+        self.freezes[kind][key] = CachedFreeze(freeze_view(body), compiled)
+        changes = Changes(freezes={(kind, *key)})
+        if not same_spec:
+            changes.wake |= self._frozen_objects(previous) | self._frozen_objects(self.freezes[kind][key])
+        return changes
+
+    def forget_freeze(self, kind: str, key: Key) -> Changes:
+        previous = self.freezes[kind].pop(key, None)
+        if previous is None:
+            return Changes()
+        return Changes(wake=self._frozen_objects(previous), freezes={(kind, *key)})
+
+    def _frozen_objects(self, entry: CachedFreeze | None) -> set[Key]:
+        """The cached objects of the namespaces a freeze concerns (an invalid one concerns none)."""
+        if entry is None or not isinstance(entry.compiled, Freeze):
+            return set()
+        freeze = entry.compiled
+        return {key for key in self.objects if freeze.concerns_namespace(key[0])}
+
+    def freezes_for(self, namespace: str) -> tuple[Freeze, ...]:
+        """The valid freezes that concern ``namespace``, for its plans."""
+        return tuple(
+            entry.compiled
+            for kind in FREEZE_KINDS
+            for entry in self.freezes[kind].values()
+            if isinstance(entry.compiled, Freeze) and entry.compiled.concerns_namespace(namespace)
+        )
+
     # ------------------------------------------------------------------------------------------ listing
 
     def merge_listing(
@@ -331,11 +414,17 @@ class Cache:
         dropped. ``items`` is consumed as it is merged, so the listing and the cache's copies are not all
         held at once.
         """
-        versions = self.object_versions if kind == OBJECTS else self.job_versions
-        seen: Callable[[Mapping[str, Any], bool], Changes] = (
-            self.object_seen if kind == OBJECTS else self.job_seen
-        )
-        forget = self.forget_object if kind == OBJECTS else self.forget_job
+        versions: dict[Key, str]
+        seen: Callable[[Mapping[str, Any], bool], Changes]
+        forget: Callable[[Key], Changes]
+        if kind == OBJECTS:
+            versions, seen, forget = self.object_versions, self.object_seen, self.forget_object
+        elif kind == JOBS:
+            versions, seen, forget = self.job_versions, self.job_seen, self.forget_job
+        else:
+            versions = self.freeze_versions[kind]
+            seen = functools.partial(self.freeze_seen, kind)
+            forget = functools.partial(self.forget_freeze, kind)
         changes = Changes()
         listed: set[Key] = set()
         items.reverse()

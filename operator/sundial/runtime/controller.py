@@ -65,7 +65,8 @@ from sundial.decide.reconcile import (
 from sundial.decide.refusals import refusal_check_due
 from sundial.decide.validation import VerdictMemo
 from sundial.runtime.apierrors import RETRYABLE, api_message, api_reason, is_outage
-from sundial.runtime.cache import OBJECTS, Cache, Changes, Key
+from sundial.runtime.cache import FREEZE_KINDS, JOBS, OBJECTS, Cache, Changes, Key
+from sundial.runtime.freezestatus import FreezeStatusKeeper
 from sundial.runtime.freshreads import LIST_PAGE, FreshReads, Page
 from sundial.runtime.kubeclient import raw_body
 from sundial.runtime.lookups import Lookups
@@ -124,6 +125,8 @@ class PlanningError(Exception):
 class ControllerSettings:
     deployer_image: str
     """The built-in targets' deploy Job image; `sundial run` takes it from SUNDIAL_DEPLOYER_IMAGE."""
+    writes_cluster_freezes: bool = True
+    """Whether this replica writes the ClusterReleaseFreezes' status (shard 0 does, of several)."""
     api_threads: int = 8
     """Threads for the calls on the path to a Job (reading the object fresh, creating the Job). As many again
     serve everything else (status, Events, lookups), so that bookkeeping never queues in front of a fire.
@@ -193,6 +196,9 @@ class Controller:
             clock=clock,
         )
         self.metrics.watch_status_writes(lambda: len(self.status_writer))
+        self.freeze_status = FreezeStatusKeeper(
+            self.cache, api_client, self._call, clock, writes_cluster_freezes=settings.writes_cluster_freezes
+        )
 
     def close(self) -> None:
         self.status_writer.close()
@@ -232,6 +238,7 @@ class Controller:
         self.wakeups.request_backlog(
             sorted(objects, key=lambda key: persisted_next_run(objects[key], unplanned))
         )
+        self.freeze_status.request_all()
         self._replanning = set(self.cache.objects)
         self._replanning_since = time.monotonic()
         self._replanning_count = len(self._replanning)
@@ -293,8 +300,10 @@ class Controller:
         """A watch event from the informer."""
         if kind == OBJECTS:
             self.object_seen(body, deleted)
-        else:
+        elif kind == JOBS:
             self.job_seen(body, deleted)
+        elif kind in FREEZE_KINDS:
+            self._follow(self.cache.freeze_seen(kind, body, deleted))
 
     def listed(self, kind: str, namespace: str, items: list[dict[str, Any]], version: str | None) -> None:
         """A complete listing of one source from the informer (see `Cache.merge_listing`)."""
@@ -322,6 +331,8 @@ class Controller:
             task = asyncio.get_running_loop().create_task(self._add_failure_detail(state))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+        for freeze in changes.freezes:
+            self.freeze_status.request(freeze)
 
     async def _confirm_jobs(self, body: Mapping[str, Any]) -> None:
         """Look up, by name, any Job this object's status says is running but the cache lacks (see
@@ -393,6 +404,7 @@ class Controller:
             missing_service_account=missing_service_account,
             pod_refusals=pod_refusals or {},
             gone_jobs=self.cache.gone_jobs_of(body),
+            freezes=self.cache.freezes_for(namespace),
             verdicts=self.verdicts,
         )
 

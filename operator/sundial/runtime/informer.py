@@ -34,10 +34,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+from sundial.api.freezes import CLUSTER_FREEZE_KIND, CLUSTER_FREEZE_PLURAL, FREEZE_KIND, FREEZE_PLURAL
 from sundial.api.keys import GROUP, MANAGED_BY, MANAGER, PLURAL, VERSION
 from sundial.decide.observe import plan_view
 from sundial.runtime.apierrors import is_outage
-from sundial.runtime.cache import JOBS, OBJECTS
+from sundial.runtime.cache import CLUSTER_FREEZES, FREEZES, JOBS, OBJECTS, freeze_view
 from sundial.runtime.kubeclient import raw_body
 from sundial.runtime.wakeups import retry_delay
 
@@ -86,7 +87,7 @@ class Source:
     threads."""
 
     kind: str
-    """`OBJECTS` or `JOBS`."""
+    """`OBJECTS`, `JOBS`, `FREEZES` or `CLUSTER_FREEZES`."""
     namespace: str
     """The namespace listed and watched; "" for every namespace."""
     list_page: Callable[[str | None], Mapping[str, Any]]
@@ -330,29 +331,40 @@ async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
     return await future
 
 
+def _list_call(custom: Any, batch: Any, kind: str, namespace: str) -> Callable[..., Any]:
+    """The client call that lists (or, with ``watch=True``, watches) ``kind`` in ``namespace`` ("": all)."""
+    if kind == JOBS:
+        selector = f"{MANAGED_BY}={MANAGER}"
+        if namespace:
+            return lambda **kw: batch.list_namespaced_job(namespace, label_selector=selector, **kw)
+        return lambda **kw: batch.list_job_for_all_namespaces(label_selector=selector, **kw)
+    plural = {OBJECTS: PLURAL, FREEZES: FREEZE_PLURAL, CLUSTER_FREEZES: CLUSTER_FREEZE_PLURAL}[kind]
+    if namespace:
+        return lambda **kw: custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **kw)
+    return lambda **kw: custom.list_cluster_custom_object(GROUP, VERSION, plural, **kw)
+
+
+def _as_kind(kind: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """A freeze's view with its kind set: plans tell the two freeze kinds apart by it."""
+    return lambda item: {**freeze_view(item), "kind": kind}
+
+
 def kubernetes_sources(
     custom: Any,
     batch: Any,
     namespaces: tuple[str, ...] | None,
     serves: Callable[[str], bool] = lambda namespace: True,
 ) -> tuple[Source, ...]:
-    """The ScheduledDeployments and Sundial's Jobs in every namespace, or in each of ``namespaces``, through
-    the client's ``CustomObjectsApi`` and ``BatchV1Api``; of those, the items in namespaces that ``serves``
-    (this operator's shard)."""
-    jobs_selector = {"label_selector": f"{MANAGED_BY}={MANAGER}"}
+    """The ScheduledDeployments, Sundial's Jobs and the ReleaseFreezes in every namespace, or in each of
+    ``namespaces``, through the client's ``CustomObjectsApi`` and ``BatchV1Api``; of those, the items in
+    namespaces that ``serves`` (this operator's shard). Across every namespace, ClusterReleaseFreezes too."""
     timeout = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)
 
-    def objects_call(namespace: str) -> Callable[..., Any]:
-        if namespace:
-            return lambda **kw: custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kw)
-        return lambda **kw: custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)
+    def source(
+        kind: str, namespace: str, cut: Callable[..., Any], serving: Callable[[str], bool] = serves
+    ) -> Source:
+        call = _list_call(custom, batch, kind, namespace)
 
-    def jobs_call(namespace: str) -> Callable[..., Any]:
-        if namespace:
-            return lambda **kw: batch.list_namespaced_job(namespace, **jobs_selector, **kw)
-        return lambda **kw: batch.list_job_for_all_namespaces(**jobs_selector, **kw)
-
-    def source(kind: str, namespace: str, call: Callable[..., Any], cut: Callable[..., Any]) -> Source:
         def list_page(token: str | None) -> Mapping[str, Any]:
             args: dict[str, Any] = {"limit": LIST_PAGE_SIZE, "_request_timeout": (5.0, 60.0)}
             if token:
@@ -369,11 +381,13 @@ def kubernetes_sources(
                 _request_timeout=timeout,
             )
 
-        return Source(kind, namespace, list_page, open_watch, cut, serves)
+        return Source(kind, namespace, list_page, open_watch, cut, serving)
 
     scopes = namespaces if namespaces is not None else ("",)
-    return tuple(
-        source(kind, namespace, call(namespace), cut)
-        for namespace in scopes
-        for kind, call, cut in ((OBJECTS, objects_call, plan_view), (JOBS, jobs_call, dict))
-    )
+    kinds = ((OBJECTS, plan_view), (JOBS, dict), (FREEZES, _as_kind(FREEZE_KIND)))
+    sources = [source(kind, namespace, cut) for namespace in scopes for kind, cut in kinds]
+    if namespaces is None:
+        # Cluster-scoped, so on every shard: each shard applies it to the namespaces it serves. A namespaced
+        # operator has no cluster-scoped right at all and does not watch it (docs/freezes.md).
+        sources.append(source(CLUSTER_FREEZES, "", _as_kind(CLUSTER_FREEZE_KIND), lambda namespace: True))
+    return tuple(sources)

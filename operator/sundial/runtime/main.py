@@ -59,7 +59,10 @@ async def run_operator(options: OperatorOptions) -> None:
     if options.kube_api_qps is not None:
         burst = options.kube_api_burst or default_burst(options.kube_api_qps)
         rate_limit = TokenBucket(options.kube_api_qps, burst)
-    settings = ControllerSettings(deployer_image=options.deployer_image)
+    settings = ControllerSettings(
+        deployer_image=options.deployer_image,
+        writes_cluster_freezes=options.shard is None or options.shard.index == 0,
+    )
     # One bucket, two classes (sundial.runtime.ratelimit): the fire path's client goes first, the
     # bookkeeping client (status, Events, lookups, start-up reads) takes what it leaves.
     pool_size = settings.api_threads + 2
@@ -74,7 +77,7 @@ async def run_operator(options: OperatorOptions) -> None:
     # from the pool the fire path draws on. Both share the one request budget (--kube-api-qps).
     scopes = len(options.namespaces) if options.namespaces is not None else 1
     watch_api = api_client(
-        _informer_credentials(options.credentials), pool_size=2 * scopes + 2, rate_limit=rate_limit
+        _informer_credentials(options.credentials), pool_size=3 * scopes + 3, rate_limit=rate_limit
     )
     informer = Informer(
         kubernetes_sources(

@@ -92,9 +92,7 @@ class ActiveReplica:
             logger.info(
                 "this replica (%s) is active: %d objects to plan, soonest first", self._identity, armed
             )
-            loop_task = asyncio.create_task(
-                self._controller.wakeups.run(stopped=lambda: bool(stopped)), name="sundial wake-ups"
-            )
+            loop_task = asyncio.create_task(self._serve_queues(stopped), name="sundial wake-ups")
             while not stopped:
                 self.heartbeat = time.monotonic()
                 if loop_task.done():
@@ -110,6 +108,13 @@ class ActiveReplica:
             if loop_task is not None:
                 loop_task.cancel()
                 await asyncio.gather(loop_task, return_exceptions=True)
+
+    async def _serve_queues(self, stopped: kopf.DaemonStopped) -> None:
+        """The runs' wake-ups and the release freezes' status, side by side; one failing stops both."""
+        await asyncio.gather(
+            self._controller.wakeups.run(stopped=lambda: bool(stopped)),
+            self._controller.freeze_status.wakeups.run(stopped=lambda: bool(stopped)),
+        )
 
     async def _wait_for_caches(self, stopped: kopf.DaemonStopped) -> bool:
         """Serve no wake-up before every source has been listed once (only ever waited for right after the

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from sundial.api.freezes import CLUSTER_FREEZE_PLURAL, FREEZE_PLURAL
 from sundial.api.keys import GROUP, PLURAL, VERSION
 from sundial.runtime.kubeclient import raw_body
 from sundial.runtime.options import OperatorOptions
@@ -43,8 +44,11 @@ class ServedResource(NamedTuple):
 
 
 def watched_resources(options: OperatorOptions) -> list[ServedResource]:
-    """What kopf will watch: ScheduledDeployments, and the peering object's kind when peering."""
-    wanted = [ServedResource(GROUP, VERSION, PLURAL)]
+    """What Sundial and kopf will watch: ScheduledDeployments, ReleaseFreezes (and ClusterReleaseFreezes
+    across all namespaces), and the peering object's kind when peering."""
+    wanted = [ServedResource(GROUP, VERSION, PLURAL), ServedResource(GROUP, VERSION, FREEZE_PLURAL)]
+    if options.namespaces is None:
+        wanted.append(ServedResource(GROUP, VERSION, CLUSTER_FREEZE_PLURAL))
     if options.peering_name is not None:
         peering = "clusterkopfpeerings" if options.namespaces is None else "kopfpeerings"
         wanted.append(ServedResource("kopf.dev", "v1", peering))

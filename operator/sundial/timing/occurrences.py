@@ -83,6 +83,9 @@ class Occurrence:
     for_object: str | None = None
     """For a Dependency run, the object whose run it serves."""
 
+    for_instant: datetime | None = None
+    """For a Dependency run, the instant of the run it serves (a freeze on that run freezes this one)."""
+
     @property
     def local(self) -> datetime:
         """The instant on the object's wall clock, with its offset."""
@@ -237,6 +240,7 @@ def _as_dependency(run: Occurrence, source: Timing, index: int, target: Timing) 
         dependencies=_dependency_runs(source.chain[index + 1 :], instant, offset=link.lead),
         deadline=source.deadline,
         for_object=source.name,
+        for_instant=run.instant,
     )
 
 
