@@ -17,6 +17,7 @@ The audit log exists on the local back-end only; elsewhere the comparisons are s
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,8 @@ from test_install import (
 from conftest import REPO, Cluster, fresh_namespace, wait_until
 from rbac_audit import compare, grants_for, requests_from_audit
 from sdhelpers import StartOperator, create_sd, job_template, jobs_of, read_sd, rfc3339, utc_in
+from sundial.api.freezes import CLUSTER_FREEZE_KIND, CLUSTER_FREEZE_PLURAL, FREEZE_KIND, FREEZE_PLURAL
+from sundial.api.keys import API_VERSION, GROUP, VERSION
 from sundial.timing.names import job_name
 
 NAMESPACED = REPO / "examples" / "namespaced"
@@ -133,8 +136,51 @@ def last_run(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | No
     return finished[-1] if finished else None
 
 
-def drive_every_path(cluster: Cluster, first: str, second: str) -> None:
+def drive_freezes(cluster: Cluster, namespace: str, *, cluster_wide: bool) -> Iterator[None]:
+    """A ReleaseFreeze (and, when the operator serves every namespace, a ClusterReleaseFreeze for this
+    namespace only) whose status the operator writes; both deleted at the end."""
+    custom = cluster.custom()
+    spec = {"reason": "audit", "dates": ["2099-12-24"]}
+    body = {"apiVersion": API_VERSION, "kind": FREEZE_KIND, "metadata": {"name": "audit"}, "spec": spec}
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, FREEZE_PLURAL, body)
+    name = f"audit-{namespace}"[:63]
+    if cluster_wide:
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": CLUSTER_FREEZE_KIND,
+            "metadata": {"name": name},
+            "spec": {**spec, "namespaces": [namespace]},
+        }
+        custom.create_cluster_custom_object(GROUP, VERSION, CLUSTER_FREEZE_PLURAL, body)
+    try:
+        wait_until(
+            "the freeze's status to be written",
+            lambda: custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, FREEZE_PLURAL, "audit"
+            ).get("status"),
+            30,
+        )
+        if cluster_wide:
+            wait_until(
+                "the cluster freeze's status to be written",
+                lambda: custom.get_cluster_custom_object(GROUP, VERSION, CLUSTER_FREEZE_PLURAL, name).get(
+                    "status"
+                ),
+                30,
+            )
+        yield
+    finally:
+        if cluster_wide:
+            cluster.kubectl("delete", "clusterreleasefreeze", name, "--ignore-not-found", check=False)
+
+
+def drive_every_path(cluster: Cluster, first: str, second: str, *, cluster_wide: bool = False) -> None:
     """Every code path of the operator that needs a right, spread over two namespaces it serves."""
+    with contextlib.contextmanager(drive_freezes)(cluster, first, cluster_wide=cluster_wide):
+        _drive_runs(cluster, first, second)
+
+
+def _drive_runs(cluster: Cluster, first: str, second: str) -> None:
     # Someone else's Job holds the name of this object's run: AlreadyExists, then a read shows it is not ours.
     taken_at = utc_in(5)
     apply(cluster, [taken_job(second, "taken", taken_at)])
@@ -195,7 +241,7 @@ def test_the_cluster_wide_rbac_grants_exactly_what_the_operator_asks_for(
         for served in (namespace, second):
             prepare(cluster, served)
         replicas = local_replicas(cluster, cluster_wide, namespace, start_operator, tmp_path)
-        drive_every_path(cluster, namespace, second)
+        drive_every_path(cluster, namespace, second, cluster_wide=True)
         for replica in replicas:
             replica.stop()
     # The audit log first: it names each unused rule and each missing or denied request.

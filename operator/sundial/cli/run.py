@@ -94,6 +94,12 @@ def add_parser(subparsers: Any) -> None:
         help="requests allowed at once above --kube-api-qps (default: 1.5 x QPS, kube-controller-manager's "
         "ratio of 30 to 20)",
     )
+    parser.add_argument(
+        "--cluster-freezes",
+        action="store_true",
+        help="with --namespace: also honour ClusterReleaseFreezes (needs list and watch on them "
+        "cluster-wide; always on with --all-namespaces, docs/freezes.md)",
+    )
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain")
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.add_argument(
@@ -243,6 +249,7 @@ def run_command(args: argparse.Namespace) -> int:
         kube_api_qps=args.kube_api_qps,
         kube_api_burst=args.kube_api_burst,
         shard=shard,
+        cluster_freezes=args.cluster_freezes,
     )
     logging.getLogger("sundial").info(
         "starting: %s, %s%s, peering %s (priority %d), Lease %s/%s",

@@ -128,9 +128,6 @@ def _record_missed(world: World, run: Occurrence, superseded_by: Occurrence | No
 def _start_run(world: World, run: Occurrence, me: Valid, own_jobs: Sequence[JobState], draft: Draft) -> None:
     if run.instant in draft.records:
         return  # handled already: a Job exists for it or it was recorded held, skipped or missed
-    if world.missing_service_account is not None:
-        draft.record(run, RunResult.FAILED, "ServiceAccountNotFound", missing_account_message(world))
-        return
     if me.spec.suspend:
         draft.record(
             run,
@@ -147,6 +144,9 @@ def _start_run(world: World, run: Occurrence, me: Valid, own_jobs: Sequence[JobS
         deadline = run.instant + run.deadline
         draft.waiting = Gate(False, wait=True, reason=FROZEN, message=frozen.message(deadline=deadline))
         draft.wake.append(min(frozen.until, deadline + DEFER_SLACK))
+        return
+    if world.missing_service_account is not None:
+        draft.record(run, RunResult.FAILED, "ServiceAccountNotFound", missing_account_message(world))
         return
     gate = dependency_gate(run, world)
     if gate.wait:

@@ -354,10 +354,13 @@ def kubernetes_sources(
     batch: Any,
     namespaces: tuple[str, ...] | None,
     serves: Callable[[str], bool] = lambda namespace: True,
+    *,
+    cluster_freezes: bool | None = None,
 ) -> tuple[Source, ...]:
     """The ScheduledDeployments, Sundial's Jobs and the ReleaseFreezes in every namespace, or in each of
     ``namespaces``, through the client's ``CustomObjectsApi`` and ``BatchV1Api``; of those, the items in
-    namespaces that ``serves`` (this operator's shard). Across every namespace, ClusterReleaseFreezes too."""
+    namespaces that ``serves`` (this operator's shard); ClusterReleaseFreezes too if ``cluster_freezes``
+    (None: across every namespace only)."""
     timeout = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)
 
     def source(
@@ -386,8 +389,8 @@ def kubernetes_sources(
     scopes = namespaces if namespaces is not None else ("",)
     kinds = ((OBJECTS, plan_view), (JOBS, dict), (FREEZES, _as_kind(FREEZE_KIND)))
     sources = [source(kind, namespace, cut) for namespace in scopes for kind, cut in kinds]
-    if namespaces is None:
+    if namespaces is None if cluster_freezes is None else cluster_freezes:
         # Cluster-scoped, so on every shard: each shard applies it to the namespaces it serves. A namespaced
-        # operator has no cluster-scoped right at all and does not watch it (docs/freezes.md).
+        # operator has no cluster-scoped right unless one is bound for it (--cluster-freezes).
         sources.append(source(CLUSTER_FREEZES, "", _as_kind(CLUSTER_FREEZE_KIND), lambda namespace: True))
     return tuple(sources)

@@ -85,6 +85,7 @@ async def run_operator(options: OperatorOptions) -> None:
             client.BatchV1Api(watch_api),
             options.namespaces,
             serves=options.serves,
+            cluster_freezes=options.watches_cluster_freezes,
         ),
         listed=controller.listed,
         seen=controller.seen,

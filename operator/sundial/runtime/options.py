@@ -30,6 +30,13 @@ class OperatorOptions:
     shard: Shard | None = None
     """None: every namespace in scope is served here; else only those whose hash falls in this shard (and
     `peering_name` is already the shard's own)."""
+    cluster_freezes: bool = False
+    """With namespaces: also watch ClusterReleaseFreezes (a namespaced install has no cluster-scoped right
+    unless one is bound for them); always so across every namespace."""
+
+    @property
+    def watches_cluster_freezes(self) -> bool:
+        return self.namespaces is None or self.cluster_freezes
 
     @property
     def kopf_namespaces(self) -> list[str]:

@@ -44,10 +44,10 @@ class ServedResource(NamedTuple):
 
 
 def watched_resources(options: OperatorOptions) -> list[ServedResource]:
-    """What Sundial and kopf will watch: ScheduledDeployments, ReleaseFreezes (and ClusterReleaseFreezes
-    across all namespaces), and the peering object's kind when peering."""
+    """What Sundial and kopf will watch: ScheduledDeployments, ReleaseFreezes (and ClusterReleaseFreezes,
+    across all namespaces or when asked for), and the peering object's kind when peering."""
     wanted = [ServedResource(GROUP, VERSION, PLURAL), ServedResource(GROUP, VERSION, FREEZE_PLURAL)]
-    if options.namespaces is None:
+    if options.watches_cluster_freezes:
         wanted.append(ServedResource(GROUP, VERSION, CLUSTER_FREEZE_PLURAL))
     if options.peering_name is not None:
         peering = "clusterkopfpeerings" if options.namespaces is None else "kopfpeerings"
