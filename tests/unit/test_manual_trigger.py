@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from test_reconcile import DEPLOYER_IMAGE, controller_pass, created_job
 
-from sundial.api.keys import ANNOTATION_TRIGGER, LABEL_MANUAL
+from sundial.api.keys import ANNOTATION_OVERRIDE_FREEZE, ANNOTATION_TRIGGER, LABEL_MANUAL
 from sundial.api.models import RunRole
 from sundial.api.timestamps import format_utc
 from sundial.api.trigger import BadTrigger, format_request, parse_request, pending_request
+from sundial.decide.freezes import Freeze, read_freeze
 from sundial.decide.jobs import build_job
-from sundial.decide.observe import JobPhase
+from sundial.decide.observe import JobPhase, plan_view
 from sundial.decide.reconcile import CreateFailure, JobState, Plan, World, reconcile
 from sundial.timing.names import MAX_LENGTH, job_name, manual_job_name
 
@@ -384,3 +385,57 @@ def test_ten_manual_runs_do_not_push_the_latest_scheduled_run_out_of_the_history
     )
     assert "Missed" not in [event.reason for event in plan.events]
     assert plan.create == ()
+
+
+# ---------------------------------------------------------------------------------------------- freezes
+
+
+def _freeze_over_now(action: str = "Hold") -> Freeze:
+    compiled = read_freeze(
+        {
+            "kind": "ClusterReleaseFreeze",
+            "metadata": {"name": "incident-4711"},
+            "spec": {
+                "reason": "incident 4711",
+                "action": action,
+                "windows": [
+                    {"from": format_utc(NOW - timedelta(hours=1)), "to": format_utc(NOW + timedelta(hours=1))}
+                ],
+            },
+        }
+    )
+    assert isinstance(compiled, Freeze)
+    return compiled
+
+
+@pytest.mark.parametrize("action", ["Hold", "Defer"])
+def test_a_trigger_respects_a_freeze_of_either_kind_and_says_how_to_override_it(action: str) -> None:
+    w = replace(world(body_of()), freezes=(_freeze_over_now(action),))
+    plan = reconcile(w)
+    assert plan.create == ()
+    assert manual_runs(plan.status) == [(REQUEST, "Skipped", "Frozen")]
+    [record] = [run for run in plan.status["runs"] if run.get("trigger")]
+    assert "ClusterReleaseFreeze incident-4711 (incident 4711) is on until" in record["message"]
+    assert "--override-freeze" in record["message"]
+    assert ("Warning", "TriggerRefused") in reasons(plan)
+
+
+def test_an_override_for_this_request_runs_and_is_recorded_on_the_job_and_in_an_event() -> None:
+    body = body_of()
+    body["metadata"]["annotations"][ANNOTATION_OVERRIDE_FREEZE] = REQUEST
+    w = replace(world(body), freezes=(_freeze_over_now(),))
+    plan = reconcile(w)
+    [run] = plan.create
+    assert run.overrides_freeze == "ClusterReleaseFreeze incident-4711"
+    job = build_job(plan_view(w.body), run, DEPLOYER_IMAGE)
+    assert job["metadata"]["annotations"][ANNOTATION_OVERRIDE_FREEZE] == "ClusterReleaseFreeze incident-4711"
+    overridden = next(event for event in plan.events if event.reason == "FreezeOverridden")
+    assert overridden.type == "Warning" and "incident 4711" in overridden.message
+
+
+def test_an_override_left_from_an_earlier_request_does_not_carry_over() -> None:
+    body = body_of()
+    body["metadata"]["annotations"][ANNOTATION_OVERRIDE_FREEZE] = "2027-03-13T08:00:00.000Z"
+    plan = reconcile(replace(world(body), freezes=(_freeze_over_now(),)))
+    assert plan.create == ()
+    assert manual_runs(plan.status) == [(REQUEST, "Skipped", "Frozen")]

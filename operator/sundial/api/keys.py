@@ -30,3 +30,7 @@ ANNOTATION_FIRED = "sundial.dev/fired-time"
 ANNOTATION_TRIGGER = "sundial.dev/trigger"
 """On a ScheduledDeployment: a manual trigger request, written by the user (see `sundial.api.trigger`). On a
 Job: the request the Job serves."""
+ANNOTATION_OVERRIDE_FREEZE = "sundial.dev/override-freeze"
+"""On a ScheduledDeployment: the trigger request (the same value as ``sundial.dev/trigger``) that may run
+although a release freeze is on (``kubectl sundial trigger --override-freeze``). On the Job of such a run:
+the freezes it overrode, so the exception stays on record."""

@@ -20,6 +20,7 @@ from sundial.api.durations import parse_seconds
 from sundial.api.keys import (
     ANNOTATION_FIRED,
     ANNOTATION_LOCAL,
+    ANNOTATION_OVERRIDE_FREEZE,
     ANNOTATION_SCHEDULED,
     ANNOTATION_TIME_ZONE,
     ANNOTATION_TRIGGER,
@@ -181,6 +182,8 @@ class JobRun:
     start_by: datetime | None = None
     """The last moment its Job may still be created (``startingDeadlineSeconds`` after ``scheduled_time``).
     A plan carried out later than this is stale: the run must be decided again (and recorded missed)."""
+    overrides_freeze: str | None = None
+    """For a manual run let through a release freeze (``--override-freeze``): the freeze, for the record."""
 
 
 def effective_service_account(spec: Mapping[str, Any]) -> str:
@@ -347,6 +350,8 @@ def build_job(sd: Mapping[str, Any], run: JobRun, deployer_image: str) -> dict[s
     if run.trigger is not None:
         labels[LABEL_MANUAL] = "true"
         annotations[ANNOTATION_TRIGGER] = run.trigger
+    if run.overrides_freeze is not None:
+        annotations[ANNOTATION_OVERRIDE_FREEZE] = run.overrides_freeze
     environment = run_environment(metadata["name"], run)
 
     template = spec.get("jobTemplate")

@@ -15,7 +15,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
 
-from sundial.api.keys import ANNOTATION_FIRED, ANNOTATION_SCHEDULED, ANNOTATION_TRIGGER, LABEL_ROLE
+from sundial.api.keys import (
+    ANNOTATION_FIRED,
+    ANNOTATION_OVERRIDE_FREEZE,
+    ANNOTATION_SCHEDULED,
+    ANNOTATION_TRIGGER,
+    LABEL_ROLE,
+)
 from sundial.api.models import RunRole
 from sundial.api.trigger import request_key
 from sundial.decide.jobs import JobRun, controller_reference
@@ -112,8 +118,9 @@ PLAN_METADATA = (
 object), the resourceVersion (the cache's order, the status write's precondition), the generation
 (observedGeneration), the creation time (a runAt already past at creation is invalid), the labels (which
 release freezes select it)."""
-PLAN_ANNOTATIONS = (ANNOTATION_TRIGGER,)
-"""The annotations of a ScheduledDeployment that Sundial reads: only the manual-run request."""
+PLAN_ANNOTATIONS = (ANNOTATION_TRIGGER, ANNOTATION_OVERRIDE_FREEZE)
+"""The annotations of a ScheduledDeployment that Sundial reads: the manual-run request, and whether it may
+override a release freeze."""
 
 
 class PlanView(dict[str, Any]):

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sundial.api.durations import format_duration
+from sundial.api.keys import ANNOTATION_OVERRIDE_FREEZE
 from sundial.api.models import ConcurrencyPolicy, RunResult, RunRole
 from sundial.api.reasons import Invalid
 from sundial.api.timestamps import format_utc
@@ -23,10 +25,12 @@ from sundial.api.trigger import (
 )
 from sundial.decide.draft import Draft
 from sundial.decide.events import Event
+from sundial.decide.freezes import FROZEN, FreezeVerdict, freeze_verdict
 from sundial.decide.jobs import JobRun
 from sundial.decide.observe import JobPhase, JobState, World, mapping, missing_account_message
 from sundial.decide.validation import Valid
 from sundial.timing.names import manual_job_name
+from sundial.timing.occurrences import Occurrence
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,16 @@ def serve_trigger(world: World, me: Valid, own_jobs: Sequence[JobState], draft: 
         )
         draft.record_manual(request, instant, RunResult.SKIPPED, "TriggerExpired", message)
         return
+    frozen = _freeze_on(world, me, instant)
+    overridden = frozen is not None and _overrides_freeze(world, unserved.text)
+    if frozen is not None and not overridden:
+        message = (
+            f"{refused}: {frozen.freeze.ref} ({frozen.freeze.reason}) is on until "
+            f"{format_utc(frozen.until)}; to deploy anyway, trigger again with "
+            "kubectl sundial trigger NAME --override-freeze (recorded on the run's Job and in an Event)"
+        )
+        draft.record_manual(request, instant, RunResult.SKIPPED, FROZEN, message)
+        return
     if world.missing_service_account is not None:
         message = missing_account_message(world)
         draft.record_manual(request, instant, RunResult.FAILED, "ServiceAccountNotFound", message)
@@ -128,5 +142,29 @@ def serve_trigger(world: World, me: Valid, own_jobs: Sequence[JobState], draft: 
         fired_time=world.now,
         trigger=request,
         start_by=instant + me.timing.deadline,
+        overrides_freeze=frozen.freeze.ref if frozen is not None else None,
     )
     draft.create(run, world.create_failures)
+    if frozen is not None and run in draft.creates:
+        draft.events.append(
+            Event(
+                "Warning",
+                "FreezeOverridden",
+                f"trigger {request} runs although {frozen.freeze.ref} ({frozen.freeze.reason}) is on until "
+                f"{format_utc(frozen.until)}: the request said {ANNOTATION_OVERRIDE_FREEZE}",
+            )
+        )
+
+
+def _freeze_on(world: World, me: Valid, instant: datetime) -> FreezeVerdict | None:
+    """A freeze, Hold or Defer, that stops the object deploying now: a manual run respects either."""
+    run = Occurrence(name=me.name, instant=instant, zone=me.timing.zone)
+    namespace = world.body["metadata"]["namespace"]
+    return freeze_verdict(run, namespace, world.body, world.siblings, world.freezes, world.now)
+
+
+def _overrides_freeze(world: World, request: str) -> bool:
+    """The override is for this request only: an annotation left from an earlier one does not carry over."""
+    annotations = mapping(mapping(world.body["metadata"]).get("annotations"))
+    value = annotations.get(ANNOTATION_OVERRIDE_FREEZE)
+    return isinstance(value, str) and value.strip() == request.strip()
