@@ -259,3 +259,45 @@ def _instant(text: str) -> Any:
     from sundial.api.trigger import parse_request
 
     return parse_request(text).requested_at
+
+
+def test_stop_the_line_creates_a_cluster_freeze_the_api_server_accepts_lists_it_and_ends_it(
+    crds: Cluster,
+) -> None:
+    """Through kubectl, as a release manager would. The freeze is unique to this test and deleted in any
+    case: left behind, it would hold every run of every later test in the session."""
+    cluster = crds
+    name = f"stop-the-line-test-{uuid.uuid4().hex[:8]}"
+    reason = "incident 4711 (test)"
+    try:
+        asked = datetime.now(UTC).replace(microsecond=0)
+        made = via_kubectl(cluster, "freeze", "--all", "--for", "1h", "--reason", reason, "--name", name)
+        assert made.returncode == 0, made.stdout + made.stderr
+        assert f"ClusterReleaseFreeze {name} created: {reason}" in made.stdout
+        assert f"end it early with: kubectl sundial unfreeze {name} --all" in made.stdout
+        stored = cluster.custom().get_cluster_custom_object(
+            "sundial.dev", "v1alpha1", "clusterreleasefreezes", name
+        )
+        assert stored["metadata"]["labels"] == {"sundial.dev/stop-the-line": "true"}
+        assert (stored["spec"]["reason"], stored["spec"]["action"]) == (reason, "Hold")
+        [window] = stored["spec"]["windows"]
+        start, end = (_instant(window[bound]) for bound in ("from", "to"))
+        assert asked <= start <= datetime.now(UTC) and end - start == timedelta(hours=1), window
+
+        listed = plugin(cluster, "freezes", "-o", "json")
+        assert listed.returncode in (0, 1), listed.stderr  # 1 if someone else's freeze is invalid
+        ours = next(item for item in json.loads(listed.stdout)["freezes"] if item["name"] == name)
+        assert (ours["kind"], ours["valid"], ours["active"]) == ("ClusterReleaseFreeze", True, True)
+        assert ours["activeUntil"] == window["to"]
+        text = via_kubectl(cluster, "freezes")
+        assert f"ClusterReleaseFreeze {name}  Hold  UTC  {reason}\n  ON NOW  {window['from']} to " in (
+            text.stdout
+        ), text.stdout + text.stderr
+
+        ended = via_kubectl(cluster, "unfreeze", name, "--all")
+        assert ended.returncode == 0, ended.stderr
+        assert f"clusterreleasefreeze {name} deleted" in ended.stdout
+        again = plugin(cluster, "unfreeze", name, "--all")
+        assert (again.returncode, again.stderr) == (1, f"error: clusterreleasefreeze {name} not found\n")
+    finally:
+        cluster.kubectl("delete", "clusterreleasefreeze", name, "--ignore-not-found", check=False)

@@ -10,12 +10,27 @@ import argparse
 import copy
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from sundial.cli.kubectl_plugin import Api, PluginError, build_parser, cmd_suspend, cmd_trigger, main
+from sundial.cli.freezes import build_stop_the_line
+from sundial.cli.kubectl_plugin import (
+    Api,
+    PluginError,
+    build_parser,
+    cmd_freeze,
+    cmd_freezes,
+    cmd_suspend,
+    cmd_timeline,
+    cmd_trigger,
+    cmd_unfreeze,
+    main,
+)
+from sundial.decide.freezes import Freeze, read_freeze
+from sundial.timing.freezes import window_at
 from sundial.timing.names import manual_job_name
 
 NOW = datetime(2026, 11, 27, 9, 0, 0, 123_000, tzinfo=UTC)
@@ -23,34 +38,102 @@ REQUEST = "2026-11-27T09:00:00.123Z"
 TARGET = {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "m", "image": "i"}]}}}}}
 
 
+PLURALS = {
+    "ScheduledDeployment": "scheduleddeployments",
+    "ReleaseFreeze": "releasefreezes",
+    "ClusterReleaseFreeze": "clusterreleasefreezes",
+}
+
+
+def not_found(name: str) -> Exception:
+    from kubernetes.client.exceptions import ApiException
+
+    error = ApiException(status=404, reason="Not Found")
+    error.body = json.dumps({"message": "not found", "details": {"name": name}})
+    return error
+
+
 class FakeCustomObjects:
-    """Objects of one namespace; records patches; each get returns the next of ``statuses`` if given."""
+    """The CustomObjectsApi calls the plugin makes, over objects kept by (plural, namespace, name).
+
+    Records patches, creates and deletes; each get returns the next of ``statuses`` if given. Objects
+    given without a namespace (cluster-scoped) have namespace None."""
 
     def __init__(self, objects: list[dict[str, Any]], statuses: list[dict[str, Any]] | None = None) -> None:
-        self.objects = {obj["metadata"]["name"]: obj for obj in objects}
+        self.store: dict[tuple[str, str | None, str], dict[str, Any]] = {}
+        for obj in objects:
+            self.add(obj)
         self.patches: list[tuple[str, dict[str, Any]]] = []
+        self.created: list[tuple[str, str | None, dict[str, Any]]] = []
+        self.deleted: list[tuple[str, str | None, str]] = []
         self.statuses = list(statuses or [])
 
-    def get_namespaced_custom_object(self, *args: Any, _request_timeout: Any = None) -> dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException
+    def add(self, obj: dict[str, Any]) -> None:
+        metadata = obj["metadata"]
+        self.store[(PLURALS[obj["kind"]], metadata.get("namespace"), metadata["name"])] = obj
 
-        name = args[-1]
-        if name not in self.objects:
-            error = ApiException(status=404, reason="Not Found")
-            error.body = json.dumps({"message": "not found", "details": {"name": name}})
-            raise error
-        body = copy.deepcopy(self.objects[name])
+    def _items(self, plural: str, namespace: str | None = None) -> dict[str, Any]:
+        items = [
+            copy.deepcopy(obj)
+            for (kind, where, _), obj in sorted(self.store.items(), key=lambda item: str(item[0]))
+            if kind == plural and (namespace is None or where == namespace)
+        ]
+        return {"items": items}
+
+    def get_namespaced_custom_object(self, *args: Any, _request_timeout: Any = None) -> dict[str, Any]:
+        _, _, namespace, plural, name = args
+        if (plural, namespace, name) not in self.store:
+            raise not_found(name)
+        body = copy.deepcopy(self.store[(plural, namespace, name)])
         if self.statuses:
             body["status"] = self.statuses.pop(0)
         return body
 
     def list_namespaced_custom_object(self, *args: Any, _request_timeout: Any = None) -> dict[str, Any]:
-        return {"items": copy.deepcopy(list(self.objects.values()))}
+        _, _, namespace, plural = args
+        return self._items(plural, namespace)
+
+    def list_cluster_custom_object(self, *args: Any, _request_timeout: Any = None) -> dict[str, Any]:
+        return self._items(args[2])
 
     def patch_namespaced_custom_object(self, *args: Any, _request_timeout: Any = None) -> dict[str, Any]:
-        name, patch = args[-2], args[-1]
+        _, _, namespace, plural, name, patch = args
         self.patches.append((name, patch))
-        return copy.deepcopy(self.objects[name])
+        return copy.deepcopy(self.store[(plural, namespace, name)])
+
+    def _create(self, plural: str, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        from kubernetes.client.exceptions import ApiException
+
+        key = (plural, namespace, body["metadata"]["name"])
+        if key in self.store:
+            error = ApiException(status=409, reason="Conflict")
+            error.body = json.dumps({"message": "already exists", "details": {"name": key[2]}})
+            raise error
+        self.created.append((plural, namespace, copy.deepcopy(body)))
+        self.store[key] = copy.deepcopy(body)
+        return copy.deepcopy(body)
+
+    def create_namespaced_custom_object(self, *args: Any, _request_timeout: Any = None) -> dict[str, Any]:
+        _, _, namespace, plural, body = args
+        return self._create(plural, namespace, body)
+
+    def create_cluster_custom_object(self, *args: Any, _request_timeout: Any = None) -> dict[str, Any]:
+        _, _, plural, body = args
+        return self._create(plural, None, body)
+
+    def _delete(self, plural: str, namespace: str | None, name: str) -> dict[str, Any]:
+        if self.store.pop((plural, namespace, name), None) is None:
+            raise not_found(name)
+        self.deleted.append((plural, namespace, name))
+        return {"status": "Success"}
+
+    def delete_namespaced_custom_object(self, *args: Any, _request_timeout: Any = None) -> dict[str, Any]:
+        _, _, namespace, plural, name = args
+        return self._delete(plural, namespace, name)
+
+    def delete_cluster_custom_object(self, *args: Any, _request_timeout: Any = None) -> dict[str, Any]:
+        _, _, plural, name = args
+        return self._delete(plural, None, name)
 
 
 def sd(name: str, spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -241,3 +324,255 @@ def test_an_api_server_error_is_printed_escaped(
     err = capsys.readouterr().err
     assert_inert(err)
     assert "forbidden: denied by webhook\\x1b[2J" in err
+
+
+# ---------------------------------------------------------------------------------------------- freezes
+
+BERLIN = ZoneInfo("Europe/Berlin")
+FRIDAY = datetime(2027, 3, 26, 12, 0, tzinfo=UTC)
+"""The Friday before Berlin's clocks go forward (Sunday 28 March 2027, 02:00 CET to 03:00 CEST)."""
+
+
+def freeze_args(*argv: str) -> argparse.Namespace:
+    """Parsed as given: unlike `args_for`, no ``-n`` is added (``--all`` refuses one)."""
+    return build_parser().parse_args(list(argv))
+
+
+def release_freeze(name: str, spec: dict[str, Any], namespace: str | None = "shop") -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    return {
+        "apiVersion": "sundial.dev/v1alpha1",
+        "kind": "ReleaseFreeze" if namespace is not None else "ClusterReleaseFreeze",
+        "metadata": metadata,
+        "spec": spec,
+    }
+
+
+WEEKEND = {
+    "reason": "weekend",
+    "timeZone": "Europe/Berlin",
+    "weekly": [{"startDay": "Friday", "startTime": "18:00", "endDay": "Monday", "endTime": "08:00"}],
+}
+
+
+def test_freeze_all_creates_a_cluster_freeze_from_now_for_the_duration() -> None:
+    fake = FakeCustomObjects([])
+    out = io.StringIO()
+    args = freeze_args("freeze", "--all", "--for", "2h", "--reason", "incident 4711")
+    api = Api(fake, "https://127.0.0.1:6443", "shop")
+    assert cmd_freeze(args, api, out, NOW, local_zone=BERLIN) == 0
+    assert fake.created == [
+        (
+            "clusterreleasefreezes",
+            None,
+            {
+                "apiVersion": "sundial.dev/v1alpha1",
+                "kind": "ClusterReleaseFreeze",
+                "metadata": {
+                    "name": "stop-the-line-20261127t0900z",
+                    "labels": {"sundial.dev/stop-the-line": "true"},
+                },
+                "spec": {
+                    "reason": "incident 4711",
+                    "action": "Hold",
+                    "timeZone": "UTC",
+                    "windows": [{"from": "2026-11-27T09:00:00Z", "to": "2026-11-27T11:00:00Z"}],
+                },
+            },
+        )
+    ]
+    assert out.getvalue().splitlines() == [
+        "ClusterReleaseFreeze stop-the-line-20261127t0900z created: incident 4711",
+        "  from 2026-11-27T09:00:00Z  (Fri 27 Nov 2026 10:00 CET, local time)",
+        "  to   2026-11-27T11:00:00Z  (Fri 27 Nov 2026 12:00 CET, local time), 2h",
+        "runs of every ScheduledDeployment in every namespace that fall due in it are held (recorded Held, "
+        "reason Frozen)",
+        "end it early with: kubectl sundial unfreeze stop-the-line-20261127t0900z --all",
+    ]
+
+
+def test_freeze_without_all_creates_a_release_freeze_in_the_namespace() -> None:
+    fake = FakeCustomObjects([])
+    argv = ("freeze", "--for", "90m", "--reason", "db failover", "--name", "failover", "--action", "Defer")
+    code, out = run(cmd_freeze, fake, *argv)
+    assert code == 0
+    [(plural, namespace, body)] = fake.created
+    assert (plural, namespace, body["kind"], body["metadata"]["namespace"]) == (
+        "releasefreezes",
+        "shop",
+        "ReleaseFreeze",
+        "shop",
+    )
+    assert body["spec"]["action"] == "Defer"
+    assert body["spec"]["windows"] == [{"from": "2026-11-27T09:00:00Z", "to": "2026-11-27T10:30:00Z"}]
+    assert "end it early with: kubectl sundial unfreeze failover -n shop" in out
+
+
+def test_a_stop_the_line_freeze_is_one_the_operator_reads_as_on_from_now() -> None:
+    body = build_stop_the_line(NOW, timedelta(hours=2), "incident 4711", namespace=None)
+    freeze = read_freeze(body)
+    assert isinstance(freeze, Freeze), freeze
+    window = window_at(freeze.rules, NOW)
+    assert window is not None
+    assert (window.start, window.end) == (
+        NOW.replace(microsecond=0),
+        NOW.replace(microsecond=0) + timedelta(hours=2),
+    )
+    assert freeze.applies_to("any-namespace", {})
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["freeze", "--all", "-n", "shop", "--for", "1h", "--reason", "x"], "leave out -n"),
+        (["freeze", "--for", "1h", "--reason", "  "], "--reason must say why"),
+        (["unfreeze", "x", "--all", "-n", "shop"], "leave out -n"),
+    ],
+)
+def test_contradictory_freeze_options_are_usage_errors(argv: list[str], says: str) -> None:
+    command = cmd_freeze if argv[0] == "freeze" else cmd_unfreeze
+    with pytest.raises(PluginError, match=says) as error:
+        command(freeze_args(*argv), Api(FakeCustomObjects([]), "s", "shop"), io.StringIO(), NOW)
+    assert error.value.code == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["freeze", "--all", "--for", "1h"],
+        ["freeze", "--all", "--reason", "x"],
+        ["freeze", "--all", "--for", "0s", "--reason", "x"],
+        ["freeze", "--all", "--for", "1h", "--reason", "x", "--action", "Skip"],
+        ["unfreeze"],
+        ["freezes", "--within", "later"],
+    ],
+)
+def test_freeze_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    assert exit_.value.code == 2
+
+
+def test_a_second_freeze_in_the_same_minute_asks_for_another_name() -> None:
+    fake = FakeCustomObjects([])
+    args = freeze_args("freeze", "--all", "--for", "1h", "--reason", "x")
+    api = Api(fake, "s", "shop")
+    cmd_freeze(args, api, io.StringIO(), NOW)
+    with pytest.raises(PluginError, match="already exists; choose another with --name"):
+        cmd_freeze(args, api, io.StringIO(), NOW)
+
+
+def test_unfreeze_deletes_the_freeze() -> None:
+    fake = FakeCustomObjects([release_freeze("stop", WEEKEND, namespace=None)])
+    out = io.StringIO()
+    assert cmd_unfreeze(freeze_args("unfreeze", "stop", "--all"), Api(fake, "s", "shop"), out, NOW) == 0
+    assert fake.deleted == [("clusterreleasefreezes", None, "stop")]
+    assert out.getvalue().startswith("clusterreleasefreeze stop deleted\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--all"], "error: clusterreleasefreeze gone not found\n"),
+        (["-n", "shop"], "error: releasefreeze shop/gone not found; for a ClusterReleaseFreeze, add --all\n"),
+    ],
+)
+def test_unfreeze_of_a_missing_freeze_is_one_line_and_exit_1(
+    argv: list[str], says: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = Api(FakeCustomObjects([]), "https://127.0.0.1:6443", "shop")
+    monkeypatch.setattr("sundial.cli.kubectl_plugin.connect", lambda args, environ: api)
+    assert main(["unfreeze", "gone", *argv], environ={}, clock=lambda: NOW) == 1
+    assert capsys.readouterr().err == says
+
+
+def test_freezes_lists_a_weekly_berlin_freeze_in_utc_and_berlin_time_across_the_dst_change() -> None:
+    fake = FakeCustomObjects(
+        [
+            release_freeze("weekend", WEEKEND),
+            release_freeze("other-namespace", WEEKEND, namespace="billing"),
+            release_freeze(
+                "incident",
+                {
+                    "reason": "incident 4711",
+                    "windows": [{"from": "2027-03-26T11:00:00Z", "to": "2027-03-26T13:00:00Z"}],
+                },
+                namespace=None,
+            ),
+        ]
+    )
+    out = io.StringIO()
+    args = args_for("freezes", "--within", "10d")
+    assert cmd_freezes(args, Api(fake, "s", "shop"), out, FRIDAY) == 0
+    assert out.getvalue().splitlines() == [
+        "Release freezes at 2027-03-26 12:00:00 UTC, windows within 10 days:",
+        "ClusterReleaseFreeze incident  Hold  UTC  incident 4711",
+        "  ON NOW  2027-03-26T11:00:00Z to 2027-03-26T13:00:00Z  "
+        "Fri 26 Mar 11:00 UTC to Fri 26 Mar 13:00 UTC  from 2027-03-26T11:00:00Z to 2027-03-26T13:00:00Z",
+        "ReleaseFreeze shop/weekend  Hold  Europe/Berlin  weekend",
+        # 61 hours: the clocks skip an hour on Sunday 28 March.
+        "  next    2027-03-26T17:00:00Z to 2027-03-29T06:00:00Z  "
+        "Fri 26 Mar 18:00 CET to Mon 29 Mar 08:00 CEST  weekly Friday 18:00 to Monday 08:00",
+        "  next    2027-04-02T16:00:00Z to 2027-04-05T06:00:00Z  "
+        "Fri 02 Apr 18:00 CEST to Mon 05 Apr 08:00 CEST  weekly Friday 18:00 to Monday 08:00",
+    ]
+
+
+def test_freezes_as_json_and_an_invalid_freeze_makes_exit_1() -> None:
+    typo = release_freeze("typo", {**WEEKEND, "timeZone": "Europe/Berlln"})
+    fake = FakeCustomObjects([release_freeze("weekend", WEEKEND), typo])
+    code, out = run(cmd_freezes, fake, "freezes", "-o", "json", "--within", "1d")
+    assert code == 1
+    body = json.loads(out)
+    [weekend, invalid] = body["freezes"]
+    assert {key: weekend[key] for key in ("kind", "namespace", "name", "valid", "action", "active")} == {
+        "kind": "ReleaseFreeze",
+        "namespace": "shop",
+        "name": "weekend",
+        "valid": True,
+        "action": "Hold",
+        "active": False,
+    }
+    assert (invalid["name"], invalid["valid"], invalid["reason"]) == ("typo", False, "InvalidTimeZone")
+
+
+def test_the_timeline_shows_a_run_held_by_a_freeze_and_lists_the_freeze() -> None:
+    nightly = sd("nightly", {"schedule": "0 20 * * *", "timeZone": "Europe/Berlin", **TARGET})
+    fake = FakeCustomObjects([nightly, release_freeze("weekend", WEEKEND)])
+    out = io.StringIO()
+    args = args_for("timeline", "--count", "2")
+    assert cmd_timeline(args, Api(fake, "s", "shop"), out, FRIDAY) == 0
+    text = out.getvalue()
+    assert (
+        "! frozen: held by ReleaseFreeze shop/weekend (weekend), on until 2027-03-29T06:00:00Z: "
+        "nothing deploys" in text
+    )
+    assert (
+        "Release freezes, windows within 30 days:\nReleaseFreeze shop/weekend  Hold  Europe/Berlin  weekend\n"
+        in text
+    )
+
+
+def test_the_timeline_without_the_right_to_list_freezes_shows_the_runs_and_says_so() -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    class NoFreezes(FakeCustomObjects):
+        def list_cluster_custom_object(self, *args: Any, _request_timeout: Any = None) -> dict[str, Any]:
+            error = ApiException(status=403, reason="Forbidden")
+            error.body = json.dumps({"message": "clusterreleasefreezes is forbidden"})
+            raise error
+
+    fake = NoFreezes([sd("nightly", {"schedule": "0 20 * * *", **TARGET})])
+    code, out = run(cmd_timeline, fake, "timeline", "--count", "1")
+    assert code == 0
+    assert "shop/nightly" in out
+    assert out.splitlines()[-1] == "Release freezes not shown: forbidden: clusterreleasefreezes is forbidden"
+
+
+def test_a_hostile_freeze_reason_is_printed_escaped() -> None:
+    fake = FakeCustomObjects([release_freeze("weekend", {**WEEKEND, "reason": f"weekend{ESCAPE}{OVERRIDE}"})])
+    _, out = run(cmd_freezes, fake, "freezes")
+    assert_inert(out)
+    assert "weekend\\x1b[2J" in out

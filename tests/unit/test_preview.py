@@ -36,6 +36,11 @@ def as_list(body: Any) -> list[dict[str, Any]]:
     return body if isinstance(body, list) else [body]
 
 
+def has_runs_or_windows(document: dict[str, Any]) -> bool:
+    """A ScheduledDeployment's runs, or a freeze's windows: what a good example shows."""
+    return bool(document["runs"] or document.get("windows"))
+
+
 def expectations(path: Path) -> dict[str, str]:
     found = {}
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -57,7 +62,7 @@ def test_good_files_preview_as_valid_with_runs(path: Path, capsys: pytest.Captur
     assert code == 0
     for document in as_list(body):
         assert document["valid"] is True, document
-        assert document["runs"], f"{document['name']} has no runs in {path.name}"
+        assert has_runs_or_windows(document), f"{document['name']} has no runs in {path.name}"
 
 
 @pytest.mark.parametrize("now", [NOW, LATER], ids=["corpus now", "after every date in it"])
@@ -99,7 +104,7 @@ def test_the_preview_an_example_suggests_works_on_any_day(
     assert args[args.index("-f") + 1] == f"examples/{path.name}"
     args[args.index("-f") + 1] = str(path)
     assert main(["preview", *args, "-o", "json"]) == 0, command
-    assert all(document["runs"] for document in as_list(json.loads(capsys.readouterr().out))), command
+    assert all(has_runs_or_windows(d) for d in as_list(json.loads(capsys.readouterr().out))), command
 
 
 def test_the_api_v42_example_deploys_after_its_migration(capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,6 +112,7 @@ def test_the_api_v42_example_deploys_after_its_migration(capsys: pytest.CaptureF
     assert code == 0
     assert body == [
         {
+            "kind": "ScheduledDeployment",
             "name": "api-v42",
             "namespace": "default",
             "valid": True,
@@ -121,10 +127,12 @@ def test_the_api_v42_example_deploys_after_its_migration(capsys: pytest.CaptureF
                     "role": "Deploy",
                     "skipped": False,
                     "notes": [],
+                    "freeze": None,
                 }
             ],
         },
         {
+            "kind": "ScheduledDeployment",
             "name": "db-migration",
             "namespace": "default",
             "valid": True,
@@ -139,6 +147,7 @@ def test_the_api_v42_example_deploys_after_its_migration(capsys: pytest.CaptureF
                     "role": "Dependency",
                     "skipped": False,
                     "notes": ["runs 15m before 'api-v42' at 2030-03-14T20:00:00Z"],
+                    "freeze": None,
                 }
             ],
         },
@@ -314,3 +323,173 @@ def test_without_now_the_clock_is_read_once() -> None:
     assert preview.run(args, stdin=stdin, stdout=stdout, clock=clock) == 0
     assert len(reads) == 1
     assert json.loads(stdout.getvalue())["runs"][0]["scheduledTime"] == "2030-06-01T06:00:00Z"
+
+
+# ---------------------------------------------------------------------------------------------- freezes
+
+NIGHTLY = """
+apiVersion: sundial.dev/v1alpha1
+kind: ScheduledDeployment
+metadata: {name: nightly, namespace: shop}
+spec:
+  schedule: "0 20 * * *"
+  timeZone: Europe/Berlin
+  startingDeadlineSeconds: 3600
+  deployment: {name: api, container: api, image: "registry.example/api:v42"}
+"""
+WEEKEND_FREEZE = """
+apiVersion: sundial.dev/v1alpha1
+kind: ReleaseFreeze
+metadata: {name: weekend, namespace: shop}
+spec:
+  reason: no deploys at the weekend
+  timeZone: Europe/Berlin
+  weekly: [{startDay: Friday, startTime: "18:00", endDay: Monday, endTime: "08:00"}]
+"""
+THURSDAY_MAINTENANCE = """
+apiVersion: sundial.dev/v1alpha1
+kind: ClusterReleaseFreeze
+metadata: {name: thursday-maintenance}
+spec:
+  reason: database maintenance
+  action: Defer
+  timeZone: Europe/Berlin
+  recurring: [{schedule: "30 19 * * 4", duration: 1h}]
+"""
+WEDNESDAY = "2027-12-08T12:00:00Z"
+
+
+def write(tmp_path: Path, *documents: str) -> str:
+    path = tmp_path / "set.yaml"
+    path.write_text("---".join(documents))
+    return str(path)
+
+
+def test_runs_in_a_hold_freeze_are_held_and_in_a_defer_freeze_deferred(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, NIGHTLY, WEEKEND_FREEZE, THURSDAY_MAINTENANCE)
+    code, body = run_preview(capsys, "-f", path, "--now", WEDNESDAY, "--count", "4")
+    assert code == 0
+    nightly, weekend, thursday = body
+    assert [(run["scheduledTime"], run["freeze"] and run["freeze"]["action"]) for run in nightly["runs"]] == [
+        ("2027-12-08T19:00:00Z", None),
+        ("2027-12-09T19:00:00Z", "Defer"),  # Thursday 20:00 in Berlin, inside 19:30 to 20:30
+        ("2027-12-10T19:00:00Z", "Hold"),  # Friday 20:00, the weekend has begun
+        ("2027-12-11T19:00:00Z", "Hold"),
+    ]
+    assert nightly["runs"][1]["freeze"] == {
+        "action": "Defer",
+        "freeze": "ClusterReleaseFreeze thursday-maintenance",
+        "reason": "database maintenance",
+        "until": "2027-12-09T19:30:00Z",
+        "served": None,
+        "pastDeadline": False,
+        "message": "deferred to 2027-12-09T19:30:00Z by ClusterReleaseFreeze thursday-maintenance "
+        "(database maintenance)",
+    }
+    assert nightly["runs"][2]["freeze"]["freeze"] == "ReleaseFreeze shop/weekend"
+    assert nightly["runs"][2]["freeze"]["until"] == "2027-12-13T07:00:00Z"
+    assert (weekend["kind"], weekend["valid"], weekend["action"]) == ("ReleaseFreeze", True, "Hold")
+    assert weekend["windows"][0] == {
+        "start": "2027-12-10T17:00:00Z",
+        "end": "2027-12-13T07:00:00Z",
+        "localStart": "2027-12-10T18:00:00+01:00",
+        "localEnd": "2027-12-13T08:00:00+01:00",
+        "rule": "weekly Friday 18:00 to Monday 08:00",
+        "active": False,
+    }
+    assert (thursday["namespace"], thursday["freezeReason"]) == (None, "database maintenance")
+
+
+def test_a_run_deferred_past_its_starting_deadline_is_said_to_be_missed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ten minutes of startingDeadlineSeconds (the default) do not reach the end of a 30-minute deferral."""
+    impatient = NIGHTLY.replace("startingDeadlineSeconds: 3600", "startingDeadlineSeconds: 600")
+    _, body = run_preview(capsys, "-f", write(tmp_path, impatient, THURSDAY_MAINTENANCE), "--now", WEDNESDAY)
+    deferred = body[0]["runs"][1]["freeze"]
+    assert (deferred["action"], deferred["pastDeadline"]) == ("Defer", True)
+    assert deferred["message"].endswith(
+        "after its startingDeadlineSeconds ran out at 2027-12-09T19:10:00Z: it will be recorded Missed "
+        "(FrozenPastDeadline) and nothing deploys"
+    )
+
+
+def test_the_table_says_which_freeze_holds_or_defers_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, NIGHTLY, WEEKEND_FREEZE, THURSDAY_MAINTENANCE)
+    assert main(["preview", "--now", WEDNESDAY, "--count", "3", "-f", path]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:8] == [
+        "shop/nightly  valid  Europe/Berlin",
+        "    SCHEDULED (UTC)       LOCAL                      DEPENDENCY (UTC)      ROLE",
+        "    2027-12-08T19:00:00Z  2027-12-08T20:00:00+01:00  -                     Deploy",
+        "    2027-12-09T19:00:00Z  2027-12-09T20:00:00+01:00  -                     Deploy (deferred)",
+        "      frozen: deferred to 2027-12-09T19:30:00Z by ClusterReleaseFreeze thursday-maintenance "
+        "(database maintenance)",
+        "    2027-12-10T19:00:00Z  2027-12-10T20:00:00+01:00  -                     Deploy (held)",
+        "      frozen: held by ReleaseFreeze shop/weekend (no deploys at the weekend), on until "
+        "2027-12-13T07:00:00Z: nothing deploys",
+        "ReleaseFreeze shop/weekend  valid  Europe/Berlin  Hold  no deploys at the weekend",
+    ]
+    assert lines[8] == (
+        "    2027-12-10T17:00:00Z to 2027-12-13T07:00:00Z  Fri 10 Dec 2027 18:00 CET to Mon 13 Dec 2027 "
+        "08:00 CET  weekly Friday 18:00 to Monday 08:00"
+    )
+
+
+def test_a_freeze_in_another_namespace_or_one_that_exempts_the_object_freezes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = WEEKEND_FREEZE.replace("namespace: shop", "namespace: billing")
+    exempting = WEEKEND_FREEZE.replace("name: weekend", "name: exempting") + (
+        "  exemptSelector: {matchLabels: {app: api}}\n"
+    )
+    labelled = NIGHTLY.replace("namespace: shop}", "namespace: shop, labels: {app: api}}")
+    _, body = run_preview(capsys, "-f", write(tmp_path, labelled, elsewhere, exempting), "--now", WEDNESDAY)
+    assert [run["freeze"] for run in body[0]["runs"]] == [None] * 5
+
+
+def test_a_release_freeze_without_a_namespace_freezes_the_default_namespace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    in_default = NIGHTLY.replace(", namespace: shop", "")
+    freeze = WEEKEND_FREEZE.replace(", namespace: shop", "")
+    _, body = run_preview(capsys, "-f", write(tmp_path, in_default, freeze), "--now", WEDNESDAY)
+    assert body[1]["namespace"] == "default"
+    assert body[0]["runs"][2]["freeze"]["freeze"] == "ReleaseFreeze default/weekend"
+
+
+def test_an_invalid_freeze_is_reported_like_an_invalid_scheduled_deployment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = WEEKEND_FREEZE.replace("timeZone: Europe/Berlin", "timeZone: Europe/Berlln")
+    no_window = "\napiVersion: sundial.dev/v1alpha1\nkind: ClusterReleaseFreeze\nmetadata: {name: when}\n"
+    no_window += "spec: {reason: x}\n"
+    code, body = run_preview(capsys, "-f", write(tmp_path, NIGHTLY, typo, no_window), "--now", WEDNESDAY)
+    assert code == 1
+    _, invalid, empty = body
+    assert (invalid["kind"], invalid["valid"], invalid["reason"]) == (
+        "ReleaseFreeze",
+        False,
+        "InvalidTimeZone",
+    )
+    assert "Europe/Berlln" in invalid["message"]
+    assert (empty["valid"], empty["reason"]) == (False, "InvalidSpec")
+    assert "a freeze needs at least one of weekly, recurring" in empty["message"]
+    assert [run["freeze"] for run in body[0]["runs"]] == [None] * 5, "an invalid freeze freezes nothing"
+    main(["preview", "--now", WEDNESDAY, "-f", write(tmp_path, typo)])
+    assert capsys.readouterr().out.splitlines()[0] == "ReleaseFreeze shop/weekend  INVALID  InvalidTimeZone"
+
+
+def test_a_freeze_kind_of_another_api_version_is_not_a_freeze(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = WEEKEND_FREEZE.replace("sundial.dev/v1alpha1", "example.com/v1")
+    code, body = run_preview(capsys, "-f", write(tmp_path, NIGHTLY, other), "--now", WEDNESDAY)
+    assert code == 1
+    assert (body[1]["kind"], body[1]["reason"]) == ("ScheduledDeployment", "InvalidSpec")
+    assert "apiVersion must be sundial.dev/v1alpha1" in body[1]["message"]
+    assert body[0]["runs"][2]["freeze"] is None

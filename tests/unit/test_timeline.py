@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sundial.cli.freezes import read_freezes
 from sundial.cli.kubectl_plugin import PluginError, kubeconfig_path
 from sundial.cli.timeline import InvalidObject, build_timeline, describe_target, render_json, render_text
 
@@ -143,6 +144,7 @@ def test_the_json_form_has_utc_local_role_and_target() -> None:
         "suspended": False,
         "skipped": False,
         "notes": ["runs 15m before 'api-v42' at 2027-03-14T07:30:00Z"],
+        "freeze": None,
     }
     assert body["runs"][1]["localTime"].startswith("2027-03-14T03:30:00-04:00")
     assert body["invalid"] == []
@@ -220,3 +222,73 @@ def test_cluster_text_in_the_timeline_is_printed_escaped() -> None:
     as_json = render_json(replace(timeline, invalid=[hostile]))
     assert not [char for char in as_json if char != "\n" and not char.isprintable()]
     assert json.loads(as_json)["invalid"][0]["message"] == "bad\rgood\u2066", "JSON keeps the exact text"
+
+
+# ---------------------------------------------------------------------------------------------- freezes
+
+
+def freeze_body(name: str, spec: dict[str, Any], namespace: str | None = "shop") -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, **({"namespace": namespace} if namespace else {})}
+    kind = "ReleaseFreeze" if namespace else "ClusterReleaseFreeze"
+    return {"apiVersion": "sundial.dev/v1alpha1", "kind": kind, "metadata": metadata, "spec": spec}
+
+
+SUNDAY_MORNING = {
+    "reason": "sunday morning freeze",
+    "windows": [{"from": "2027-03-14T07:00:00Z", "to": "2027-03-14T08:00:00Z"}],
+}
+
+
+def test_a_freeze_holds_the_run_and_the_dependency_run_that_serves_it() -> None:
+    """api-v42 at 07:30Z is in the freeze; db at 07:15Z is too, and would be held for api-v42's sake
+    even if it were not."""
+    freezes, invalid = read_freezes([freeze_body("sunday", SUNDAY_MORNING)])
+    timeline = build_timeline([*SHOP, *BILLING], NOW, count=3, freezes=freezes, invalid_freezes=invalid)
+    frozen = {(entry.run.name, entry.run.instant.hour): entry.freeze for entry in timeline.entries}
+    assert frozen[("db", 7)] is not None and frozen[("api-v42", 7)] is not None
+    assert frozen[("nightly", 22)] is None, "another namespace"
+    text = render_text(timeline)
+    assert (
+        "! frozen: held by ReleaseFreeze shop/sunday (sunday morning freeze), on until 2027-03-14T08:00:00Z: "
+        "nothing deploys" in text
+    )
+    assert text.endswith(
+        "Release freezes, windows within 30 days:\n"
+        "ReleaseFreeze shop/sunday  Hold  UTC  sunday morning freeze\n"
+        "  next    2027-03-14T07:00:00Z to 2027-03-14T08:00:00Z  "
+        "Sun 14 Mar 07:00 UTC to Sun 14 Mar 08:00 UTC  from 2027-03-14T07:00:00Z to 2027-03-14T08:00:00Z\n"
+    )
+
+
+def test_a_dependency_run_outside_the_freeze_is_held_for_the_dependent_it_serves() -> None:
+    late_start = {
+        **SUNDAY_MORNING,
+        "windows": [{"from": "2027-03-14T07:20:00Z", "to": "2027-03-14T08:00:00Z"}],
+    }
+    freezes, _ = read_freezes([freeze_body("sunday", late_start)])
+    [db, api] = build_timeline(SHOP, NOW, count=2, freezes=freezes).entries
+    assert db.freeze is not None and db.freeze.served == "api-v42"
+    assert api.freeze is not None and api.freeze.served is None
+
+
+def test_the_json_form_carries_each_runs_freeze_and_the_freezes() -> None:
+    freezes, invalid = read_freezes(
+        [
+            freeze_body("sunday", {**SUNDAY_MORNING, "action": "Defer"}, namespace=None),
+            freeze_body("typo", {**SUNDAY_MORNING, "timeZone": "Mars/Olympus"}),
+        ]
+    )
+    timeline = build_timeline(SHOP, NOW, count=2, freezes=freezes, invalid_freezes=invalid)
+    body = json.loads(render_json(timeline))
+    deferred = body["runs"][1]["freeze"]
+    assert (deferred["action"], deferred["freeze"], deferred["until"]) == (
+        "Defer",
+        "ClusterReleaseFreeze sunday",
+        "2027-03-14T08:00:00Z",
+    )
+    assert [(item["name"], item["valid"]) for item in body["freezes"]] == [("sunday", True), ("typo", False)]
+    assert body["freezes"][1]["reason"] == "InvalidTimeZone"
+    assert body["freezesUnread"] is None
+    assert "Invalid (they freeze nothing; fix the spec):\n  ReleaseFreeze shop/typo  InvalidTimeZone: " in (
+        render_text(timeline)
+    )

@@ -1,4 +1,5 @@
-"""``kubectl sundial``: the user's tool for ScheduledDeployments, installed as the ``kubectl-sundial`` script.
+"""``kubectl sundial``: the user's tool for ScheduledDeployments and release freezes, installed as the
+``kubectl-sundial`` script.
 
 kubectl finds any executable named ``kubectl-<name>`` on ``PATH`` and runs it for ``kubectl <name> …``, so
 installing the package is installing the plugin. Unlike the operator, this is a user tool and finds its
@@ -10,7 +11,8 @@ run that failed or was refused), 2 for a usage error or when the API server cann
 
 Notes
 -----
-Decisions live in pure modules (`sundial.cli.timeline`, `sundial.api.trigger`, `sundial.cli.preview`); this
+Decisions live in pure modules (`sundial.cli.timeline`, `sundial.cli.freezes`, `sundial.api.trigger`,
+`sundial.cli.preview`); this
 one reads the clock (once per command, in `_system_clock`), talks to the API server and prints. Whatever it
 prints that came from the cluster (names, messages, reasons, the API server's errors) goes through
 `sundial.cli.terminal.for_terminal`, so a hostile status message cannot rewrite the user's terminal.
@@ -25,14 +27,22 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from sundial.api.durations import parse_duration, parse_seconds
-from sundial.api.keys import ANNOTATION_TRIGGER, GROUP, PLURAL, VERSION
+from sundial.api.freezes import (
+    CLUSTER_FREEZE_KIND,
+    CLUSTER_FREEZE_PLURAL,
+    FREEZE_KIND,
+    FREEZE_PLURAL,
+    FreezeAction,
+)
+from sundial.api.keys import ANNOTATION_TRIGGER, GROUP, KIND, PLURAL, VERSION
 from sundial.api.reasons import Invalid
 from sundial.api.trigger import BadTrigger, format_request, parse_request
+from sundial.cli import freezes as freeze_cli
 from sundial.cli import preview
 from sundial.cli.terminal import for_terminal
 from sundial.cli.timeline import build_timeline, render_json, render_text
@@ -52,9 +62,11 @@ GITOPS_HINT = (
 class PluginError(Exception):
     """An expected failure: printed as one line, no traceback."""
 
-    def __init__(self, message: str, code: int = 1) -> None:
+    def __init__(self, message: str, code: int = 1, *, status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.status = status
+        """The API server's HTTP status, when it answered."""
 
 
 def _system_clock() -> datetime:
@@ -65,6 +77,27 @@ def _system_clock() -> datetime:
 # ---------------------------------------------------------------------------------------------- API access
 
 
+@dataclass(frozen=True)
+class Resource:
+    """One of Sundial's kinds, as the custom-objects API addresses it."""
+
+    kind: str
+    plural: str
+    namespaced: bool
+
+    def what(self, namespace: str | None, name: str | None = None) -> str:
+        """``releasefreeze shop/year-end``, ``clusterreleasefreezes``: the words of messages."""
+        if name is None:
+            return f"{self.plural} in {namespace}" if self.namespaced and namespace else self.plural
+        where = f"{namespace}/{name}" if self.namespaced else name
+        return f"{self.kind.lower()} {where}"
+
+
+SCHEDULED_DEPLOYMENTS = Resource(KIND, PLURAL, namespaced=True)
+RELEASE_FREEZES = Resource(FREEZE_KIND, FREEZE_PLURAL, namespaced=True)
+CLUSTER_RELEASE_FREEZES = Resource(CLUSTER_FREEZE_KIND, CLUSTER_FREEZE_PLURAL, namespaced=False)
+
+
 @dataclass
 class Api:
     """The few calls the plugin makes, with kubectl-like errors."""
@@ -73,30 +106,66 @@ class Api:
     server: str
     namespace: str
 
-    def _fail(self, error: Exception, what: str) -> NoReturn:
+    def _fail(self, error: Exception, what: str, resource: Resource = SCHEDULED_DEPLOYMENTS) -> NoReturn:
         from kubernetes.client.exceptions import ApiException
 
         if isinstance(error, ApiException):
             message = api_message(error)
             if error.status == 404 and not _names_an_object(error):
                 raise PluginError(
-                    f"the ScheduledDeployment API ({GROUP}) is not installed on {self.server}; "
+                    f"the {resource.kind} API ({GROUP}) is not installed on {self.server}; "
                     "install the CRD first (kubectl apply -f crds/)"
                 ) from None
+            if error.status == 404 and _details(error).get("kind") == "namespaces":
+                # A create in a namespace that does not exist: the object is not what is missing.
+                raise PluginError(f"namespace {_details(error).get('name')} not found", status=404) from None
             if error.status == 404:
-                raise PluginError(f"{what} not found") from None
+                raise PluginError(f"{what} not found", status=404) from None
+            if error.status == 409:
+                raise PluginError(f"{what} already exists", status=409) from None
             if error.status == 403:
                 raise PluginError(f"forbidden: {message}") from None
             if error.status == 401:
                 raise PluginError(f"unauthorized by {self.server}: {message}", 2) from None
+            if error.status == 422:
+                raise PluginError(f"{what} was refused by the API server: {message}") from None
             raise PluginError(f"{what}: the API server answered {error.status}: {message}") from None
         raise PluginError(f"cannot reach the API server at {self.server}: {_root_cause(error)}", 2) from None
 
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    def _call(
+        self, what: str, fn: Callable[..., Any], *args: Any, resource: Resource = SCHEDULED_DEPLOYMENTS
+    ) -> Any:
         try:
             return fn(*args, _request_timeout=REQUEST_TIMEOUT)
         except Exception as error:  # every transport error (urllib3, OSError, …) becomes one friendly line
-            self._fail(error, what)
+            self._fail(error, what, resource)
+
+    def _address(
+        self, verb: str, resource: Resource, namespace: str | None
+    ) -> tuple[Callable[..., Any], tuple[str, ...]]:
+        """The client method and its leading arguments for ``verb`` on ``resource`` (in ``namespace``, or
+        across the cluster when None or for a cluster-scoped kind)."""
+        if resource.namespaced and namespace is not None:
+            method = getattr(self.custom, f"{verb}_namespaced_custom_object")
+            return method, (GROUP, VERSION, namespace, resource.plural)
+        return getattr(self.custom, f"{verb}_cluster_custom_object"), (GROUP, VERSION, resource.plural)
+
+    def list_of(self, resource: Resource, namespace: str | None) -> list[dict[str, Any]]:
+        """Every object of ``resource``: in ``namespace``, or in all (None); a cluster kind ignores it."""
+        fn, location = self._address("list", resource, namespace)
+        body = self._call(resource.what(namespace), fn, *location, resource=resource)
+        return [dict(item) for item in body.get("items") or []]
+
+    def create(self, resource: Resource, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create ``body`` (in its metadata.namespace, for a namespaced kind)."""
+        metadata = body["metadata"]
+        namespace, name = metadata.get("namespace"), metadata["name"]
+        fn, location = self._address("create", resource, namespace)
+        return dict(self._call(resource.what(namespace, name), fn, *location, dict(body), resource=resource))
+
+    def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
+        fn, location = self._address("delete", resource, namespace)
+        self._call(resource.what(namespace, name), fn, *location, name, resource=resource)
 
     def get(self, namespace: str, name: str) -> dict[str, Any]:
         return dict(
@@ -146,12 +215,18 @@ class Api:
         )
 
 
+def _details(error: Any) -> dict[str, Any]:
+    """The ``details`` of the API server's Status answer (``kind`` and ``name`` of what is missing)."""
+    try:
+        details = json.loads(error.body or "").get("details") or {}
+    except (TypeError, ValueError, AttributeError):
+        return {}
+    return details if isinstance(details, dict) else {}
+
+
 def _names_an_object(error: Any) -> bool:
     """A 404 for a named object (it does not exist) rather than for the resource (no CRD)."""
-    try:
-        return bool((json.loads(error.body or "").get("details") or {}).get("name"))
-    except (TypeError, ValueError, AttributeError):
-        return False
+    return bool(_details(error).get("name"))
 
 
 def _root_cause(error: BaseException) -> str:
@@ -201,10 +276,94 @@ def connect(args: argparse.Namespace, environ: Mapping[str, str]) -> Api:
 
 
 def cmd_timeline(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) -> int:
-    objects = api.list(None if args.all_namespaces else api.namespace)
-    timeline = build_timeline(objects, now, count=args.count, within=args.within)
+    namespace = None if args.all_namespaces else api.namespace
+    objects = api.list(namespace)
+    try:
+        bodies, unread = read_freeze_objects(api, namespace), None
+    except PluginError as error:
+        # Runs are still worth seeing without the freezes (a role that may not list them, an old CRD set);
+        # the timeline says they are missing rather than pretending there are none.
+        if error.code != 1:
+            raise
+        bodies, unread = [], str(error)
+    valid, invalid = freeze_cli.read_freezes(bodies)
+    if namespace is not None:
+        valid = [freeze for freeze in valid if freeze.concerns_namespace(namespace)]
+    timeline = build_timeline(
+        objects,
+        now,
+        count=args.count,
+        within=args.within,
+        freezes=valid,
+        invalid_freezes=invalid,
+        freezes_unread=unread,
+    )
     out.write(render_json(timeline) if args.output == "json" else render_text(timeline))
+    # Only invalid ScheduledDeployments fail the timeline: a broken freeze (perhaps another team's cluster
+    # freeze) is listed, and `kubectl sundial freezes` fails on it.
     return 1 if timeline.invalid else 0
+
+
+def read_freeze_objects(api: Api, namespace: str | None) -> list[dict[str, Any]]:
+    """Every ClusterReleaseFreeze, and the ReleaseFreezes of ``namespace`` (of every one when None)."""
+    return api.list_of(CLUSTER_RELEASE_FREEZES, None) + api.list_of(RELEASE_FREEZES, namespace)
+
+
+# ---------------------------------------------------------------------------------------------- freezes
+
+
+def cmd_freeze(
+    args: argparse.Namespace, api: Api, out: TextIO, now: datetime, *, local_zone: tzinfo | None = None
+) -> int:
+    """Stop the line: a freeze from ``now`` for ``--for``; ``local_zone`` None is this machine's."""
+    if args.all and args.namespace:
+        raise PluginError("--all freezes every namespace (a ClusterReleaseFreeze); leave out -n", 2)
+    reason = args.reason.strip()
+    if not reason:
+        raise PluginError("--reason must say why deploys stop, e.g. --reason 'incident 4711'", 2)
+    body = freeze_cli.build_stop_the_line(
+        now,
+        args.duration,
+        reason,
+        namespace=None if args.all else api.namespace,
+        name=args.name,
+        action=FreezeAction(args.action),
+    )
+    try:
+        api.create(CLUSTER_RELEASE_FREEZES if args.all else RELEASE_FREEZES, body)
+    except PluginError as error:
+        if error.status == 409:
+            raise PluginError(f"{error}; choose another with --name", status=409) from None
+        raise
+    out.write(freeze_cli.describe_created(body, local_zone))
+    return 0
+
+
+def cmd_unfreeze(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) -> int:
+    if args.all and args.namespace:
+        raise PluginError("--all names a ClusterReleaseFreeze, which has no namespace; leave out -n", 2)
+    resource = CLUSTER_RELEASE_FREEZES if args.all else RELEASE_FREEZES
+    namespace = None if args.all else api.namespace
+    try:
+        api.delete(resource, namespace, args.name)
+    except PluginError as error:
+        if error.status == 404 and not args.all:
+            raise PluginError(f"{error}; for a ClusterReleaseFreeze, add --all", status=404) from None
+        raise
+    out.write(for_terminal(f"{resource.what(namespace, args.name)} deleted") + "\n")
+    out.write(
+        "runs it held stay Held; runs it deferred start as soon as the operator sees it gone, if still "
+        "within their startingDeadlineSeconds\n"
+    )
+    return 0
+
+
+def cmd_freezes(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) -> int:
+    namespace = None if args.all_namespaces else api.namespace
+    valid, invalid = freeze_cli.read_freezes(read_freeze_objects(api, namespace))
+    listing = freeze_cli.list_freezes(valid, invalid, now, within=args.within)
+    out.write(freeze_cli.render_json(listing) if args.output == "json" else freeze_cli.render_text(listing))
+    return 1 if listing.invalid else 0
 
 
 def cmd_trigger(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) -> int:
@@ -329,6 +488,8 @@ MAIN_EPILOG = """examples:
   kubectl sundial timeline -A --within 24h
   kubectl sundial trigger api-v42 -n shop --wait
   kubectl sundial suspend api-v42 -n shop
+  kubectl sundial freeze --all --for 2h --reason "incident 4711"
+  kubectl sundial freezes -A
   kubectl sundial preview -f api-v42.yaml
 
 `kubectl sundial COMMAND --help` shows each command's options and examples.
@@ -363,12 +524,38 @@ Runs that fall due while suspended are recorded Skipped and never made up later;
 it does not deploy unless resumed before its instant. A GitOps tool reverts spec.suspend unless the
 repository changes too.
 """
+FREEZE_EXAMPLES = """examples:
+  # stop every deploy in every namespace for two hours, from now (a ClusterReleaseFreeze)
+  kubectl sundial freeze --all --for 2h --reason "incident 4711"
+  # only namespace shop, and let the runs start when it ends instead of holding them
+  kubectl sundial freeze -n shop --for 90m --reason "db failover" --action Defer
+  # end it early
+  kubectl sundial unfreeze stop-the-line-20271207t1530z --all
+
+Runs that fall due in the freeze are recorded Held (reason Frozen) with the freeze's name and reason, and
+do not deploy; with --action Defer they start when it ends, if still within startingDeadlineSeconds. The
+freeze is labelled sundial.dev/stop-the-line=true.
+"""
+UNFREEZE_EXAMPLES = """examples:
+  kubectl sundial unfreeze stop-the-line-20271207t1530z --all
+  kubectl sundial unfreeze year-end -n shop
+"""
+FREEZES_EXAMPLES = """examples:
+  # cluster freezes and those of the current namespace: on now, and the next 30 days
+  kubectl sundial freezes
+  # every namespace, the next 90 days, as JSON
+  kubectl sundial freezes -A --within 90d -o json
+
+Windows are computed from each freeze's spec with the operator's own engine, and shown in UTC and in the
+freeze's time zone. An invalid freeze is listed with its reason and makes the exit status 1.
+"""
 PREVIEW_EXAMPLES = """examples:
   kubectl sundial preview -f api-v42.yaml
   kubectl sundial preview -f api-v42.yaml --now 2027-01-01T00:00:00Z --count 10 -o json
   kustomize build overlays/prod | kubectl sundial preview -f -
 
-Offline: no cluster is contacted. dependsOn resolves among the file's documents.
+Offline: no cluster is contacted. dependsOn resolves among the file's documents, and the ReleaseFreeze
+and ClusterReleaseFreeze documents among them apply to its runs.
 """
 
 
@@ -391,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="See, run and pause Sundial's ScheduledDeployments.",
+        description="See, run and pause Sundial's ScheduledDeployments; freeze and unfreeze deploys.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=MAIN_EPILOG,
     )
@@ -446,11 +633,74 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("name", metavar="NAME")
         command.set_defaults(handler=cmd_suspend)
 
+    _add_freeze_parsers(commands, connection)
     preview.add_parser(commands)
     preview_parser = commands.choices["preview"]
     preview_parser.epilog = PREVIEW_EXAMPLES
     preview_parser.formatter_class = raw
     return parser
+
+
+def _add_freeze_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], connection: argparse.ArgumentParser
+) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    freeze = commands.add_parser(
+        "freeze",
+        parents=[connection],
+        help="stop the line: freeze deploys from now for a while",
+        description="Create a release freeze from now for --for: a ClusterReleaseFreeze with --all, else a "
+        "ReleaseFreeze in the namespace. Prints its window in UTC and local time, and how to end it.",
+        epilog=FREEZE_EXAMPLES,
+        formatter_class=raw,
+    )
+    freeze.add_argument("--all", action="store_true", help="every namespace (a ClusterReleaseFreeze)")
+    freeze.add_argument(
+        "--for", dest="duration", type=_within, required=True, help="how long, e.g. 90m, 2h, 1d"
+    )
+    freeze.add_argument("--reason", required=True, help="why, shown in every run it holds")
+    freeze.add_argument("--name", help="the freeze's name (default stop-the-line-<UTC minute>)")
+    freeze.add_argument(
+        "--action",
+        choices=[action.value for action in FreezeAction],
+        default=FreezeAction.HOLD.value,
+        help="Hold (default): runs due in it are recorded Held; Defer: they start when it ends",
+    )
+    freeze.add_argument("--now", type=preview._instant, help=argparse.SUPPRESS)
+    freeze.set_defaults(handler=cmd_freeze)
+
+    unfreeze = commands.add_parser(
+        "unfreeze",
+        parents=[connection],
+        help="end a freeze now (delete it)",
+        description="Delete the release freeze NAME: a ClusterReleaseFreeze with --all, else a ReleaseFreeze "
+        "in the namespace.",
+        epilog=UNFREEZE_EXAMPLES,
+        formatter_class=raw,
+    )
+    unfreeze.add_argument("name", metavar="NAME")
+    unfreeze.add_argument("--all", action="store_true", help="NAME is a ClusterReleaseFreeze")
+    unfreeze.set_defaults(handler=cmd_unfreeze)
+
+    listing = commands.add_parser(
+        "freezes",
+        parents=[connection],
+        help="release freezes on now and coming (UTC and their own time)",
+        description="Every ClusterReleaseFreeze and the namespace's ReleaseFreezes (-A: every namespace's), "
+        "with the windows that are on now or open within --within.",
+        epilog=FREEZES_EXAMPLES,
+        formatter_class=raw,
+    )
+    listing.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+    listing.add_argument(
+        "--within",
+        type=_within,
+        default=freeze_cli.DEFAULT_WITHIN,
+        help="windows opening within this long (default 30d)",
+    )
+    listing.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
+    listing.add_argument("--now", type=preview._instant, help=argparse.SUPPRESS)
+    listing.set_defaults(handler=cmd_freezes)
 
 
 def main(

@@ -4,12 +4,20 @@ Uses the operator's own code (`sundial.decide.validation`, `sundial.timing.sched
 as valid is one the operator will schedule the same way. ``dependsOn`` is resolved among the documents of the
 file (per namespace); the preview cannot see objects that are only in the cluster.
 
+ReleaseFreeze and ClusterReleaseFreeze documents in the same file set are checked too (with the operator's
+`sundial.decide.freezes.read_freeze`), listed with their windows, and applied to every run: a run a freeze
+holds or defers says so. A ReleaseFreeze without a namespace is in ``default``, as a ScheduledDeployment is.
+
 Output for one document (``-o json``)::
 
-    {"name", "namespace", "valid", "reason", "message", "timeZone",
-     "runs": [{"scheduledTime", "localTime", "dependencyTime", "role", "skipped", "notes"}]}
+    {"kind", "name", "namespace", "valid", "reason", "message", "timeZone",
+     "runs": [{"scheduledTime", "localTime", "dependencyTime", "role", "skipped", "notes",
+               "freeze": null or {"action", "freeze", "reason", "until", "served", "pastDeadline",
+                          "message"}}]}
 
-and for several documents, a list in file order. Exit status: 0 when every document is valid, 1 when any
+for a freeze, ``"runs": []`` and also ``"freezeReason"``, ``"action"`` and ``"windows": [{"start", "end",
+"localStart", "localEnd", "rule", "active"}]`` (the next `DEFAULT_COUNT` or ``--count``); and for several
+documents, a list in file order. Exit status: 0 when every document is valid, 1 when any
 is not (or the YAML does not parse), 2 when the file cannot be read.
 
 Notes
@@ -35,8 +43,23 @@ from typing import Any, TextIO
 import yaml
 
 from sundial.api.durations import format_duration
+from sundial.api.freezes import FreezeAction
+from sundial.api.keys import KIND
 from sundial.api.reasons import Invalid, Reason
+from sundial.api.timestamps import format_utc
+from sundial.cli.freezes import (
+    InvalidFreeze,
+    describe_verdict,
+    is_freeze_document,
+    read_one,
+    run_verdict,
+    upcoming_windows,
+    verdict_json,
+    window_json,
+)
+from sundial.decide.freezes import Freeze, FreezeVerdict
 from sundial.decide.validation import DEFAULT_NAMESPACE, Valid, Verdict, timings, validate_namespace
+from sundial.timing.freezes import Window
 from sundial.timing.occurrences import Occurrence, describe_run, due, upcoming
 
 DEFAULT_COUNT = 5
@@ -59,22 +82,47 @@ class Preview:
 
     name: str | None
     namespace: str | None
-    verdict: Verdict
+    verdict: Verdict | Freeze
+    """A ScheduledDeployment's verdict, or for a freeze document the compiled freeze (or why it is not)."""
     time_zone: str | None
     runs: list[Occurrence] = field(default_factory=list)
+    kind: str = KIND
+    frozen: tuple[FreezeVerdict | None, ...] = ()
+    """For each of ``runs``, what the freezes of the file set do to it (None: nothing)."""
+    windows: tuple[Window, ...] = ()
+    """For a valid freeze document: its window on at ``now`` (if any) and the next ones."""
+    now: datetime | None = None
+    """The instant previewed, which says which window is on."""
+
+    @property
+    def valid(self) -> bool:
+        return not isinstance(self.verdict, Invalid)
+
+    def freeze_of(self, index: int) -> FreezeVerdict | None:
+        return self.frozen[index] if index < len(self.frozen) else None
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON shape."""
         invalid = self.verdict if isinstance(self.verdict, Invalid) else None
-        return {
+        body: dict[str, Any] = {
+            "kind": self.kind,
             "name": self.name,
             "namespace": self.namespace,
             "valid": invalid is None,
             "reason": invalid.reason.value if invalid else None,
             "message": invalid.message if invalid else None,
             "timeZone": self.time_zone,
-            "runs": [describe_run(run) for run in self.runs],
+            "runs": [
+                {**describe_run(run), "freeze": verdict_json(self.freeze_of(index), run)}
+                for index, run in enumerate(self.runs)
+            ],
         }
+        if isinstance(self.verdict, Freeze) and self.now is not None:
+            zone = self.verdict.rules.zone
+            body["freezeReason"] = self.verdict.reason
+            body["action"] = self.verdict.action.value
+            body["windows"] = [window_json(window, zone, self.now) for window in self.windows]
+        return body
 
 
 def load_documents(text: str) -> list[Any]:
@@ -103,15 +151,20 @@ def _time_zone(document: Any) -> str | None:
 
 
 def preview_documents(documents: Sequence[Any], now: datetime, count: int = DEFAULT_COUNT) -> list[Preview]:
-    """Validate ``documents`` against each other (per namespace) and list the next runs of the valid ones.
+    """Validate ``documents`` against each other (per namespace) and list the next runs of the valid ones,
+    with what the freeze documents among them do to each run.
 
     A runAt that is past but still within its startingDeadlineSeconds is listed first, as due now.
     """
     verdicts: dict[int, Verdict] = {}
     namespaces: dict[str, list[int]] = {}
+    compiled_freezes: dict[int, Freeze | InvalidFreeze] = {}
     for index, document in enumerate(documents):
         if not isinstance(document, Mapping):
             verdicts[index] = Invalid(Reason.INVALID_SPEC, f"document {index + 1} is not a mapping")
+            continue
+        if is_freeze_document(document):
+            compiled_freezes[index] = read_one(document, default_namespace=DEFAULT_NAMESPACE)
             continue
         namespace = _metadata(document, "namespace") or DEFAULT_NAMESPACE
         namespaces.setdefault(namespace, []).append(index)
@@ -119,14 +172,23 @@ def preview_documents(documents: Sequence[Any], now: datetime, count: int = DEFA
         results = validate_namespace([documents[index] for index in indexes], now)
         for index, (_, verdict) in zip(indexes, results, strict=True):
             verdicts[index] = verdict
+    freezes = [freeze for freeze in compiled_freezes.values() if isinstance(freeze, Freeze)]
 
     by_namespace = {
         namespace: timings(verdicts[index] for index in indexes) for namespace, indexes in namespaces.items()
     }
+    siblings = {
+        namespace: {_metadata(documents[index], "name") or "": documents[index] for index in indexes}
+        for namespace, indexes in namespaces.items()
+    }
     previews = []
     for index, document in enumerate(documents):
+        if index in compiled_freezes:
+            previews.append(_freeze_preview(document, compiled_freezes[index], now, count))
+            continue
         verdict = verdicts[index]
         runs: list[Occurrence] = []
+        frozen: list[FreezeVerdict | None] = []
         if isinstance(verdict, Valid):
             timings_here = by_namespace[verdict.namespace]
             late = due(verdict.name, timings_here, None, now).due
@@ -137,6 +199,8 @@ def preview_documents(documents: Sequence[Any], now: datetime, count: int = DEFA
                 )
             runs = ([late] if late is not None else []) + upcoming(verdict.name, timings_here, now, count)
             runs = runs[:count]
+            here = siblings[verdict.namespace]
+            frozen = [run_verdict(run, verdict.namespace, document, here, freezes, now) for run in runs]
         previews.append(
             Preview(
                 name=_metadata(document, "name"),
@@ -145,9 +209,26 @@ def preview_documents(documents: Sequence[Any], now: datetime, count: int = DEFA
                 verdict=verdict,
                 time_zone=_time_zone(document),
                 runs=runs,
+                frozen=tuple(frozen),
             )
         )
     return previews
+
+
+def _freeze_preview(
+    document: Mapping[str, Any], compiled: Freeze | InvalidFreeze, now: datetime, count: int
+) -> Preview:
+    kind = str(document.get("kind"))
+    name = _metadata(document, "name")
+    if isinstance(compiled, InvalidFreeze):
+        # The reason is a Reason's value: read back, so that the verdict is the Invalid ScheduledDeployments
+        # are reported with.
+        verdict: Freeze | Invalid = Invalid(Reason(compiled.reason), compiled.message)
+        return Preview(name, compiled.namespace, verdict, _time_zone(document), kind=kind, now=now)
+    windows = tuple(upcoming_windows(compiled, now, count))
+    return Preview(
+        name, compiled.namespace, compiled, _time_zone(document), kind=kind, windows=windows, now=now
+    )
 
 
 def render_json(previews: Sequence[Preview]) -> str:
@@ -157,13 +238,19 @@ def render_json(previews: Sequence[Preview]) -> str:
 
 
 def render_table(previews: Iterable[Preview]) -> str:
-    """A compact report for people: a line per document, then its runs and their notes."""
+    """A compact report for people: a line per document, then its runs (or a freeze's windows) and notes."""
     lines: list[str] = []
     for preview in previews:
         title = f"{preview.namespace or '-'}/{preview.name or '-'}"
+        if preview.kind != KIND:
+            where = f"{preview.namespace}/{preview.name or '-'}" if preview.namespace else preview.name or "-"
+            title = f"{preview.kind} {where}"
         if isinstance(preview.verdict, Invalid):
             lines.append(f"{title}  INVALID  {preview.verdict.reason.value}")
             lines.append(f"    {preview.verdict.message}")
+            continue
+        if isinstance(preview.verdict, Freeze):
+            lines.extend(_freeze_table(title, preview.verdict, preview.windows, preview.now))
             continue
         lines.append(f"{title}  valid  {preview.time_zone}")
         if not preview.runs:
@@ -172,13 +259,35 @@ def render_table(previews: Iterable[Preview]) -> str:
             )
             continue
         lines.append(f"    {'SCHEDULED (UTC)':<22}{'LOCAL':<27}{'DEPENDENCY (UTC)':<22}ROLE")
-        for run in preview.runs:
+        for index, run in enumerate(preview.runs):
             row = describe_run(run)
-            role = f"{row['role']} (skipped)" if run.skipped else str(row["role"])
+            frozen = preview.freeze_of(index)
+            role = str(row["role"])
+            if run.skipped:
+                role += " (skipped)"
+            elif frozen is not None:
+                role += " (held)" if frozen.action is FreezeAction.HOLD else " (deferred)"
             dependency = row["dependencyTime"] or "-"
             lines.append(f"    {row['scheduledTime']:<22}{row['localTime']:<27}{dependency:<22}{role}")
             lines.extend(f"      note: {note}" for note in run.notes)
+            if frozen is not None:
+                lines.append(f"      frozen: {describe_verdict(frozen, run)}")
     return "\n".join(lines) + "\n"
+
+
+def _freeze_table(title: str, freeze: Freeze, windows: Sequence[Window], now: datetime | None) -> list[str]:
+    zone = freeze.rules.zone
+    lines = [f"{title}  valid  {getattr(zone, 'key', zone)}  {freeze.action.value}  {freeze.reason}"]
+    if not windows:
+        lines.append("    no window ahead (within 400 days)")
+    for window in windows:
+        on = now is not None and window.covers(now)
+        start, end = window.start.astimezone(zone), window.end.astimezone(zone)
+        lines.append(
+            f"    {'ON NOW ' if on else ''}{format_utc(window.start)} to {format_utc(window.end)}  "
+            f"{start:%a %d %b %Y %H:%M %Z} to {end:%a %d %b %Y %H:%M %Z}  {window.rule}"
+        )
+    return lines
 
 
 def _system_clock() -> datetime:
@@ -254,4 +363,4 @@ def run(
             ]
         )
     stdout.write(render_json(previews) if args.output == "json" else render_table(previews))
-    return 0 if all(isinstance(preview.verdict, Valid) for preview in previews) else 1
+    return 0 if all(preview.valid for preview in previews) else 1

@@ -6,6 +6,9 @@ running operator, shows dependency runs (which the status of the dependency does
 agrees with what the operator will do, because it is the same code. An object that has already run is
 validated as the operator validates it (a runAt in the past is then not an error).
 
+Release freezes in the cluster (`sundial.cli.freezes`) are listed after the runs, and each run says what they
+will do to it (held, or deferred to when), judged by the operator's own `sundial.decide.freezes`.
+
 Notes
 -----
 ``now`` is an argument everywhere; `sundial.cli.kubectl_plugin` reads the clock once.
@@ -23,7 +26,19 @@ from sundial.api.durations import format_duration
 from sundial.api.models import RunRole
 from sundial.api.reasons import Invalid
 from sundial.api.timestamps import format_local, format_utc
+from sundial.cli.freezes import (
+    DEFAULT_WITHIN,
+    FreezeListing,
+    InvalidFreeze,
+    describe_verdict,
+    list_freezes,
+    listing_json,
+    render_freeze_lines,
+    run_verdict,
+    verdict_json,
+)
 from sundial.cli.terminal import for_terminal
+from sundial.decide.freezes import Freeze, FreezeVerdict
 from sundial.decide.validation import DEFAULT_NAMESPACE, Valid, timings, validate_namespace
 from sundial.timing.occurrences import Occurrence, upcoming
 from sundial.timing.schedule import Timing
@@ -42,6 +57,8 @@ class Entry:
     """For a dependency run, how long before the run it serves."""
     suspended: bool = False
     """The object is suspended: the run will be recorded Skipped, not run."""
+    freeze: FreezeVerdict | None = None
+    """What the release freezes will do to the run (hold it, or defer it); None: nothing."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,10 @@ class Timeline:
     invalid: list[InvalidObject]
     truncated: bool
     """More runs fell in the window than ``count``."""
+    freezes: FreezeListing | None = None
+    """The release freezes read with the objects, and their windows; None when they could not be read."""
+    freezes_unread: str | None = None
+    """Why the freezes could not be read (the runs are then shown without them)."""
 
 
 def describe_target(spec: Mapping[str, Any]) -> str:
@@ -98,9 +119,17 @@ def _lead(run: Occurrence, namespace_timings: Mapping[str, Timing]) -> timedelta
 
 
 def build_timeline(
-    objects: Sequence[Mapping[str, Any]], now: datetime, *, count: int, within: timedelta | None = None
+    objects: Sequence[Mapping[str, Any]],
+    now: datetime,
+    *,
+    count: int,
+    within: timedelta | None = None,
+    freezes: Sequence[Freeze] = (),
+    invalid_freezes: Sequence[InvalidFreeze] = (),
+    freezes_unread: str | None = None,
 ) -> Timeline:
-    """The first ``count`` runs after ``now`` (and no later than ``now + within``) of ``objects``."""
+    """The first ``count`` runs after ``now`` (and no later than ``now + within``) of ``objects``, each with
+    what ``freezes`` do to it, and the freezes' windows (within ``within``, else 30 days)."""
     by_namespace: dict[str, list[Mapping[str, Any]]] = {}
     for obj in objects:
         by_namespace.setdefault(_namespace(obj), []).append(obj)
@@ -111,6 +140,7 @@ def build_timeline(
         ran = [_name(obj) for obj in members if _already_ran(obj)]
         verdicts = validate_namespace(members, now, already_ran=ran)
         namespace_timings = timings(verdict for _, verdict in verdicts)
+        siblings = {_name(obj): obj for obj in members}
         for obj, verdict in verdicts:
             if isinstance(verdict, Invalid):
                 invalid.append(InvalidObject(namespace, _name(obj), verdict.reason.value, verdict.message))
@@ -128,11 +158,25 @@ def build_timeline(
                         what=what,
                         lead=_lead(run, namespace_timings),
                         suspended=verdict.spec.suspend,
+                        freeze=run_verdict(run, namespace, obj, siblings, freezes, now),
                     )
                 )
     entries.sort(key=lambda entry: (entry.run.instant, entry.namespace, entry.run.name))
     invalid.sort(key=lambda item: (item.namespace, item.name))
-    return Timeline(now, within, entries[:count], invalid, truncated=len(entries) > count)
+    listing = (
+        list_freezes(freezes, invalid_freezes, now, within=within or DEFAULT_WITHIN)
+        if freezes_unread is None
+        else None
+    )
+    return Timeline(
+        now,
+        within,
+        entries[:count],
+        invalid,
+        truncated=len(entries) > count,
+        freezes=listing,
+        freezes_unread=freezes_unread,
+    )
 
 
 def _role(entry: Entry) -> str:
@@ -155,6 +199,8 @@ def _flags(entry: Entry) -> list[str]:
         flags.append("suspended: will be recorded Skipped")
     if entry.run.skipped:
         flags.append("skipped: " + ("; ".join(entry.run.notes) or "by dstPolicy"))
+    if entry.freeze is not None:
+        flags.append("frozen: " + describe_verdict(entry.freeze, entry.run))
     return flags
 
 
@@ -197,6 +243,11 @@ def render_text(timeline: Timeline) -> str:
         for item in timeline.invalid:
             where, why = for_terminal(f"{item.namespace}/{item.name}"), for_terminal(item.reason)
             lines.append(f"  {where}  {why}: {for_terminal(item.message)}")
+    if timeline.freezes_unread is not None:
+        lines.append(f"Release freezes not shown: {for_terminal(timeline.freezes_unread)}")
+    elif timeline.freezes is not None and (timeline.freezes.freezes or timeline.freezes.invalid):
+        lines.append(f"Release freezes, windows within {format_duration(timeline.freezes.within)}:")
+        lines.extend(render_freeze_lines(timeline.freezes))
     return "\n".join(lines) + "\n"
 
 
@@ -219,6 +270,7 @@ def render_json(timeline: Timeline) -> str:
                 "suspended": entry.suspended,
                 "skipped": entry.run.skipped,
                 "notes": list(entry.run.notes),
+                "freeze": verdict_json(entry.freeze, entry.run),
             }
             for entry in timeline.entries
         ],
@@ -226,5 +278,7 @@ def render_json(timeline: Timeline) -> str:
             {"namespace": item.namespace, "name": item.name, "reason": item.reason, "message": item.message}
             for item in timeline.invalid
         ],
+        "freezes": listing_json(timeline.freezes) if timeline.freezes is not None else None,
+        "freezesUnread": timeline.freezes_unread,
     }
     return json.dumps(body, indent=2) + "\n"
