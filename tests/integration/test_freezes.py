@@ -8,8 +8,9 @@ cluster-wide: each one here lists only its test's namespace and is deleted when 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -216,7 +217,7 @@ def test_the_api_server_refuses_a_freeze_without_a_window_or_with_a_bad_time(
     crds: Cluster, namespace: str
 ) -> None:
     for spec, words in (
-        ({"reason": "nothing"}, "a freeze needs at least one of weekly, recurring, windows or dates"),
+        ({"reason": "nothing"}, "needs at least one of weekly, recurring, windows, dates or calendar"),
         (
             {
                 "reason": "x",
@@ -246,3 +247,69 @@ def test_the_api_server_refuses_a_freeze_without_a_window_or_with_a_bad_time(
         },
     )
     assert read_freeze(crds, namespace, "weekend")["spec"]["action"] == "Hold"
+
+
+def holiday_calendar(first: date, last: date, summary: str = "Company holiday") -> str:
+    """An .ics file, as calendar tools export it, with one all-day event from ``first`` to ``last``."""
+    return "\r\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:-//Sundial integration tests//EN",
+            "BEGIN:VEVENT",
+            "UID:holiday@sundial.test",
+            "DTSTAMP:20260101T000000Z",
+            f"SUMMARY:{summary}",
+            f"DTSTART;VALUE=DATE:{first:%Y%m%d}",
+            f"DTEND;VALUE=DATE:{last + timedelta(days=1):%Y%m%d}",
+            "END:VEVENT",
+            "END:VCALENDAR",
+            "",
+        ]
+    )
+
+
+def test_a_holiday_calendar_in_a_configmap_freezes_its_all_day_events(
+    crds: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    namespace = deployer_namespace
+    today = datetime.now(ZoneInfo("Europe/Berlin")).date()
+    text = holiday_calendar(today - timedelta(days=1), today + timedelta(days=1))
+    crds.kubectl("create", "configmap", "holidays", "-n", namespace, f"--from-literal=calendar.ics={text}")
+    spec = {
+        "reason": "company holidays",
+        "timeZone": "Europe/Berlin",
+        "calendar": {"configMapName": "holidays"},
+    }
+    create_freeze(crds, namespace, "holidays", spec)
+    start_operator(namespace)
+    freeze = wait_until(
+        "the calendar freeze to be on",
+        lambda: (
+            (status := read_freeze(crds, namespace, "holidays").get("status") or {}).get("active") and status
+        ),
+        20,
+    )
+    ready = condition({"status": freeze}, "Ready")
+    assert ready is not None and ready["reason"] == "Active", ready
+    assert f"'Company holiday' in the calendar, all day {today - timedelta(days=1)}" in ready["message"]
+    instant = utc_in(6)
+    create_sd(crds, namespace, "api", {"runAt": rfc3339(instant), "jobTemplate": job_template()})
+    record = wait_until("the run to be recorded", lambda: last_run(crds, namespace, "api"), 40)
+    assert (record["result"], record["reason"]) == ("Held", "Frozen"), record
+    assert "'Company holiday' in the calendar" in record["message"]
+    assert not jobs_of(crds, namespace, "api")
+
+
+def test_a_freeze_whose_calendar_is_missing_says_which_configmap_to_create(
+    crds: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    namespace = deployer_namespace
+    spec = {"reason": "holidays", "calendar": {"configMapName": "absent", "key": "days.ics"}}
+    create_freeze(crds, namespace, "holidays", spec)
+    start_operator(namespace)
+    ready = wait_until(
+        "the freeze to be judged", lambda: condition(read_freeze(crds, namespace, "holidays"), "Ready"), 20
+    )
+    assert (ready["status"], ready["reason"]) == ("False", "CalendarNotFound"), ready
+    assert "ConfigMap 'absent', key 'days.ics'" in ready["message"]

@@ -140,7 +140,12 @@ def drive_freezes(cluster: Cluster, namespace: str, *, cluster_wide: bool) -> It
     """A ReleaseFreeze (and, when the operator serves every namespace, a ClusterReleaseFreeze for this
     namespace only) whose status the operator writes; both deleted at the end."""
     custom = cluster.custom()
-    spec = {"reason": "audit", "dates": ["2099-12-24"]}
+    calendar = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//audit//EN\r\nEND:VCALENDAR\r\n"
+    cluster.kubectl(
+        "create", "configmap", "audit-calendar", "-n", namespace, f"--from-literal=calendar.ics={calendar}"
+    )
+    # Read by GET (configmaps get): the one ConfigMap right the operator holds.
+    spec = {"reason": "audit", "dates": ["2099-12-24"], "calendar": {"configMapName": "audit-calendar"}}
     body = {"apiVersion": API_VERSION, "kind": FREEZE_KIND, "metadata": {"name": "audit"}, "spec": spec}
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, FREEZE_PLURAL, body)
     name = f"audit-{namespace}"[:63]
@@ -149,7 +154,11 @@ def drive_freezes(cluster: Cluster, namespace: str, *, cluster_wide: bool) -> It
             "apiVersion": API_VERSION,
             "kind": CLUSTER_FREEZE_KIND,
             "metadata": {"name": name},
-            "spec": {**spec, "namespaces": [namespace]},
+            "spec": {
+                **spec,
+                "namespaces": [namespace],
+                "calendar": {**spec["calendar"], "namespace": namespace},
+            },
         }
         custom.create_cluster_custom_object(GROUP, VERSION, CLUSTER_FREEZE_PLURAL, body)
     try:

@@ -234,7 +234,8 @@ def test_the_freeze_kinds_are_namespaced_and_cluster_scoped_with_their_own_short
     cluster_spec = cluster["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert "namespaces" in cluster_spec["properties"]
     rules = [rule["rule"] for rule in cluster_spec["x-kubernetes-validations"]]
-    assert rules == ["has(self.weekly) || has(self.recurring) || has(self.windows) || has(self.dates)"]
+    kinds = ("weekly", "recurring", "windows", "dates", "calendar")
+    assert rules == [" || ".join(f"has(self.{kind})" for kind in kinds)]
 
 
 def test_the_yaml_has_no_anchors_and_parses_back_to_the_dict() -> None:

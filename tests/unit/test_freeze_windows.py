@@ -229,7 +229,7 @@ def test_a_freeze_that_cannot_be_computed_says_which_field_and_what_to_write(
 
 
 def test_the_spec_needs_a_window_and_refuses_an_impossible_date_or_selector() -> None:
-    with pytest.raises(ValueError, match="at least one of weekly, recurring, windows or dates"):
+    with pytest.raises(ValueError, match="at least one of weekly, recurring, windows, dates or calendar"):
         ReleaseFreezeSpec.model_validate({"reason": "nothing"})
     with pytest.raises(ValueError, match="not a date on the calendar"):
         ReleaseFreezeSpec.model_validate({"reason": "x", "dates": ["2027-02-30"]})

@@ -210,10 +210,26 @@ class LabelSelector(ApiModel):
     """Requirements on labels."""
 
 
-WHEN_MESSAGE = "a freeze needs at least one of weekly, recurring, windows or dates"
+class FreezeCalendar(ApiModel):
+    """An iCalendar (RFC 5545) file kept in a ConfigMap: its events are freeze windows, all-day events whole
+    days in timeZone (docs/freezes.md)."""
+
+    config_map_name: str = Field(min_length=1, max_length=253)
+    """The ConfigMap's name."""
+
+    key: str = Field("calendar.ics", min_length=1, max_length=253)
+    """The key in its data that holds the .ics file's text."""
+
+    namespace: str | None = Field(None, min_length=1, max_length=63)
+    """For a ClusterReleaseFreeze, the ConfigMap's namespace (required there); a ReleaseFreeze reads only
+    ConfigMaps of its own namespace."""
+
+
+WHEN_MESSAGE = "a freeze needs at least one of weekly, recurring, windows, dates or calendar"
 _FREEZE_RULES: list[JsonValue] = [
     {
-        "rule": "has(self.weekly) || has(self.recurring) || has(self.windows) || has(self.dates)",
+        "rule": "has(self.weekly) || has(self.recurring) || has(self.windows) || has(self.dates) "
+        "|| has(self.calendar)",
         "message": WHEN_MESSAGE,
     }
 ]
@@ -221,7 +237,7 @@ _FREEZE_RULES: list[JsonValue] = [
 
 class ReleaseFreezeSpec(ApiModel):
     """When ScheduledDeployments in this namespace must not deploy, why, and what happens to a run that
-    falls due then. At least one of weekly, recurring, windows and dates."""
+    falls due then. At least one of weekly, recurring, windows, dates and calendar."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _FREEZE_RULES})
 
@@ -257,6 +273,10 @@ class ReleaseFreezeSpec(ApiModel):
     """Whole days, YYYY-MM-DD, each from 00:00 to 24:00 on the wall clock of timeZone (23 or 25 hours on a
     day with a DST change)."""
 
+    calendar: FreezeCalendar | None = None
+    """Windows from a holiday calendar (.ics) in a ConfigMap; the operator reads it again within a minute
+    of a change."""
+
     selector: LabelSelector | None = None
     """Which ScheduledDeployments the freeze applies to, by their labels; all of them when unset."""
 
@@ -266,7 +286,7 @@ class ReleaseFreezeSpec(ApiModel):
 
     @model_validator(mode="after")
     def _check_some_window(self) -> Self:
-        if not (self.weekly or self.recurring or self.windows or self.dates):
+        if not (self.weekly or self.recurring or self.windows or self.dates or self.calendar):
             raise ValueError(WHEN_MESSAGE)
         return self
 

@@ -28,6 +28,8 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     INVALID_PATCH = "InvalidPatch"
     INVALID_FREEZE_WINDOW = "InvalidFreezeWindow"
+    INVALID_CALENDAR = "InvalidCalendar"
+    CALENDAR_NOT_FOUND = "CalendarNotFound"
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from sundial.api.reasons import Invalid, Reason, SpecError
 from sundial.api.timestamps import format_utc
 from sundial.decide.events import Event
 from sundial.decide.observe import mapping
+from sundial.timing.calendars import Calendar, parse_calendar
 from sundial.timing.freezes import HORIZON, FreezeRules, Window, compile_rules, next_window, window_at
 from sundial.timing.occurrences import Occurrence
 
@@ -109,15 +110,35 @@ def selects(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
     return True
 
 
-def read_freeze(body: Mapping[str, Any]) -> Freeze | Invalid:
-    """A freeze object as the API server holds it: compiled, or why it cannot be (reason and message)."""
+CalendarRef = tuple[str, str, str]
+"""(namespace, ConfigMap name, key) of a freeze's holiday calendar."""
+
+
+def calendar_ref(body: Mapping[str, Any]) -> CalendarRef | None:
+    """Which ConfigMap key a freeze's ``spec.calendar`` names, for the operator to read; None without one
+    (or when it cannot be told: the freeze is then invalid for that reason)."""
+    calendar = mapping(mapping(body.get("spec")).get("calendar"))
+    name, key = calendar.get("configMapName"), calendar.get("key") or "calendar.ics"
+    metadata = mapping(body.get("metadata"))
+    cluster = body.get("kind") == CLUSTER_FREEZE_KIND
+    namespace = calendar.get("namespace") if cluster else metadata.get("namespace")
+    if not all(isinstance(part, str) and part for part in (namespace, name, key)):
+        return None
+    return (str(namespace), str(name), str(key))
+
+
+def read_freeze(body: Mapping[str, Any], calendar_text: str | None = None) -> Freeze | Invalid:
+    """A freeze object as the API server holds it: compiled, or why it cannot be (reason and message).
+
+    ``calendar_text``: the text of the ConfigMap key its spec.calendar names (`calendar_ref`), as read."""
     metadata = mapping(body.get("metadata"))
     kind = body.get("kind")
     cluster = kind == CLUSTER_FREEZE_KIND
     model = ClusterReleaseFreezeSpec if cluster else ReleaseFreezeSpec
     try:
         spec = model.model_validate(mapping(body.get("spec")))
-        rules = compile_rules(spec)
+        calendar = _calendar(body, spec, cluster, calendar_text)
+        rules = compile_rules(spec, calendar)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ()))
@@ -137,6 +158,31 @@ def read_freeze(body: Mapping[str, Any]) -> Freeze | Invalid:
         exempt=spec.exempt_selector,
         namespaces=frozenset(namespaces) if namespaces is not None else None,
     )
+
+
+def _calendar(
+    body: Mapping[str, Any], spec: ReleaseFreezeSpec, cluster: bool, text: str | None
+) -> Calendar | None:
+    if spec.calendar is None:
+        return None
+    own = mapping(body.get("metadata")).get("namespace")
+    if cluster and spec.calendar.namespace is None:
+        raise SpecError(
+            Reason.INVALID_SPEC,
+            "spec.calendar.namespace is required on a ClusterReleaseFreeze: say which namespace holds the "
+            "ConfigMap",
+        )
+    if not cluster and spec.calendar.namespace not in (None, own):
+        raise SpecError(
+            Reason.INVALID_SPEC,
+            f"spec.calendar.namespace {spec.calendar.namespace!r}: a ReleaseFreeze reads ConfigMaps of its "
+            "own namespace only; leave namespace out and keep the calendar here, or use a "
+            "ClusterReleaseFreeze",
+        )
+    ref = calendar_ref(body)
+    if text is None or ref is None:
+        return None  # compile_rules says which ConfigMap is missing
+    return parse_calendar(text, f"ConfigMap {ref[0]}/{ref[1]}, key {ref[2]}")
 
 
 @dataclass(frozen=True)

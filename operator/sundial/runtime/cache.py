@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sundial.api.reasons import Invalid
-from sundial.decide.freezes import Freeze, read_freeze
+from sundial.decide.freezes import CalendarRef, Freeze, calendar_ref, read_freeze
 from sundial.decide.observe import JobPhase, JobState, job_state_from_body, mapping, plan_view
 from sundial.runtime.metrics import is_invalid
 from sundial.timing.dependencies import connected, depends_on_name
@@ -137,6 +137,9 @@ class Cache:
         self.freezes: dict[str, dict[Key, CachedFreeze]] = {kind: {} for kind in FREEZE_KINDS}
         """Release freezes by kind, then (namespace, name); the cluster kind's namespace is ""."""
         self.freeze_versions: dict[str, dict[Key, str]] = {kind: {} for kind in FREEZE_KINDS}
+        self.calendar_texts: dict[CalendarRef, str | None] = {}
+        """The holiday calendars freezes name, as last read (None: the ConfigMap or its key is missing);
+        a calendar not in here has not been read yet."""
         self.synced = False
         """True once every source has been listed (see `sundial.runtime.informer`)."""
 
@@ -373,11 +376,43 @@ class Cache:
             versions[key] = version
         previous = self.freezes[kind].get(key)
         same_spec = previous is not None and previous.body.get("spec") == body.get("spec")
-        compiled = previous.compiled if previous is not None and same_spec else read_freeze(body)
+        compiled = previous.compiled if previous is not None and same_spec else self._compile(body)
         self.freezes[kind][key] = CachedFreeze(freeze_view(body), compiled)
         changes = Changes(freezes={(kind, *key)})
         if not same_spec:
             changes.wake |= self._frozen_objects(previous) | self._frozen_objects(self.freezes[kind][key])
+        return changes
+
+    def _compile(self, body: Mapping[str, Any]) -> Freeze | Invalid:
+        ref = calendar_ref(body)
+        return read_freeze(body, self.calendar_texts.get(ref) if ref is not None else None)
+
+    def calendars_wanted(self) -> set[CalendarRef]:
+        """The calendars the cached freezes name."""
+        return {
+            ref
+            for entries in self.freezes.values()
+            for entry in entries.values()
+            if (ref := calendar_ref(entry.body)) is not None
+        }
+
+    def calendar_read(self, ref: CalendarRef, text: str | None) -> Changes:
+        """A calendar's text as just read: the freezes naming it are compiled again, and if what they freeze
+        changed, the objects they concern wake (a holiday added to the file applies at once)."""
+        if ref in self.calendar_texts and self.calendar_texts[ref] == text:
+            return Changes()
+        self.calendar_texts[ref] = text
+        changes = Changes()
+        for kind, entries in self.freezes.items():
+            for key, entry in list(entries.items()):
+                if calendar_ref(entry.body) != ref:
+                    continue
+                compiled = self._compile(entry.body)
+                if compiled == entry.compiled:
+                    continue
+                entries[key] = CachedFreeze(entry.body, compiled)
+                changes.freezes.add((kind, *key))
+                changes.wake |= self._frozen_objects(entry) | self._frozen_objects(entries[key])
         return changes
 
     def forget_freeze(self, kind: str, key: Key) -> Changes:

@@ -66,6 +66,7 @@ from sundial.decide.refusals import refusal_check_due
 from sundial.decide.validation import VerdictMemo
 from sundial.runtime.apierrors import RETRYABLE, api_message, api_reason, is_outage
 from sundial.runtime.cache import FREEZE_KINDS, JOBS, OBJECTS, Cache, Changes, Key
+from sundial.runtime.calendars import CalendarReader
 from sundial.runtime.freezestatus import FreezeStatusKeeper
 from sundial.runtime.freshreads import LIST_PAGE, FreshReads, Page
 from sundial.runtime.kubeclient import raw_body
@@ -196,6 +197,7 @@ class Controller:
             clock=clock,
         )
         self.metrics.watch_status_writes(lambda: len(self.status_writer))
+        self.calendars = CalendarReader(self.cache, api_client, self._call, self._follow)
         self.freeze_status = FreezeStatusKeeper(
             self.cache, api_client, self._call, clock, writes_cluster_freezes=settings.writes_cluster_freezes
         )
@@ -333,6 +335,8 @@ class Controller:
             task.add_done_callback(self._background.discard)
         for freeze in changes.freezes:
             self.freeze_status.request(freeze)
+        if changes.freezes:
+            self.calendars.read_new()  # a freeze that names a calendar not read yet
 
     async def _confirm_jobs(self, body: Mapping[str, Any]) -> None:
         """Look up, by name, any Job this object's status says is running but the cache lacks (see

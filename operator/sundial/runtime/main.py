@@ -115,6 +115,8 @@ async def run_operator(options: OperatorOptions) -> None:
     )
     informing = informer.start()
     informing.add_done_callback(_exit_if_informer_ended)
+    # Before kopf starts, as the informer's tasks are (see Informer.start): kopf waits for later ones at exit.
+    reading_calendars = asyncio.create_task(controller.calendars.run(), name="sundial calendars")
     try:
         await kopf.operator(
             registry=registry,
@@ -127,9 +129,10 @@ async def run_operator(options: OperatorOptions) -> None:
         )
     finally:
         informing.remove_done_callback(_exit_if_informer_ended)
+        reading_calendars.cancel()
         informing.cancel()
         informer.stop()
-        await asyncio.gather(informing, return_exceptions=True)
+        await asyncio.gather(informing, reading_calendars, return_exceptions=True)
         if metrics_server is not None:
             metrics_server.close()
         controller.close()

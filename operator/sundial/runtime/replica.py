@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 
 from sundial.api.keys import MANAGED_BY, MANAGER
 from sundial.api.timestamps import format_micro_time
+from sundial.runtime.calendars import FIRST_READ_WAIT_SECONDS
 from sundial.runtime.controller import Controller
 
 logger = logging.getLogger("sundial.operator")
@@ -124,6 +125,14 @@ class ActiveReplica:
             self.heartbeat = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(synced.wait(), timeout=1.0)
+        # A freeze whose holiday calendar is not read yet freezes nothing: give the first reads a moment.
+        waited = time.monotonic()
+        while not stopped and self._controller.calendars.unread():
+            if time.monotonic() - waited > FIRST_READ_WAIT_SECONDS:
+                logger.warning("calendars not read yet: %s", sorted(self._controller.calendars.unread()))
+                break
+            self._controller.calendars.read_new()
+            await stopped.wait(0.1)
         return synced.is_set() and not stopped
 
     async def _renew_lease(self) -> None:

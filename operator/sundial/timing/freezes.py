@@ -39,9 +39,10 @@ from sundial.api.freezes import (
     Weekday,
 )
 from sundial.api.reasons import Reason, SpecError
+from sundial.timing.calendars import Calendar, calendar_windows
 from sundial.timing.cron import parse_run_at, parse_schedule, walls
 from sundial.timing.dependencies import parse_lead_time
-from sundial.timing.wallclock import LocalTimeKind, load_zone, require_aware, resolve_local
+from sundial.timing.wallclock import bound_instant, load_zone, require_aware
 
 HORIZON = timedelta(days=400)
 """How far ahead `next_window` looks: beyond a year, so a yearly date is always found."""
@@ -98,10 +99,22 @@ class FreezeRules:
     recurring: tuple[Recurring, ...] = ()
     fixed: tuple[Window, ...] = ()
     """One-off windows and whole dates, already resolved (they do not repeat)."""
+    calendar: Calendar | None = None
+    """A holiday calendar's events (`sundial.timing.calendars`)."""
 
 
-def compile_rules(spec: ReleaseFreezeSpec) -> FreezeRules:
-    """Check a freeze's spec and compile its windows; raises `SpecError` with the specific reason."""
+def compile_rules(spec: ReleaseFreezeSpec, calendar: Calendar | None = None) -> FreezeRules:
+    """Check a freeze's spec and compile its windows; raises `SpecError` with the specific reason.
+
+    ``calendar`` is the parsed file ``spec.calendar`` names (`sundial.timing.calendars.parse_calendar`),
+    which the caller read; a spec that names one needs it."""
+    if spec.calendar is not None and calendar is None:
+        raise SpecError(
+            Reason.CALENDAR_NOT_FOUND,
+            f"spec.calendar names ConfigMap {spec.calendar.config_map_name!r}, key {spec.calendar.key!r}, "
+            "which was not read (it does not exist, or has no such key); create it with the .ics file's text "
+            "under that key",
+        )
     zone = load_zone(spec.time_zone)
     later = spec.ambiguous_time is FreezeAmbiguousTime.LATER
     weekly = []
@@ -141,7 +154,7 @@ def compile_rules(spec: ReleaseFreezeSpec) -> FreezeRules:
     for text in spec.dates or ():
         day = date.fromisoformat(text)
         fixed.append(whole_day(day, zone, later))
-    return FreezeRules(zone, later, tuple(weekly), tuple(recurring), tuple(sorted(fixed)))
+    return FreezeRules(zone, later, tuple(weekly), tuple(recurring), tuple(sorted(fixed)), calendar)
 
 
 def whole_day(day: date, zone: ZoneInfo, later: bool, rule: str | None = None) -> Window:
@@ -169,16 +182,6 @@ def _bound(text: str, zone: ZoneInfo, later: bool, field: str) -> datetime:
     if moment.tzinfo is not None:
         return moment.astimezone(UTC)
     return bound_instant(moment, zone, later=later)
-
-
-def bound_instant(wall: datetime, zone: ZoneInfo, *, later: bool) -> datetime:
-    """The instant a window bound at the naive ``wall`` time means (see the module notes)."""
-    local = resolve_local(wall, zone)
-    if local.kind is LocalTimeKind.NONEXISTENT:
-        return local.transition().at
-    if local.kind is LocalTimeKind.AMBIGUOUS and later:
-        return local.second
-    return local.first
 
 
 # ------------------------------------------------------------------------------------------ generation
@@ -232,6 +235,9 @@ def raw_windows(rules: FreezeRules, start: datetime, end: datetime) -> list[Wind
     require_aware(start)
     require_aware(end)
     found: list[Window] = [window for window in rules.fixed if window.start < end and window.end > start]
+    if rules.calendar is not None:
+        events = calendar_windows(rules.calendar, rules.zone, later=rules.later, start=start, end=end)
+        found.extend(Window(opens, closes, rule) for opens, closes, rule in events)
     if rules.weekly or rules.recurring:
         for day in _local_dates(start, end, rules.zone, _reach(rules)):
             for weekly in rules.weekly:

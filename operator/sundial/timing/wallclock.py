@@ -343,6 +343,21 @@ def apply_policy(
     return Resolution(local, nonexistent, ambiguous)
 
 
+def bound_instant(wall: datetime, zone: tzinfo, *, later: bool) -> datetime:
+    """The instant a *range bound* at the naive ``wall`` time means (a freeze window's start or end).
+
+    Once on the clock: that instant. Skipped by the clocks: the moment of the jump, the first instant
+    whose clock reads at or after ``wall``, so a range covers exactly the instants whose wall clock reads
+    inside it. Shown twice: the earlier instant, or the later one if ``later``.
+    """
+    local = resolve_local(wall, zone)
+    if local.kind is LocalTimeKind.NONEXISTENT:
+        return local.transition().at
+    if local.kind is LocalTimeKind.AMBIGUOUS and later:
+        return local.second
+    return local.first
+
+
 def _clock(moment: datetime) -> str:
     return moment.strftime("%H:%M:%S" if moment.second else "%H:%M")
 
