@@ -302,6 +302,7 @@ def crds(cluster: Cluster) -> Cluster:
         "scheduleddeployments.sundial.dev",
         "releasefreezes.sundial.dev",
         "clusterreleasefreezes.sundial.dev",
+        "deploymentapprovals.sundial.dev",
         "clusterkopfpeerings.kopf.dev",
         "kopfpeerings.kopf.dev",
     ):

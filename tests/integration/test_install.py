@@ -224,6 +224,7 @@ def test_the_rendering_holds_everything_an_install_needs(cluster: Cluster) -> No
         "scheduleddeployments.sundial.dev",
         "releasefreezes.sundial.dev",
         "clusterreleasefreezes.sundial.dev",
+        "deploymentapprovals.sundial.dev",
         "clusterkopfpeerings.kopf.dev",
         "kopfpeerings.kopf.dev",
     }

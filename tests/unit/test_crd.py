@@ -78,6 +78,7 @@ def test_sundial_crd_prints_the_same_yaml(capsys: pytest.CaptureFixture[str]) ->
         "scheduleddeployments.sundial.dev",
         "releasefreezes.sundial.dev",
         "clusterreleasefreezes.sundial.dev",
+        "deploymentapprovals.sundial.dev",
     ]
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from sundial.api import freezes
+from sundial.api import approvals, freezes
 from sundial.api.keys import API_VERSION, GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION
 from sundial.api.models import ScheduledDeploymentSpec, ScheduledDeploymentStatus
 
@@ -181,7 +181,8 @@ class Definition:
     short_name: str
     scope: str
     spec_model: type[Any]
-    status_model: type[Any]
+    status_model: type[Any] | None
+    """None: the kind has no status (nothing writes one)."""
     description: str
     columns: list[dict[str, Any]]
 
@@ -268,22 +269,44 @@ CLUSTER_RELEASE_FREEZE = Definition(
     ),
     columns=_FREEZE_COLUMNS,
 )
-DEFINITIONS = (SCHEDULED_DEPLOYMENT, RELEASE_FREEZE, CLUSTER_RELEASE_FREEZE)
+DEPLOYMENT_APPROVAL = Definition(
+    kind=approvals.APPROVAL_KIND,
+    plural=approvals.APPROVAL_PLURAL,
+    singular=approvals.APPROVAL_SINGULAR,
+    short_name=approvals.APPROVAL_SHORT_NAME,
+    scope="Namespaced",
+    spec_model=approvals.DeploymentApprovalSpec,
+    status_model=None,
+    description=(
+        "A DeploymentApproval is one person's go for one run of a ScheduledDeployment whose "
+        "spec.approval.required is true; the API server records who gave it."
+    ),
+    columns=[
+        {"name": "Scheduled Deployment", "type": "string", "jsonPath": ".spec.scheduledDeployment"},
+        {"name": "Run", "type": "string", "jsonPath": ".spec.scheduledTime"},
+        {"name": "Approver", "type": "string", "jsonPath": ".spec.approver"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {"name": "Comment", "type": "string", "jsonPath": ".spec.comment", "priority": 1},
+    ],
+)
+DEFINITIONS = (SCHEDULED_DEPLOYMENT, RELEASE_FREEZE, CLUSTER_RELEASE_FREEZE, DEPLOYMENT_APPROVAL)
 
 
 def open_api_schema(definition: Definition = SCHEDULED_DEPLOYMENT) -> dict[str, Any]:
     """The ``openAPIV3Schema`` of one of Sundial's resources (the ScheduledDeployment's by default)."""
+    properties = {
+        "apiVersion": {"description": f"Always {API_VERSION}.", "type": "string"},
+        "kind": {"description": f"Always {definition.kind}.", "type": "string"},
+        "metadata": {"type": "object"},
+        "spec": _model_schema(definition.spec_model, keep_defaults=True),
+    }
+    if definition.status_model is not None:
+        properties["status"] = _model_schema(definition.status_model, keep_defaults=False)
     return {
         "description": definition.description,
         "type": "object",
         "required": ["spec"],
-        "properties": {
-            "apiVersion": {"description": f"Always {API_VERSION}.", "type": "string"},
-            "kind": {"description": f"Always {definition.kind}.", "type": "string"},
-            "metadata": {"type": "object"},
-            "spec": _model_schema(definition.spec_model, keep_defaults=True),
-            "status": _model_schema(definition.status_model, keep_defaults=False),
-        },
+        "properties": properties,
     }
 
 
@@ -310,7 +333,7 @@ def crd(definition: Definition = SCHEDULED_DEPLOYMENT) -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    **({"subresources": {"status": {}}} if definition.status_model is not None else {}),
                     "additionalPrinterColumns": definition.columns,
                     "schema": {"openAPIV3Schema": open_api_schema(definition)},
                 }

@@ -465,6 +465,19 @@ class JobTemplate(OpenModel):
     """The Job spec; spec.template.spec.containers is required."""
 
 
+class ApprovalPolicy(ApiModel):
+    """Whether a run waits for a person's approval, and whose approval counts."""
+
+    required: bool = False
+    """When true, each run waits at its instant (reason AwaitingApproval) until a DeploymentApproval names
+    it, up to startingDeadlineSeconds; without one it is recorded Held (reason NotApproved). Its dependency
+    waits too: nothing of an unapproved run is deployed."""
+
+    groups: list[Annotated[str, Field(min_length=1, max_length=512)]] | None = Field(None, max_length=32)
+    """Only approvals by members of one of these groups count (e.g. release-managers); any authenticated
+    approver when unset."""
+
+
 WHEN_MESSAGE = "set at most one of runAt and schedule (with neither, the object runs only as a dependency)"
 WHAT_MESSAGE = "set exactly one of deployment, ecsService, patch or jobTemplate"
 _SPEC_RULES: list[JsonValue] = [
@@ -536,6 +549,9 @@ class ScheduledDeploymentSpec(ApiModel):
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.FORBID
     """For a schedule, what to do when a run is due while the previous one is still running: Allow both,
     Forbid the new one (it is recorded as skipped), or Replace the running one. Ignored for runAt."""
+
+    approval: ApprovalPolicy | None = None
+    """Whether each run waits for a person's approval (kubectl sundial approve, docs/approvals.md)."""
 
     suspend: bool = False
     """When true, no new runs start; runs that fall due while suspended are recorded as skipped and are

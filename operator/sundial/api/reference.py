@@ -14,6 +14,7 @@ from typing import Any
 
 from sundial.api.crd import (
     CLUSTER_RELEASE_FREEZE,
+    DEPLOYMENT_APPROVAL,
     RELEASE_FREEZE,
     SCHEDULED_DEPLOYMENT,
     Definition,
@@ -103,8 +104,8 @@ def _table(rows: Iterator[FieldRow]) -> list[str]:
 
 def _section(definition: Definition, level: str) -> list[str]:
     schema = open_api_schema(definition)
-    spec, status = schema["properties"]["spec"], schema["properties"]["status"]
-    return [
+    spec, status = schema["properties"]["spec"], schema["properties"].get("status")
+    lines = [
         _cell(schema["description"]),
         "",
         f"Every field below is in the CRD's schema, so `kubectl explain {definition.singular}.spec.<field>`",
@@ -116,13 +117,17 @@ def _section(definition: Definition, level: str) -> list[str]:
         "",
         *_table(field_rows(spec, "spec")),
         "",
-        f"{level} status",
-        "",
-        "Written only by the operator. " + _cell(status.get("description", "")),
-        "",
-        *_table(field_rows(status, "status")),
-        "",
     ]
+    if status is not None:
+        lines += [
+            f"{level} status",
+            "",
+            "Written only by the operator. " + _cell(status.get("description", "")),
+            "",
+            *_table(field_rows(status, "status")),
+            "",
+        ]
+    return lines
 
 
 def render() -> str:
@@ -135,6 +140,6 @@ def render() -> str:
         "",
         *_section(SCHEDULED_DEPLOYMENT, "##"),
     ]
-    for definition in (RELEASE_FREEZE, CLUSTER_RELEASE_FREEZE):
+    for definition in (RELEASE_FREEZE, CLUSTER_RELEASE_FREEZE, DEPLOYMENT_APPROVAL):
         lines += [f"## {definition.kind} (`{definition.scope}`)", "", *_section(definition, "###")]
     return "\n".join(lines)
