@@ -216,7 +216,7 @@ def test_printer_columns_answer_is_it_fine_when_next_and_why_not() -> None:
         ("Last Run", "date"),
         ("Age", "date"),
     ]
-    assert wide == ["Schedule", "Run At", "Time Zone", "Depends On", "Job", "Message"]
+    assert wide == ["Schedule", "Run At", "Time Zone", "Depends On", "Job", "Approval", "Message"]
     paths = {c["name"]: c["jsonPath"] for c in columns}
     assert paths["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
     assert paths["Next Run"] == ".status.nextRunTime"

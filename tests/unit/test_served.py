@@ -34,20 +34,27 @@ OPTIONS = OperatorOptions(
 OURS = ServedResource(GROUP, VERSION, PLURAL)
 FREEZES = ServedResource(GROUP, VERSION, "releasefreezes")
 CLUSTER_FREEZES = ServedResource(GROUP, VERSION, "clusterreleasefreezes")
+APPROVALS = ServedResource(GROUP, VERSION, "deploymentapprovals")
 
 
 @pytest.mark.parametrize(
     ("namespaces", "peering", "expected"),
     [
-        (None, None, [OURS, FREEZES, CLUSTER_FREEZES]),
+        (None, None, [OURS, FREEZES, APPROVALS, CLUSTER_FREEZES]),
         (
             None,
             "sundial",
-            [OURS, FREEZES, CLUSTER_FREEZES, ServedResource("kopf.dev", "v1", "clusterkopfpeerings")],
+            [
+                OURS,
+                FREEZES,
+                APPROVALS,
+                CLUSTER_FREEZES,
+                ServedResource("kopf.dev", "v1", "clusterkopfpeerings"),
+            ],
         ),
         # A namespaced operator has no cluster-scoped right: it watches no ClusterReleaseFreeze.
-        (("shop",), "sundial", [OURS, FREEZES, ServedResource("kopf.dev", "v1", "kopfpeerings")]),
-        (("shop",), None, [OURS, FREEZES]),
+        (("shop",), "sundial", [OURS, FREEZES, APPROVALS, ServedResource("kopf.dev", "v1", "kopfpeerings")]),
+        (("shop",), None, [OURS, FREEZES, APPROVALS]),
     ],
 )
 def test_the_operator_waits_for_what_it_and_kopf_will_watch(

@@ -83,6 +83,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Time Zone", "type": "string", "jsonPath": ".spec.timeZone", "priority": 1},
     {"name": "Depends On", "type": "string", "jsonPath": ".spec.dependsOn.name", "priority": 1},
     {"name": "Job", "type": "string", "jsonPath": ".status.lastJobName", "priority": 1},
+    {"name": "Approval", "type": "string", "jsonPath": ".status.nextRunApproval", "priority": 1},
     {"name": "Message", "type": "string", "jsonPath": f"{_READY}.message", "priority": 1},
 ]
 

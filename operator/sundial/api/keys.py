@@ -34,3 +34,5 @@ ANNOTATION_OVERRIDE_FREEZE = "sundial.dev/override-freeze"
 """On a ScheduledDeployment: the trigger request (the same value as ``sundial.dev/trigger``) that may run
 although a release freeze is on (``kubectl sundial trigger --override-freeze``). On the Job of such a run:
 the freezes it overrode, so the exception stays on record."""
+ANNOTATION_APPROVED_BY = "sundial.dev/approved-by"
+"""On the Job of a run that needed approval: who approved it, in which DeploymentApproval."""

@@ -704,6 +704,10 @@ class ScheduledDeploymentStatus(StatusModel):
     next_dependency_run_time: UtcTime | None = None
     """When the dependency runs for the next run, in UTC."""
 
+    next_run_approval: str | None = None
+    """For an object with spec.approval.required: whether the next run is approved, e.g. "Approved by
+    alice (DeploymentApproval api-20270210t080000z)" or "Awaiting approval"."""
+
     next_run_freeze: str | None = None
     """What a release freeze will do to the next run, as the freezes stand now, e.g. "Hold (ReleaseFreeze
     shop/year-end)" or "Defer to 2027-01-04T07:00:00Z (ClusterReleaseFreeze incident-4711)"; unset when

@@ -18,6 +18,7 @@ from typing import Any
 
 from sundial.api.durations import parse_seconds
 from sundial.api.keys import (
+    ANNOTATION_APPROVED_BY,
     ANNOTATION_FIRED,
     ANNOTATION_LOCAL,
     ANNOTATION_OVERRIDE_FREEZE,
@@ -184,6 +185,8 @@ class JobRun:
     A plan carried out later than this is stale: the run must be decided again (and recorded missed)."""
     overrides_freeze: str | None = None
     """For a manual run let through a release freeze (``--override-freeze``): the freeze, for the record."""
+    approved_by: str | None = None
+    """For a run that needed approval: who gave it and in which DeploymentApproval, for the record."""
 
 
 def effective_service_account(spec: Mapping[str, Any]) -> str:
@@ -352,6 +355,8 @@ def build_job(sd: Mapping[str, Any], run: JobRun, deployer_image: str) -> dict[s
         annotations[ANNOTATION_TRIGGER] = run.trigger
     if run.overrides_freeze is not None:
         annotations[ANNOTATION_OVERRIDE_FREEZE] = run.overrides_freeze
+    if run.approved_by is not None:
+        annotations[ANNOTATION_APPROVED_BY] = run.approved_by
     environment = run_environment(metadata["name"], run)
 
     template = spec.get("jobTemplate")

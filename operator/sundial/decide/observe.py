@@ -27,6 +27,7 @@ from sundial.api.trigger import request_key
 from sundial.decide.jobs import JobRun, controller_reference
 
 if TYPE_CHECKING:
+    from sundial.decide.approvals import Approval
     from sundial.decide.freezes import Freeze
 from sundial.decide.validation import VerdictMemo
 
@@ -97,6 +98,9 @@ class World:
     gone_jobs: Mapping[str, JobState | None] = field(default_factory=dict)
     """This object's Jobs known to be deleted, by name (see `sundial.decide.records.records_with_jobs`):
     the last state a watch showed, or None when a GET found a Job that a Running record names absent."""
+    approvals: Mapping[str, tuple[Approval, ...]] = field(default_factory=dict)
+    """DeploymentApprovals of the namespace by the ScheduledDeployment they name, for the objects of this
+    one's dependency chain (`sundial.decide.approvals`)."""
     freezes: tuple[Freeze, ...] = ()
     """The valid release freezes that concern the object's namespace (`sundial.decide.freezes`); which of
     them select the object is the plan's to decide, from its labels."""

@@ -28,6 +28,7 @@ from typing import Any
 from sundial.api.conditions import ConditionType, find_condition
 from sundial.api.models import ConditionStatus, ScheduledDeploymentStatus
 from sundial.api.reasons import Invalid
+from sundial.decide.approvals import approval_verdict
 from sundial.decide.component import component_timings, judge
 from sundial.decide.draft import Draft
 from sundial.decide.events import Event, invalid_events, status_events
@@ -125,6 +126,7 @@ def reconcile(world: World) -> Plan:
         generation,
         missing,
         lambda run: freeze_verdict(run, namespace, body, world.siblings, world.freezes, run.instant),
+        lambda run: approval_verdict(run, body, world.siblings, world.approvals),
     )
     status = valid_status(old, ahead, draft, active, world.now)
     events = status_events(old, status, draft.events, ahead.zone, missing_account=missing is not None)

@@ -16,6 +16,7 @@ from sundial.api.conditions import ConditionType, find_condition
 from sundial.api.freezes import FreezeAction
 from sundial.api.models import ConcurrencyPolicy, RunRecord, RunResult, ScheduledDeploymentStatus
 from sundial.api.timestamps import format_utc
+from sundial.decide.approvals import AWAITING_APPROVAL, NOT_APPROVED, approval_verdict
 from sundial.decide.draft import Draft
 from sundial.decide.events import Event
 from sundial.decide.freezes import (
@@ -67,10 +68,15 @@ def plan_due_runs(
         )
     if window.due is not None:
         _start_run(world, window.due, me, own_jobs, draft)
-    if draft.waiting is not None and draft.waiting.reason == FROZEN:
+    waiting = draft.waiting
+    if waiting is not None and waiting.reason in _WAIT_EVENTS:
         progressing = find_condition(old.conditions, ConditionType.PROGRESSING)
-        if progressing is None or progressing.reason != FROZEN:
-            draft.events.append(Event("Normal", "Deferred", draft.waiting.message))
+        if progressing is None or progressing.reason != waiting.reason:
+            draft.events.append(Event("Normal", _WAIT_EVENTS[waiting.reason], waiting.message))
+
+
+_WAIT_EVENTS = {FROZEN: "Deferred", AWAITING_APPROVAL: AWAITING_APPROVAL}
+"""The Event posted once when a run starts waiting for a freeze to end, or for its approval."""
 
 
 def _frozen(world: World, run: Occurrence, at: datetime) -> FreezeVerdict | None:
@@ -104,6 +110,12 @@ def _record_missed(world: World, run: Occurrence, superseded_by: Occurrence | No
         draft.record(run, RunResult.HELD, FROZEN, frozen.message())
     elif frozen is not None:
         draft.record(run, RunResult.MISSED, FROZEN_PAST_DEADLINE, frozen.message(deadline=deadline))
+    elif (
+        late
+        and (approval := approval_verdict(run, world.body, world.siblings, world.approvals))
+        and (approval.approved is None)
+    ):
+        draft.record(run, RunResult.HELD, NOT_APPROVED, approval.held_message(deadline))
     elif late and not gate.go:
         # It was held back by its dependency until its deadline ran out: that is the reason, not lateness.
         draft.record(run, RunResult.HELD, gate.reason, gate.message)
@@ -145,6 +157,13 @@ def _start_run(world: World, run: Occurrence, me: Valid, own_jobs: Sequence[JobS
         draft.waiting = Gate(False, wait=True, reason=FROZEN, message=frozen.message(deadline=deadline))
         draft.wake.append(min(frozen.until, deadline + DEFER_SLACK))
         return
+    approval = approval_verdict(run, world.body, world.siblings, world.approvals)
+    if approval is not None and approval.approved is None:
+        deadline = run.instant + run.deadline
+        message = approval.waiting_message(deadline)
+        draft.waiting = Gate(False, wait=True, reason=AWAITING_APPROVAL, message=message)
+        draft.wake.append(deadline + DEFER_SLACK)
+        return
     if world.missing_service_account is not None:
         draft.record(run, RunResult.FAILED, "ServiceAccountNotFound", missing_account_message(world))
         return
@@ -170,7 +189,9 @@ def _start_run(world: World, run: Occurrence, me: Valid, own_jobs: Sequence[JobS
             return
         if policy is ConcurrencyPolicy.REPLACE:
             _replace(active, run, draft)
+    approved = approval.approved if approval is not None else None
     job = JobRun(
+        approved_by=approved.describe() if approved is not None else None,
         job_name=job_name(me.name, run.instant),
         role=run.role.value,
         scheduled_time=run.instant,

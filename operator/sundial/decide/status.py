@@ -24,6 +24,7 @@ from sundial.api.models import (
 )
 from sundial.api.reasons import Invalid
 from sundial.api.timestamps import format_utc
+from sundial.decide.approvals import ApprovalVerdict
 from sundial.decide.draft import Draft
 from sundial.decide.events import describe
 from sundial.decide.freezes import FROZEN, FreezeVerdict
@@ -58,6 +59,8 @@ class Outlook:
     """Why no run can start for want of its service account, if that is so."""
     next_freeze: FreezeVerdict | None = None
     """What a freeze will do to ``next_run``, as the freezes stand now."""
+    next_approval: ApprovalVerdict | None = None
+    """Whether ``next_run`` is approved, when its object (or the dependent it serves) requires approval."""
 
 
 def outlook(
@@ -67,16 +70,18 @@ def outlook(
     generation: int | None,
     missing_account: str | None,
     freeze_of: Callable[[Occurrence], FreezeVerdict | None] = lambda run: None,
+    approval_of: Callable[[Occurrence], ApprovalVerdict | None] = lambda run: None,
 ) -> Outlook:
     """The outlook of a valid object, from its next runs (``coming``, skipped ones included); ``freeze_of``
     says what the freezes do to a run at its instant."""
     next_run = next((run for run in coming if not run.skipped), None)
     next_freeze = freeze_of(next_run) if next_run is not None else None
+    next_approval = approval_of(next_run) if next_run is not None else None
     chain = " -> ".join([me.name, *(link.name for link in me.timing.chain)])
     return Outlook(
         generation=generation,
         zone=me.timing.zone,
-        scheduled=_scheduled_condition(me, waiting, next_run, coming, next_freeze),
+        scheduled=_scheduled_condition(me, waiting, next_run, coming, next_freeze, next_approval),
         next_run=next_run,
         upcoming=tuple(run.instant for run in coming if not run.skipped)
         if me.spec.schedule is not None
@@ -85,6 +90,7 @@ def outlook(
         chain=chain if me.spec.depends_on is not None else None,
         missing_account=missing_account,
         next_freeze=next_freeze,
+        next_approval=next_approval,
     )
 
 
@@ -94,6 +100,13 @@ def freeze_column(verdict: FreezeVerdict | None) -> str | None:
         return None
     what = "Hold" if verdict.action is FreezeAction.HOLD else f"Defer to {format_utc(verdict.until)}"
     return f"{what} ({verdict.freeze.ref})"
+
+
+def approval_column(verdict: ApprovalVerdict | None) -> str | None:
+    """status.nextRunApproval: ``Approved by alice (DeploymentApproval …)`` or ``Awaiting approval``."""
+    if verdict is None:
+        return None
+    return "Awaiting approval" if verdict.approved is None else f"Approved by {verdict.approved.describe()}"
 
 
 def valid_status(
@@ -122,6 +135,7 @@ def valid_status(
         next_run_local_time=next_run.local if next_run else None,
         next_dependency_run_time=next_run.dependency_time if next_run else None,
         next_run_freeze=freeze_column(ahead.next_freeze),
+        next_run_approval=approval_column(ahead.next_approval),
         active=active,
         runs=runs,
         upcoming=list(ahead.upcoming),
@@ -201,6 +215,7 @@ def _scheduled_condition(
     next_run: Occurrence | None,
     coming: Sequence[Occurrence],
     next_freeze: FreezeVerdict | None,
+    next_approval: ApprovalVerdict | None,
 ) -> ConditionValue:
     """Is there a next run, and if not, why not."""
     if me.spec.suspend:
@@ -219,6 +234,11 @@ def _scheduled_condition(
             message += f"; it falls in {next_freeze.freeze.ref} ({next_freeze.freeze.reason}): {effect}"
             if next_freeze.action is FreezeAction.DEFER:
                 message += f" until {format_utc(next_freeze.until)}"
+        if next_approval is not None and next_approval.approved is None:
+            when = format_utc(next_approval.instant)
+            message += f"; it needs approval: kubectl sundial approve {next_approval.needed_for} --run {when}"
+        elif next_approval is not None and next_approval.approved is not None:
+            message += f"; approved by {next_approval.approved.describe()}"
         return ConditionStatus.TRUE, "Armed", message
     if me.timing.when is None:
         return (

@@ -23,6 +23,7 @@ from sundial.api.trigger import (
     request_key,
     shown,
 )
+from sundial.decide.approvals import approval_policy
 from sundial.decide.draft import Draft
 from sundial.decide.events import Event
 from sundial.decide.freezes import FROZEN, FreezeVerdict, freeze_verdict
@@ -107,6 +108,13 @@ def serve_trigger(world: World, me: Valid, own_jobs: Sequence[JobState], draft: 
             f"startingDeadlineSeconds ({seconds}); trigger again to run now"
         )
         draft.record_manual(request, instant, RunResult.SKIPPED, "TriggerExpired", message)
+        return
+    if approval_policy(world.body) is not None:
+        message = (
+            f"{refused}: spec.approval.required is true, and a manual run would deploy without an approval; "
+            "approve the scheduled run instead (kubectl sundial approve NAME --run TIME)"
+        )
+        draft.record_manual(request, instant, RunResult.SKIPPED, "ApprovalRequired", message)
         return
     frozen = _freeze_on(world, me, instant)
     overridden = frozen is not None and _overrides_freeze(world, unserved.text)

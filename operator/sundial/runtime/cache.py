@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import functools
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sundial.api.reasons import Invalid
+from sundial.decide.approvals import Approval, read_approval
 from sundial.decide.freezes import CalendarRef, Freeze, calendar_ref, read_freeze
 from sundial.decide.observe import JobPhase, JobState, job_state_from_body, mapping, plan_view
 from sundial.runtime.metrics import is_invalid
@@ -37,6 +38,7 @@ JOBS = "jobs"
 FREEZES = "releasefreezes"
 CLUSTER_FREEZES = "clusterreleasefreezes"
 FREEZE_KINDS = (FREEZES, CLUSTER_FREEZES)
+APPROVALS = "deploymentapprovals"
 FreezeKey = tuple[str, str, str]
 """(FREEZES or CLUSTER_FREEZES, namespace ("" for the cluster kind), name)."""
 
@@ -137,6 +139,9 @@ class Cache:
         self.freezes: dict[str, dict[Key, CachedFreeze]] = {kind: {} for kind in FREEZE_KINDS}
         """Release freezes by kind, then (namespace, name); the cluster kind's namespace is ""."""
         self.freeze_versions: dict[str, dict[Key, str]] = {kind: {} for kind in FREEZE_KINDS}
+        self.approvals: dict[Key, Approval] = {}
+        """DeploymentApprovals by (namespace, name)."""
+        self.approval_versions: dict[Key, str] = {}
         self.calendar_texts: dict[CalendarRef, str | None] = {}
         """The holiday calendars freezes name, as last read (None: the ConfigMap or its key is missing);
         a calendar not in here has not been read yet."""
@@ -437,6 +442,48 @@ class Cache:
             if isinstance(entry.compiled, Freeze) and entry.compiled.concerns_namespace(namespace)
         )
 
+    # ------------------------------------------------------------------------------------------ approvals
+
+    def approval_seen(self, body: Mapping[str, Any], deleted: bool) -> Changes:
+        """A DeploymentApproval event: refresh the cache; wake the object it approves and its chain (a
+        dependency waits for its dependent's approval)."""
+        metadata = mapping(body.get("metadata"))
+        key = (str(metadata.get("namespace") or ""), str(metadata.get("name")))
+        version = metadata.get("resourceVersion")
+        if not self._is_news(self.approval_versions, APPROVALS, key, version, deleted):
+            return Changes()
+        previous = self.approvals.pop(key, None)
+        if deleted:
+            self.approval_versions.pop(key, None)
+        else:
+            if isinstance(version, str):
+                self.approval_versions[key] = version
+            approval = read_approval(body)
+            if approval is not None:
+                self.approvals[key] = approval
+        return Changes(
+            wake=self._approval_audience(key[0], previous)
+            | self._approval_audience(key[0], self.approvals.get(key))
+        )
+
+    def forget_approval(self, key: Key) -> Changes:
+        return Changes(wake=self._approval_audience(key[0], self.approvals.pop(key, None)))
+
+    def _approval_audience(self, namespace: str, approval: Approval | None) -> set[Key]:
+        if approval is None:
+            return set()
+        target = (namespace, approval.scheduled_deployment)
+        return ({target} | self.component(target)) & set(self.objects)
+
+    def approvals_for(self, namespace: str, names: Iterable[str]) -> dict[str, tuple[Approval, ...]]:
+        """The approvals of the namespace for the objects ``names``, by object."""
+        wanted = set(names)
+        found: dict[str, list[Approval]] = {}
+        for (approval_namespace, _), approval in self.approvals.items():
+            if approval_namespace == namespace and approval.scheduled_deployment in wanted:
+                found.setdefault(approval.scheduled_deployment, []).append(approval)
+        return {name: tuple(sorted(entries, key=lambda a: a.name)) for name, entries in found.items()}
+
     # ------------------------------------------------------------------------------------------ listing
 
     def merge_listing(
@@ -456,6 +503,8 @@ class Cache:
             versions, seen, forget = self.object_versions, self.object_seen, self.forget_object
         elif kind == JOBS:
             versions, seen, forget = self.job_versions, self.job_seen, self.forget_job
+        elif kind == APPROVALS:
+            versions, seen, forget = self.approval_versions, self.approval_seen, self.forget_approval
         else:
             versions = self.freeze_versions[kind]
             seen = functools.partial(self.freeze_seen, kind)

@@ -65,7 +65,7 @@ from sundial.decide.reconcile import (
 from sundial.decide.refusals import refusal_check_due
 from sundial.decide.validation import VerdictMemo
 from sundial.runtime.apierrors import RETRYABLE, api_message, api_reason, is_outage
-from sundial.runtime.cache import FREEZE_KINDS, JOBS, OBJECTS, Cache, Changes, Key
+from sundial.runtime.cache import APPROVALS, FREEZE_KINDS, JOBS, OBJECTS, Cache, Changes, Key
 from sundial.runtime.calendars import CalendarReader
 from sundial.runtime.freezestatus import FreezeStatusKeeper
 from sundial.runtime.freshreads import LIST_PAGE, FreshReads, Page
@@ -306,6 +306,8 @@ class Controller:
             self.job_seen(body, deleted)
         elif kind in FREEZE_KINDS:
             self._follow(self.cache.freeze_seen(kind, body, deleted))
+        elif kind == APPROVALS:
+            self._follow(self.cache.approval_seen(body, deleted))
 
     def listed(self, kind: str, namespace: str, items: list[dict[str, Any]], version: str | None) -> None:
         """A complete listing of one source from the informer (see `Cache.merge_listing`)."""
@@ -409,6 +411,7 @@ class Controller:
             pod_refusals=pod_refusals or {},
             gone_jobs=self.cache.gone_jobs_of(body),
             freezes=self.cache.freezes_for(namespace),
+            approvals=self.cache.approvals_for(namespace, siblings),
             verdicts=self.verdicts,
         )
 

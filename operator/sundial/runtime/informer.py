@@ -34,11 +34,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+from sundial.api.approvals import APPROVAL_PLURAL
 from sundial.api.freezes import CLUSTER_FREEZE_KIND, CLUSTER_FREEZE_PLURAL, FREEZE_KIND, FREEZE_PLURAL
 from sundial.api.keys import GROUP, MANAGED_BY, MANAGER, PLURAL, VERSION
 from sundial.decide.observe import plan_view
 from sundial.runtime.apierrors import is_outage
-from sundial.runtime.cache import CLUSTER_FREEZES, FREEZES, JOBS, OBJECTS, freeze_view
+from sundial.runtime.cache import APPROVALS, CLUSTER_FREEZES, FREEZES, JOBS, OBJECTS, freeze_view
 from sundial.runtime.kubeclient import raw_body
 from sundial.runtime.wakeups import retry_delay
 
@@ -338,7 +339,12 @@ def _list_call(custom: Any, batch: Any, kind: str, namespace: str) -> Callable[.
         if namespace:
             return lambda **kw: batch.list_namespaced_job(namespace, label_selector=selector, **kw)
         return lambda **kw: batch.list_job_for_all_namespaces(label_selector=selector, **kw)
-    plural = {OBJECTS: PLURAL, FREEZES: FREEZE_PLURAL, CLUSTER_FREEZES: CLUSTER_FREEZE_PLURAL}[kind]
+    plural = {
+        OBJECTS: PLURAL,
+        FREEZES: FREEZE_PLURAL,
+        CLUSTER_FREEZES: CLUSTER_FREEZE_PLURAL,
+        APPROVALS: APPROVAL_PLURAL,
+    }[kind]
     if namespace:
         return lambda **kw: custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **kw)
     return lambda **kw: custom.list_cluster_custom_object(GROUP, VERSION, plural, **kw)
@@ -357,7 +363,8 @@ def kubernetes_sources(
     *,
     cluster_freezes: bool | None = None,
 ) -> tuple[Source, ...]:
-    """The ScheduledDeployments, Sundial's Jobs and the ReleaseFreezes in every namespace, or in each of
+    """The ScheduledDeployments, Sundial's Jobs, the ReleaseFreezes and the DeploymentApprovals in every
+    namespace, or in each of
     ``namespaces``, through the client's ``CustomObjectsApi`` and ``BatchV1Api``; of those, the items in
     namespaces that ``serves`` (this operator's shard); ClusterReleaseFreezes too if ``cluster_freezes``
     (None: across every namespace only)."""
@@ -387,7 +394,7 @@ def kubernetes_sources(
         return Source(kind, namespace, list_page, open_watch, cut, serving)
 
     scopes = namespaces if namespaces is not None else ("",)
-    kinds = ((OBJECTS, plan_view), (JOBS, dict), (FREEZES, _as_kind(FREEZE_KIND)))
+    kinds = ((OBJECTS, plan_view), (JOBS, dict), (FREEZES, _as_kind(FREEZE_KIND)), (APPROVALS, freeze_view))
     sources = [source(kind, namespace, cut) for namespace in scopes for kind, cut in kinds]
     if namespaces is None if cluster_freezes is None else cluster_freezes:
         # Cluster-scoped, so on every shard: each shard applies it to the namespaces it serves. A namespaced

@@ -77,7 +77,7 @@ async def run_operator(options: OperatorOptions) -> None:
     # from the pool the fire path draws on. Both share the one request budget (--kube-api-qps).
     scopes = len(options.namespaces) if options.namespaces is not None else 1
     watch_api = api_client(
-        _informer_credentials(options.credentials), pool_size=3 * scopes + 3, rate_limit=rate_limit
+        _informer_credentials(options.credentials), pool_size=4 * scopes + 3, rate_limit=rate_limit
     )
     informer = Informer(
         kubernetes_sources(

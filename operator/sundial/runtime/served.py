@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from sundial.api.approvals import APPROVAL_PLURAL
 from sundial.api.freezes import CLUSTER_FREEZE_PLURAL, FREEZE_PLURAL
 from sundial.api.keys import GROUP, PLURAL, VERSION
 from sundial.runtime.kubeclient import raw_body
@@ -45,8 +46,13 @@ class ServedResource(NamedTuple):
 
 def watched_resources(options: OperatorOptions) -> list[ServedResource]:
     """What Sundial and kopf will watch: ScheduledDeployments, ReleaseFreezes (and ClusterReleaseFreezes,
-    across all namespaces or when asked for), and the peering object's kind when peering."""
-    wanted = [ServedResource(GROUP, VERSION, PLURAL), ServedResource(GROUP, VERSION, FREEZE_PLURAL)]
+    across all namespaces or when asked for), DeploymentApprovals, and the peering object's kind when
+    peering."""
+    wanted = [
+        ServedResource(GROUP, VERSION, PLURAL),
+        ServedResource(GROUP, VERSION, FREEZE_PLURAL),
+        ServedResource(GROUP, VERSION, APPROVAL_PLURAL),
+    ]
     if options.watches_cluster_freezes:
         wanted.append(ServedResource(GROUP, VERSION, CLUSTER_FREEZE_PLURAL))
     if options.peering_name is not None:
