@@ -33,6 +33,8 @@ from sundial.runtime.metrics import (
     is_invalid,
     parse_bind,
     run_transitions,
+    waiting_reason,
+    withheld_transitions,
 )
 
 T0 = "2027-03-14T07:30:00Z"
@@ -415,3 +417,21 @@ def test_the_shard_a_replica_serves_is_a_label() -> None:
     metrics.serve_shard(1, 2)
     samples = [s for m in metrics.registry.collect() if m.name == "sundial_shard" for s in m.samples]
     assert [(s.labels, s.value) for s in samples] == [({"shard": "1", "shards": "2"}, 1.0)]
+
+
+def test_governance_counts_each_withheld_run_once_and_the_waiting_gauge_reads_progressing() -> None:
+    held = {"scheduledTime": "2027-03-14T07:30:00Z", "result": "Held", "reason": "Frozen"}
+    missed = {"scheduledTime": "2027-03-15T07:30:00Z", "result": "Missed", "reason": "FrozenPastDeadline"}
+    other = {"scheduledTime": "2027-03-16T07:30:00Z", "result": "Held", "reason": "DependencyFailed"}
+    assert withheld_transitions(None, {"runs": [held, missed, other]}) == ["Frozen", "FrozenPastDeadline"]
+    assert withheld_transitions({"runs": [held]}, {"runs": [held, missed]}) == ["FrozenPastDeadline"]
+    metrics = Metrics.create(runtime_collectors=False)
+    metrics.record_transitions({"runs": []}, {"runs": [held]})
+    assert metrics.registry.get_sample_value("sundial_runs_withheld_total", {"reason": "Frozen"}) == 1.0
+    waiting = {"type": "Progressing", "status": "True", "reason": "AwaitingApproval"}
+    assert waiting_reason({"conditions": [waiting]}) == "AwaitingApproval"
+    assert waiting_reason({"conditions": [{**waiting, "reason": "JobRunning"}]}) is None
+    assert waiting_reason({"conditions": [{**waiting, "status": "False"}]}) is None
+    metrics.watch_waiting(lambda reason: 3 if reason == "Frozen" else 0)
+    assert metrics.registry.get_sample_value("sundial_runs_waiting", {"reason": "Frozen"}) == 3.0
+    assert metrics.registry.get_sample_value("sundial_runs_waiting", {"reason": "AwaitingApproval"}) == 0.0

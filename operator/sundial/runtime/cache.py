@@ -28,7 +28,7 @@ from sundial.api.reasons import Invalid
 from sundial.decide.approvals import Approval, read_approval
 from sundial.decide.freezes import CalendarRef, Freeze, calendar_ref, read_freeze
 from sundial.decide.observe import JobPhase, JobState, job_state_from_body, mapping, plan_view
-from sundial.runtime.metrics import is_invalid
+from sundial.runtime.metrics import is_invalid, waiting_reason
 from sundial.timing.dependencies import connected, depends_on_name
 
 Key = tuple[str, str]  # (namespace, name)
@@ -128,6 +128,8 @@ class Cache:
         self._listed_versions: dict[tuple[str, str], str] = {}
         """The collection resourceVersion of the last listing, per kind and namespace ("" for all): an event
         about an object the listing did not hold, older than the listing, describes something already gone."""
+        self.waiting: dict[Key, str] = {}
+        """Objects whose due run waits for a Defer freeze or an approval, with that reason (for a gauge)."""
         self.invalid: set[Key] = set()
         """Objects whose status says their spec cannot be scheduled; kept for the invalid-objects gauge."""
         self.jobs_known_absent: set[Key] = set()
@@ -212,6 +214,7 @@ class Cache:
         if self.objects.pop(key, None) is not None:
             self.objects_in_namespace[key[0]] -= 1
         self.invalid.discard(key)
+        self.waiting.pop(key, None)
         self.gone_jobs.pop(key, None)
         named = previous.get("status") if previous is not None else None
         for job in _job_names_in(named):
@@ -233,6 +236,23 @@ class Cache:
             self.invalid.add(key)
         else:
             self.invalid.discard(key)
+        reason = waiting_reason(status)
+        if reason is None:
+            self.waiting.pop(key, None)
+        else:
+            self.waiting[key] = reason
+
+    def waiting_for(self, reason: str) -> int:
+        """How many objects' due runs wait for ``reason`` (a Defer freeze, an approval), for the gauge."""
+        return sum(1 for found in list(self.waiting.values()) if found == reason)
+
+    def active_freezes(self) -> int:
+        return sum(
+            1
+            for entries in list(self.freezes.values())
+            for entry in list(entries.values())
+            if mapping(entry.body.get("status")).get("active") is True
+        )
 
     def _index_dependency(
         self, key: Key, previous: Mapping[str, Any] | None, body: Mapping[str, Any] | None

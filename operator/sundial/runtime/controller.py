@@ -175,6 +175,8 @@ class Controller:
         self.wakeups: WakeupQueue[Key] = WakeupQueue(self.reconcile_key, clock=clock, transient=is_outage)
         self.metrics.watch_armed(lambda: len(self.wakeups))
         self.metrics.watch_invalid(lambda: len(self.cache.invalid))
+        self.metrics.watch_waiting(self.cache.waiting_for)
+        self.metrics.watch_freezes(self.cache.active_freezes)
         self._background: set[asyncio.Task[None]] = set()
         self._allowed_to_fire: Callable[[], bool] = _never
         self._replanning: set[Key] = set()

@@ -18,6 +18,7 @@ registered too: at 10,000 objects memory and GC pauses are the operator's main c
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import platform
@@ -102,6 +103,16 @@ def run_transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> li
     return transitions
 
 
+def withheld_transitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:
+    """The governance reasons (`WITHHELD_REASONS`) of the runs ``new`` records and ``old`` did not."""
+    before = {_identity(record) for record in _runs(old)}
+    return [
+        record["reason"]
+        for record in _runs(new)
+        if record.get("reason") in WITHHELD_REASONS and _identity(record) not in before
+    ]
+
+
 def _identity(record: Mapping[str, Any]) -> tuple[object, object]:
     return record.get("scheduledTime"), record.get("trigger")
 
@@ -111,6 +122,28 @@ def _runs(status: Mapping[str, Any] | None) -> Iterable[Mapping[str, Any]]:
     if not isinstance(runs, list):
         return ()
     return [record for record in runs if isinstance(record, Mapping)]
+
+
+WITHHELD_REASONS = ("Frozen", "FrozenPastDeadline", "NotApproved")
+"""Run reasons of release governance: held or missed because of a freeze, held for want of an approval."""
+WAITING_REASONS = ("Frozen", "AwaitingApproval")
+"""Progressing reasons of a run that waits for a Defer freeze to end, or for its approval."""
+
+
+def waiting_reason(status: Mapping[str, Any] | None) -> str | None:
+    """``Frozen`` or ``AwaitingApproval`` when the object's due run waits for that; None otherwise."""
+    conditions = (status or {}).get("conditions")
+    if not isinstance(conditions, list):
+        return None
+    for condition in conditions:
+        if isinstance(condition, Mapping) and condition.get("type") == "Progressing":
+            reason = condition.get("reason")
+            return reason if reason in WAITING_REASONS and condition.get("status") == "True" else None
+    return None
+
+
+def _as_float(count: Callable[[str], int], reason: str) -> float:
+    return float(count(reason))
 
 
 def is_invalid(status: Mapping[str, Any] | None) -> bool:
@@ -166,6 +199,9 @@ class Metrics:
     status_writes_pending: Gauge
     build_info: Gauge
     shard: Gauge
+    runs_withheld: Counter
+    runs_waiting: Gauge
+    freezes_active: Gauge
     _fire_children: dict[str, tuple[Counter, Histogram]] = field(default_factory=dict)
 
     @classmethod
@@ -251,7 +287,33 @@ class Metrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        runs_withheld = Counter(
+            "runs_withheld",
+            "Runs that did not deploy because of release governance, by reason: Frozen (a Hold freeze), "
+            "FrozenPastDeadline (a Defer freeze outlasted the deadline), NotApproved.",
+            ["reason"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        for reason in WITHHELD_REASONS:
+            runs_withheld.labels(reason=reason)
+        runs_waiting = Gauge(
+            "runs_waiting",
+            "Objects whose due run waits, by reason: Frozen (for a Defer freeze to end) or AwaitingApproval.",
+            ["reason"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        freezes_active = Gauge(
+            "freezes_active",
+            "Release freezes (ReleaseFreeze and ClusterReleaseFreeze) on now, as their status says.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         return cls(
+            runs_withheld=runs_withheld,
+            runs_waiting=runs_waiting,
+            freezes_active=freezes_active,
             registry=registry,
             runs=runs,
             jobs_created=jobs_created,
@@ -286,9 +348,18 @@ class Metrics:
 
     # Called on the operator's paths; each is an in-memory increment (a lock and an add), no I/O.
 
+    def watch_waiting(self, count: Callable[[str], int]) -> None:
+        for reason in WAITING_REASONS:
+            self.runs_waiting.labels(reason=reason).set_function(functools.partial(_as_float, count, reason))
+
+    def watch_freezes(self, count: Callable[[], int]) -> None:
+        self.freezes_active.set_function(lambda: float(count()))
+
     def record_transitions(self, old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> None:
         for result, role in run_transitions(old, new):
             self.runs.labels(result=label(result.value), role=label(role)).inc()
+        for reason in withheld_transitions(old, new):
+            self.runs_withheld.labels(reason=reason).inc()
 
     def job_created(
         self, role: str, scheduled_time: datetime, fired_time: datetime, *, manual: bool = False
