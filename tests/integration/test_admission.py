@@ -351,6 +351,36 @@ def test_an_update_is_checked_only_for_what_it_changes(cluster: Cluster, tenancy
     assert refused(account, "spec.serviceAccountName sundial-deployer-2"), account.stderr
 
 
+def test_taking_an_objects_approval_away_needs_someone_who_may_approve_it(
+    cluster: Cluster, tenancy: str
+) -> None:
+    ns = tenancy
+    guarded = {**deployment_target(), "approval": {"required": True, "groups": ["release-managers"]}}
+    cluster.kubectl("create", "-f", "-", input=manifest(ns, "guarded", guarded))
+    # An editor may move the run, but neither turn approval off nor change whose approval counts.
+    moved = patch_as(cluster, TENANT, ns, "guarded", {"spec": {"runAt": rfc3339(utc_in(7200))}})
+    assert moved.returncode == 0, moved.stderr
+    off = patch_as(cluster, TENANT, ns, "guarded", {"spec": {"approval": {"required": False}}})
+    assert refused(off, "spec.approval", "a member of release-managers"), off.stderr
+    widened = patch_as(cluster, TENANT, ns, "guarded", {"spec": {"approval": {"groups": ["developers"]}}})
+    assert refused(widened, "spec.approval"), widened.stderr
+    removed = patch_as(cluster, TENANT, ns, "guarded", {"spec": {"approval": None}})
+    assert refused(removed, "spec.approval"), removed.stderr
+    # A release manager (the same editor, authenticated with that group) may.
+    member = patch_as(
+        cluster,
+        TENANT,
+        ns,
+        "guarded",
+        {"spec": {"approval": {"required": False}}},
+        "--as-group=release-managers",
+    )
+    assert member.returncode == 0, member.stderr
+    # Turning approval on is never refused: it only adds a check.
+    on = patch_as(cluster, TENANT, ns, "guarded", {"spec": {"approval": {"required": True}}})
+    assert on.returncode == 0, on.stderr
+
+
 def test_the_operator_writes_status_unchecked(cluster: Cluster, tenancy: str) -> None:
     ns = tenancy
     every_escalation = {**templated(), "serviceAccountName": OTHER_ACCOUNT, "dependsOn": {"name": THEIRS}}
