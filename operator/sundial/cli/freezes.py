@@ -30,7 +30,14 @@ from sundial.api.keys import API_VERSION
 from sundial.api.reasons import Invalid
 from sundial.api.timestamps import format_local, format_utc
 from sundial.cli.terminal import for_terminal
-from sundial.decide.freezes import Freeze, FreezeVerdict, freeze_verdict, read_freeze
+from sundial.decide.freezes import (
+    CalendarRef,
+    Freeze,
+    FreezeVerdict,
+    calendar_ref,
+    freeze_verdict,
+    read_freeze,
+)
 from sundial.timing.freezes import Window, next_window, window_at, windows_between
 from sundial.timing.occurrences import Occurrence
 
@@ -151,16 +158,24 @@ class InvalidFreeze:
         return _ref(self.kind, self.namespace, self.name)
 
 
-def read_one(body: Mapping[str, Any], *, default_namespace: str | None = None) -> Freeze | InvalidFreeze:
+def read_one(
+    body: Mapping[str, Any],
+    *,
+    default_namespace: str | None = None,
+    calendars: Mapping[CalendarRef, str] | None = None,
+) -> Freeze | InvalidFreeze:
     """One freeze object compiled with the operator's reader; a ReleaseFreeze without a namespace (a file
-    for ``sundial preview``) is in ``default_namespace``."""
+    for ``sundial preview``) is in ``default_namespace``. ``calendars``: the texts of the ConfigMap keys
+    holding holiday calendars, as far as they are known (a freeze naming another is invalid, as in the
+    operator)."""
     raw_metadata = body.get("metadata")
     metadata: Mapping[str, Any] = raw_metadata if isinstance(raw_metadata, Mapping) else {}
     kind = str(body.get("kind"))
     namespace = (metadata.get("namespace") or default_namespace) if kind == FREEZE_KIND else None
     if kind == FREEZE_KIND and namespace != metadata.get("namespace"):
         body = {**body, "metadata": {**metadata, "namespace": namespace}}
-    compiled = read_freeze(body)
+    ref = calendar_ref(body)
+    compiled = read_freeze(body, (calendars or {}).get(ref) if ref is not None else None)
     if isinstance(compiled, Invalid):
         name = str(metadata.get("name") or "")
         return InvalidFreeze(kind, namespace, name, compiled.reason.value, compiled.message)

@@ -41,10 +41,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
+from pydantic import ValidationError
 
+from sundial.api.approvals import APPROVAL_KIND, DeploymentApprovalSpec
 from sundial.api.durations import format_duration
 from sundial.api.freezes import FreezeAction
-from sundial.api.keys import KIND
+from sundial.api.keys import API_VERSION, KIND
 from sundial.api.reasons import Invalid, Reason
 from sundial.api.timestamps import format_utc
 from sundial.cli.freezes import (
@@ -57,10 +59,12 @@ from sundial.cli.freezes import (
     verdict_json,
     window_json,
 )
-from sundial.decide.freezes import Freeze, FreezeVerdict
+from sundial.decide.approvals import Approval, approval_verdict, approvals_by_object, read_approval
+from sundial.decide.freezes import CalendarRef, Freeze, FreezeVerdict
 from sundial.decide.validation import DEFAULT_NAMESPACE, Valid, Verdict, timings, validate_namespace
 from sundial.timing.freezes import Window
 from sundial.timing.occurrences import Occurrence, describe_run, due, upcoming
+from sundial.timing.schedule import Timing
 
 DEFAULT_COUNT = 5
 MAX_COUNT = 1000
@@ -82,8 +86,9 @@ class Preview:
 
     name: str | None
     namespace: str | None
-    verdict: Verdict | Freeze
-    """A ScheduledDeployment's verdict, or for a freeze document the compiled freeze (or why it is not)."""
+    verdict: Verdict | Freeze | Approval
+    """A ScheduledDeployment's verdict; for a freeze document the compiled freeze, for a DeploymentApproval
+    the approval (or for either why it is not valid)."""
     time_zone: str | None
     runs: list[Occurrence] = field(default_factory=list)
     kind: str = KIND
@@ -93,6 +98,8 @@ class Preview:
     """For a valid freeze document: its window on at ``now`` (if any) and the next ones."""
     now: datetime | None = None
     """The instant previewed, which says which window is on."""
+    notes: tuple[str, ...] = ()
+    """For a DeploymentApproval: what it approves."""
 
     @property
     def valid(self) -> bool:
@@ -117,6 +124,12 @@ class Preview:
                 for index, run in enumerate(self.runs)
             ],
         }
+        if isinstance(self.verdict, Approval):
+            body["approves"] = {
+                "scheduledDeployment": self.verdict.scheduled_deployment,
+                "scheduledTime": format_utc(self.verdict.scheduled_time),
+                "approver": self.verdict.approver,
+            }
         if isinstance(self.verdict, Freeze) and self.now is not None:
             zone = self.verdict.rules.zone
             body["freezeReason"] = self.verdict.reason
@@ -150,69 +163,198 @@ def _time_zone(document: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+@dataclass
+class _FileSet:
+    """The documents of a preview, sorted by kind: what each ScheduledDeployment is judged among."""
+
+    verdicts: dict[int, Verdict] = field(default_factory=dict)
+    namespaces: dict[str, list[int]] = field(default_factory=dict)
+    """The ScheduledDeployments' indexes, by namespace."""
+    freezes: dict[int, Freeze | InvalidFreeze] = field(default_factory=dict)
+    approvals: dict[int, Approval | Invalid] = field(default_factory=dict)
+
+
+def _sort(documents: Sequence[Any], now: datetime) -> _FileSet:
+    found = _FileSet()
+    calendars = _calendars(documents)
+    for index, document in enumerate(documents):
+        if not isinstance(document, Mapping):
+            found.verdicts[index] = Invalid(Reason.INVALID_SPEC, f"document {index + 1} is not a mapping")
+        elif is_freeze_document(document):
+            found.freezes[index] = read_one(
+                document, default_namespace=DEFAULT_NAMESPACE, calendars=calendars
+            )
+        elif _is_approval(document):
+            found.approvals[index] = _read_approval(document)
+        elif not _is_config_map(document):
+            namespace = _metadata(document, "namespace") or DEFAULT_NAMESPACE
+            found.namespaces.setdefault(namespace, []).append(index)
+    for indexes in found.namespaces.values():
+        results = validate_namespace([documents[index] for index in indexes], now)
+        for index, (_, verdict) in zip(indexes, results, strict=True):
+            found.verdicts[index] = verdict
+    return found
+
+
 def preview_documents(documents: Sequence[Any], now: datetime, count: int = DEFAULT_COUNT) -> list[Preview]:
     """Validate ``documents`` against each other (per namespace) and list the next runs of the valid ones,
-    with what the freeze documents among them do to each run.
+    with what the freeze documents among them do to each run and whether the approvals among them approve
+    it. ConfigMaps are holiday calendars for the freezes that name them, and are not listed.
 
     A runAt that is past but still within its startingDeadlineSeconds is listed first, as due now.
     """
-    verdicts: dict[int, Verdict] = {}
-    namespaces: dict[str, list[int]] = {}
-    compiled_freezes: dict[int, Freeze | InvalidFreeze] = {}
-    for index, document in enumerate(documents):
-        if not isinstance(document, Mapping):
-            verdicts[index] = Invalid(Reason.INVALID_SPEC, f"document {index + 1} is not a mapping")
-            continue
-        if is_freeze_document(document):
-            compiled_freezes[index] = read_one(document, default_namespace=DEFAULT_NAMESPACE)
-            continue
-        namespace = _metadata(document, "namespace") or DEFAULT_NAMESPACE
-        namespaces.setdefault(namespace, []).append(index)
-    for indexes in namespaces.values():
-        results = validate_namespace([documents[index] for index in indexes], now)
-        for index, (_, verdict) in zip(indexes, results, strict=True):
-            verdicts[index] = verdict
-    freezes = [freeze for freeze in compiled_freezes.values() if isinstance(freeze, Freeze)]
-
+    files = _sort(documents, now)
+    freezes = [freeze for freeze in files.freezes.values() if isinstance(freeze, Freeze)]
     by_namespace = {
-        namespace: timings(verdicts[index] for index in indexes) for namespace, indexes in namespaces.items()
+        namespace: timings(files.verdicts[index] for index in indexes)
+        for namespace, indexes in files.namespaces.items()
     }
     siblings = {
         namespace: {_metadata(documents[index], "name") or "": documents[index] for index in indexes}
-        for namespace, indexes in namespaces.items()
+        for namespace, indexes in files.namespaces.items()
     }
+    given: dict[str, list[Approval]] = {}
+    for index, approval in files.approvals.items():
+        if isinstance(approval, Approval):
+            given.setdefault(_metadata(documents[index], "namespace") or DEFAULT_NAMESPACE, []).append(
+                approval
+            )
     previews = []
     for index, document in enumerate(documents):
-        if index in compiled_freezes:
-            previews.append(_freeze_preview(document, compiled_freezes[index], now, count))
+        if _is_config_map(document):
             continue
-        verdict = verdicts[index]
-        runs: list[Occurrence] = []
-        frozen: list[FreezeVerdict | None] = []
-        if isinstance(verdict, Valid):
-            timings_here = by_namespace[verdict.namespace]
-            late = due(verdict.name, timings_here, None, now).due
-            if late is not None:
-                waited = format_duration(now - late.instant)
-                late = replace(
-                    late, notes=(*late.notes, f"due now: {waited} late, within startingDeadlineSeconds")
-                )
-            runs = ([late] if late is not None else []) + upcoming(verdict.name, timings_here, now, count)
-            runs = runs[:count]
-            here = siblings[verdict.namespace]
-            frozen = [run_verdict(run, verdict.namespace, document, here, freezes, now) for run in runs]
-        previews.append(
-            Preview(
-                name=_metadata(document, "name"),
-                namespace=_metadata(document, "namespace")
-                or (DEFAULT_NAMESPACE if isinstance(document, Mapping) else None),
-                verdict=verdict,
-                time_zone=_time_zone(document),
-                runs=runs,
-                frozen=tuple(frozen),
+        if index in files.freezes:
+            previews.append(_freeze_preview(document, files.freezes[index], now, count))
+        elif index in files.approvals:
+            previews.append(_approval_preview(document, files.approvals[index]))
+        else:
+            verdict = files.verdicts[index]
+            namespace = verdict.namespace if isinstance(verdict, Valid) else ""
+            context = _Context(
+                by_namespace.get(namespace, {}),
+                siblings.get(namespace, {}),
+                freezes,
+                approvals_by_object(given.get(namespace, ())),
             )
-        )
+            previews.append(_object_preview(document, verdict, context, now, count))
     return previews
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What a ScheduledDeployment's runs are worked out among: its namespace's timings and objects, the
+    freezes and the approvals of the file set."""
+
+    timings: Mapping[str, Timing]
+    siblings: Mapping[str, Mapping[str, Any]]
+    freezes: Sequence[Freeze]
+    approvals: Mapping[str, tuple[Approval, ...]]
+
+
+def _object_preview(document: Any, verdict: Verdict, context: _Context, now: datetime, count: int) -> Preview:
+    runs: list[Occurrence] = []
+    frozen: list[FreezeVerdict | None] = []
+    if isinstance(verdict, Valid):
+        late = due(verdict.name, context.timings, None, now).due
+        if late is not None:
+            waited = format_duration(now - late.instant)
+            late = replace(
+                late, notes=(*late.notes, f"due now: {waited} late, within startingDeadlineSeconds")
+            )
+        runs = ([late] if late is not None else []) + upcoming(verdict.name, context.timings, now, count)
+        runs = runs[:count]
+        frozen = [
+            run_verdict(run, verdict.namespace, document, context.siblings, context.freezes, now)
+            for run in runs
+        ]
+        runs = [_with_approval_note(run, document, context.siblings, context.approvals) for run in runs]
+    return Preview(
+        name=_metadata(document, "name"),
+        namespace=_metadata(document, "namespace")
+        or (DEFAULT_NAMESPACE if isinstance(document, Mapping) else None),
+        verdict=verdict,
+        time_zone=_time_zone(document),
+        runs=runs,
+        frozen=tuple(frozen),
+    )
+
+
+def _is_config_map(document: object) -> bool:
+    return (
+        isinstance(document, Mapping)
+        and document.get("apiVersion") == "v1"
+        and document.get("kind") == "ConfigMap"
+    )
+
+
+def _is_approval(document: object) -> bool:
+    return (
+        isinstance(document, Mapping)
+        and document.get("apiVersion") == API_VERSION
+        and document.get("kind") == APPROVAL_KIND
+    )
+
+
+def _calendars(documents: Sequence[Any]) -> dict[CalendarRef, str]:
+    """The text of every key of the ConfigMaps in the file set: holiday calendars a freeze may name."""
+    found: dict[CalendarRef, str] = {}
+    for document in documents:
+        if not _is_config_map(document):
+            continue
+        namespace = _metadata(document, "namespace") or DEFAULT_NAMESPACE
+        name = _metadata(document, "name") or ""
+        data = document.get("data")
+        for key, text in data.items() if isinstance(data, Mapping) else ():
+            if isinstance(text, str):
+                found[(namespace, name, str(key))] = text
+    return found
+
+
+def _read_approval(document: Mapping[str, Any]) -> Approval | Invalid:
+    try:
+        DeploymentApprovalSpec.model_validate(document.get("spec") or {})
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        detail = str(first.get("msg", error)).removeprefix("Value error, ")
+        return Invalid(Reason.INVALID_SPEC, f"spec.{where}: {detail}")
+    approval = read_approval(document)
+    if approval is None:
+        return Invalid(Reason.INVALID_SPEC, "metadata.name is missing")
+    return approval
+
+
+def _approval_preview(document: Mapping[str, Any], approval: Approval | Invalid) -> Preview:
+    namespace = _metadata(document, "namespace") or DEFAULT_NAMESPACE
+    if isinstance(approval, Invalid):
+        return Preview(_metadata(document, "name"), namespace, approval, None, kind=APPROVAL_KIND)
+    note = (
+        f"approves the run of {approval.scheduled_deployment!r} for {format_utc(approval.scheduled_time)}, "
+        f"as {approval.approver}"
+    )
+    return Preview(approval.name, namespace, approval, None, kind=APPROVAL_KIND, notes=(note,))
+
+
+def _with_approval_note(
+    run: Occurrence,
+    document: Mapping[str, Any],
+    siblings: Mapping[str, Mapping[str, Any]],
+    approvals: Mapping[str, tuple[Approval, ...]],
+) -> Occurrence:
+    """``run`` with a note saying whether it is approved, when its object (or the dependent it serves)
+    requires approval; the file set's DeploymentApprovals are the only ones known offline."""
+    verdict = approval_verdict(run, document, siblings, approvals)
+    if verdict is None:
+        return run
+    if verdict.approved is not None:
+        note = f"approved by {verdict.approved.describe()}"
+    else:
+        groups = f" by a member of {', '.join(verdict.groups)}" if verdict.groups else ""
+        note = (
+            f"needs approval{groups} (none in the file set): kubectl sundial approve {verdict.needed_for} "
+            f"--run {format_utc(verdict.instant)}"
+        )
+    return replace(run, notes=(*run.notes, note))
 
 
 def _freeze_preview(
@@ -251,6 +393,10 @@ def render_table(previews: Iterable[Preview]) -> str:
             continue
         if isinstance(preview.verdict, Freeze):
             lines.extend(_freeze_table(title, preview.verdict, preview.windows, preview.now))
+            continue
+        if preview.kind == APPROVAL_KIND:
+            lines.append(f"{title}  valid")
+            lines.extend(f"    {note}" for note in preview.notes)
             continue
         lines.append(f"{title}  valid  {preview.time_zone}")
         if not preview.runs:
