@@ -493,3 +493,63 @@ def test_a_freeze_kind_of_another_api_version_is_not_a_freeze(
     assert (body[1]["kind"], body[1]["reason"]) == ("ScheduledDeployment", "InvalidSpec")
     assert "apiVersion must be sundial.dev/v1alpha1" in body[1]["message"]
     assert body[0]["runs"][2]["freeze"] is None
+
+
+APPROVAL_SET = """
+apiVersion: sundial.dev/v1alpha1
+kind: ScheduledDeployment
+metadata: {name: api, namespace: shop}
+spec:
+  runAt: "2027-02-10T03:00"
+  timeZone: America/New_York
+  approval: {required: true, groups: [release-managers]}
+  deployment: {name: api, container: api, image: registry.example/api:v42}
+---
+apiVersion: sundial.dev/v1alpha1
+kind: DeploymentApproval
+metadata: {name: by-mallory, namespace: shop}
+spec:
+  scheduledDeployment: api
+  scheduledTime: "2027-02-10T08:00:00Z"
+  approver: mallory
+  approverGroups: [dev]
+"""
+
+
+def test_preview_says_a_run_needs_approval_when_the_file_sets_approvals_do_not_count() -> None:
+    documents = preview.load_documents(APPROVAL_SET)
+    api, approval = preview.preview_documents(documents, datetime(2027, 2, 9, tzinfo=UTC), count=1)
+    [run] = api.runs
+    assert run.notes[-1] == (
+        "needs approval by a member of release-managers (none in the file set): "
+        "kubectl sundial approve api --run 2027-02-10T08:00:00Z"
+    )
+    assert approval.to_json()["approves"] == {
+        "scheduledDeployment": "api",
+        "scheduledTime": "2027-02-10T08:00:00Z",
+        "approver": "mallory",
+    }
+
+
+def test_preview_refuses_an_approval_whose_run_is_not_an_instant_in_utc() -> None:
+    bad = APPROVAL_SET.replace('scheduledTime: "2027-02-10T08:00:00Z"', 'scheduledTime: "2027-02-10T03:00"')
+    documents = preview.load_documents(bad)
+    _, approval = preview.preview_documents(documents, datetime(2027, 2, 9, tzinfo=UTC), count=1)
+    body = approval.to_json()
+    assert (body["valid"], body["reason"]) == (False, "InvalidSpec")
+    assert body["message"].startswith("spec.scheduledTime: scheduledTime must be the run's instant in UTC")
+
+
+def test_preview_reads_a_freezes_calendar_from_a_configmap_in_the_file_set_and_says_when_there_is_none() -> (
+    None
+):
+    text = (REPO / "examples" / "freezes" / "holidays.yaml").read_text(encoding="utf-8")
+    documents = preview.load_documents(text)
+    previews = preview.preview_documents(documents, datetime(2027, 10, 25, 6, tzinfo=UTC), count=3)
+    assert [p.kind for p in previews] == ["ReleaseFreeze", "ScheduledDeployment"], (
+        "the ConfigMap is not listed"
+    )
+    assert previews[0].valid
+    without = [d for d in documents if d.get("kind") != "ConfigMap"]
+    freeze, _ = preview.preview_documents(without, datetime(2027, 10, 25, 6, tzinfo=UTC), count=3)
+    assert freeze.to_json()["reason"] == "CalendarNotFound"
