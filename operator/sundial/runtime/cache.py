@@ -144,6 +144,8 @@ class Cache:
         self.approvals: dict[Key, Approval] = {}
         """DeploymentApprovals by (namespace, name)."""
         self.approval_versions: dict[Key, str] = {}
+        self._approvals_by_object: dict[Key, dict[str, Approval]] = defaultdict(dict)
+        """(namespace, ScheduledDeployment) -> its approvals by name: a plan reads only its chain's."""
         self.calendar_texts: dict[CalendarRef, str | None] = {}
         """The holiday calendars freezes name, as last read (None: the ConfigMap or its key is missing);
         a calendar not in here has not been read yet."""
@@ -472,37 +474,45 @@ class Cache:
         version = metadata.get("resourceVersion")
         if not self._is_news(self.approval_versions, APPROVALS, key, version, deleted):
             return Changes()
-        previous = self.approvals.pop(key, None)
         if deleted:
             self.approval_versions.pop(key, None)
-        else:
-            if isinstance(version, str):
-                self.approval_versions[key] = version
-            approval = read_approval(body)
-            if approval is not None:
-                self.approvals[key] = approval
-        return Changes(
-            wake=self._approval_audience(key[0], previous)
-            | self._approval_audience(key[0], self.approvals.get(key))
-        )
+            return self.forget_approval(key)
+        if isinstance(version, str):
+            self.approval_versions[key] = version
+        previous = self._drop_approval(key)
+        approval = read_approval(body)
+        if approval is not None:
+            self.approvals[key] = approval
+            self._approvals_by_object[(key[0], approval.scheduled_deployment)][key[1]] = approval
+        wake = self._approval_audience(key[0], previous) | self._approval_audience(key[0], approval)
+        return Changes(wake=wake)
 
     def forget_approval(self, key: Key) -> Changes:
-        return Changes(wake=self._approval_audience(key[0], self.approvals.pop(key, None)))
+        return Changes(wake=self._approval_audience(key[0], self._drop_approval(key)))
+
+    def _drop_approval(self, key: Key) -> Approval | None:
+        previous = self.approvals.pop(key, None)
+        if previous is not None:
+            target = (key[0], previous.scheduled_deployment)
+            self._approvals_by_object[target].pop(key[1], None)
+            if not self._approvals_by_object[target]:
+                del self._approvals_by_object[target]
+        return previous
 
     def _approval_audience(self, namespace: str, approval: Approval | None) -> set[Key]:
         if approval is None:
             return set()
         target = (namespace, approval.scheduled_deployment)
-        return ({target} | self.component(target)) & set(self.objects)
+        return self.component(target) | ({target} if target in self.objects else set())
 
     def approvals_for(self, namespace: str, names: Iterable[str]) -> dict[str, tuple[Approval, ...]]:
         """The approvals of the namespace for the objects ``names``, by object."""
-        wanted = set(names)
-        found: dict[str, list[Approval]] = {}
-        for (approval_namespace, _), approval in self.approvals.items():
-            if approval_namespace == namespace and approval.scheduled_deployment in wanted:
-                found.setdefault(approval.scheduled_deployment, []).append(approval)
-        return {name: tuple(sorted(entries, key=lambda a: a.name)) for name, entries in found.items()}
+        found = {}
+        for name in names:
+            given = self._approvals_by_object.get((namespace, name))
+            if given:
+                found[name] = tuple(given[approval] for approval in sorted(given))
+        return found
 
     # ------------------------------------------------------------------------------------------ listing
 
