@@ -102,6 +102,15 @@ class FreezeRules:
     calendar: Calendar | None = None
     """A holiday calendar's events (`sundial.timing.calendars`)."""
 
+    def __hash__(self) -> int:
+        # Computed once: the rules are the key of the per-day window cache, looked up several times a plan,
+        # and hashing 400 dates each time was most of a plan's cost.
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.zone, self.later, self.weekly, self.recurring, self.fixed, self.calendar))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
 
 def compile_rules(spec: ReleaseFreezeSpec, calendar: Calendar | None = None) -> FreezeRules:
     """Check a freeze's spec and compile its windows; raises `SpecError` with the specific reason.
@@ -290,10 +299,16 @@ touch one another for longer than 32 spans in a row are reported up to there).""
 
 def window_at(rules: FreezeRules, instant: datetime) -> Window | None:
     """The merged window covering ``instant``, or None when the freeze is off then."""
-    return next(
-        (w for w in windows_between(rules, instant, instant + timedelta(seconds=1)) if w.covers(instant)),
-        None,
-    )
+    require_aware(instant)
+    windows = _windows_of_day(rules, instant.astimezone(UTC).date())
+    return next((window for window in windows if window.covers(instant)), None)
+
+
+@functools.lru_cache(maxsize=8192)
+def _windows_of_day(rules: FreezeRules, day: date) -> tuple[Window, ...]:
+    """The merged windows overlapping the UTC day ``day``: every plan of a day asks about the same few."""
+    start = datetime.combine(day, time(), UTC)
+    return tuple(windows_between(rules, start, start + timedelta(days=1)))
 
 
 def next_window(rules: FreezeRules, after: datetime, horizon: timedelta = HORIZON) -> Window | None:
