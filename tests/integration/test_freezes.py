@@ -7,8 +7,11 @@ cluster-wide: each one here lists only its test's namespace and is deleted when 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +19,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from test_status_truth import kubectl_table, parse_utc
 
+from cluster_access import isolated_env
 from conftest import Cluster, wait_until
 from sdhelpers import (
     StartOperator,
@@ -313,3 +317,46 @@ def test_a_freeze_whose_calendar_is_missing_says_which_configmap_to_create(
     )
     assert (ready["status"], ready["reason"]) == ("False", "CalendarNotFound"), ready
     assert "ConfigMap 'absent', key 'days.ics'" in ready["message"]
+
+
+def test_stop_the_line_through_the_plugin_holds_the_runs_due_and_unfreeze_lets_them_go(
+    crds: Cluster, deployer_namespace: str, start_operator: StartOperator
+) -> None:
+    """``kubectl sundial freeze --all`` freezes every namespace: nothing else runs while this test does (the
+    suite is sequential), and the freeze is deleted in any case."""
+    namespace = deployer_namespace
+    start_operator(namespace, "--cluster-freezes")
+    name = f"stop-the-line-{namespace[-6:]}"
+    try:
+        made = run_plugin(
+            crds, "freeze", "--all", "--for", "10m", "--reason", "incident 4711", "--name", name
+        )
+        assert made.returncode == 0, made.stderr
+        instant = utc_in(6)
+        create_sd(crds, namespace, "held", {"runAt": rfc3339(instant), "jobTemplate": job_template()})
+        record = wait_until("the run due during the freeze", lambda: last_run(crds, namespace, "held"), 40)
+        assert (record["result"], record["reason"]) == ("Held", "Frozen"), record
+        assert f"ClusterReleaseFreeze {name} (incident 4711;" in record["message"]
+        assert not jobs_of(crds, namespace, "held")
+    finally:
+        ended = run_plugin(crds, "unfreeze", name, "--all")
+    assert ended.returncode == 0, ended.stderr
+    after = utc_in(6)
+    create_sd(crds, namespace, "after", {"runAt": rfc3339(after), "jobTemplate": job_template()})
+    record = wait_until(
+        "the run after unfreeze to succeed",
+        lambda: (r := last_run(crds, namespace, "after")) is not None and r["result"] == "Succeeded" and r,
+        60,
+    )
+    assert record["scheduledTime"] == rfc3339(after)
+
+
+def run_plugin(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed ``kubectl-sundial`` script, on the test cluster's kubeconfig alone."""
+    argv = [
+        str(Path(sys.executable).parent / "kubectl-sundial"),
+        *args,
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=isolated_env(cluster.home))
