@@ -241,3 +241,20 @@ def test_the_spec_needs_a_window_and_refuses_an_impossible_date_or_selector() ->
                 "selector": {"matchExpressions": [{"key": "a", "operator": "In"}]},
             }
         )
+
+
+def test_a_freeze_that_is_always_on_is_one_window_reaching_the_horizon_and_has_no_next() -> None:
+    """Weekly windows that touch (Monday 00:00 to Monday 00:00 a week later is refused; these overlap):
+    one merged window, reported as reaching 400 days past the asked span, found without a scan per day."""
+    always = rules(
+        timeZone="Europe/Berlin",
+        weekly=[
+            {"startDay": "Monday", "startTime": "00:00", "endDay": "Thursday", "endTime": "12:00"},
+            {"startDay": "Thursday", "startTime": "12:00", "endDay": "Monday", "endTime": "00:00"},
+        ],
+    )
+    instant = utc("2027-06-01T12:00")
+    window = window_at(always, instant)
+    assert window is not None
+    assert window.start <= instant - timedelta(days=399) and window.end >= instant + timedelta(days=399)
+    assert next_window(always, instant) is None

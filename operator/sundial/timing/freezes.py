@@ -277,24 +277,32 @@ def merge(windows: Iterable[Window]) -> list[Window]:
 
 def windows_between(rules: FreezeRules, start: datetime, end: datetime) -> list[Window]:
     """The merged windows of ``rules`` that overlap ``[start, end)``, whole (they may reach outside it)."""
-    # Merged over a span that grows until no window concerned touches its edges, so that a window is
-    # reported whole even where pieces far outside the asked span continue it.
+    # Merged over a span that grows (doubling its margin) until no window concerned touches its edges, so
+    # that a window is reported whole even where pieces far outside the asked span continue it.
     margin = _reach(rules) + timedelta(days=1)
     lo, hi = start - margin, end + margin
+    concerned: list[Window] = []
     for _ in range(MAX_GROWTH):
         concerned = [w for w in merge(raw_windows(rules, lo, hi)) if w.start < end and w.end > start]
         first_start = concerned[0].start if concerned else lo + timedelta.resolution
         last_end = concerned[-1].end if concerned else hi - timedelta.resolution
         if first_start > lo and last_end < hi:
             return concerned
-        lo = min(lo, first_start - margin)
-        hi = max(hi, last_end + margin)
+        margin *= 2
+        lo = max(min(lo, first_start - margin), start - MAX_REACH)
+        hi = min(max(hi, last_end + margin), end + MAX_REACH)
+        if (lo, hi) == (start - MAX_REACH, end + MAX_REACH):
+            # A window longer than that is reported as reaching that far (a freeze on for over a year).
+            return [w for w in merge(raw_windows(rules, lo, hi)) if w.start < end and w.end > start]
     return concerned
 
 
-MAX_GROWTH = 32
-"""How often `windows_between` widens its span to find where a window ends (a loop guard: windows that
-touch one another for longer than 32 spans in a row are reported up to there)."""
+MAX_REACH = timedelta(days=400)
+"""How far beyond the asked span `windows_between` looks for where a window begins or ends."""
+
+MAX_GROWTH = 16
+"""How often `windows_between` widens its span to find where a window ends, doubling the margin each time
+(a loop guard: 16 doublings of a day are 180 years)."""
 
 
 def window_at(rules: FreezeRules, instant: datetime) -> Window | None:
@@ -315,13 +323,15 @@ def next_window(rules: FreezeRules, after: datetime, horizon: timedelta = HORIZO
     """The first merged window that opens strictly after ``after`` (within ``horizon``), or None."""
     require_aware(after)
     step = timedelta(days=14)
-    lo = after
-    while lo < after + horizon:
-        hi = min(lo + step, after + horizon)
-        for window in windows_between(rules, lo, hi):
-            if window.start > after:
-                return window
-        lo = hi
+    lo, limit = after, after + horizon
+    while lo < limit:
+        hi = min(lo + step, limit)
+        found = windows_between(rules, lo, hi)
+        later = [window for window in found if window.start > after]
+        if later:
+            return later[0]
+        # A window on at ``after`` (or merged with one) is passed whole: look on from its end.
+        lo = max([hi, *(window.end for window in found)])
     return None
 
 
