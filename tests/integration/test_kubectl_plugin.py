@@ -301,3 +301,143 @@ def test_stop_the_line_creates_a_cluster_freeze_the_api_server_accepts_lists_it_
         assert (again.returncode, again.stderr) == (1, f"error: clusterreleasefreeze {name} not found\n")
     finally:
         cluster.kubectl("delete", "clusterreleasefreeze", name, "--ignore-not-found", check=False)
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def plugin_env(cluster: Cluster, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The installed script with extra environment variables (``TZ``) on top of the isolated environment."""
+    argv = [str(PLUGIN), *args, "--kubeconfig", str(cluster.kubeconfig)]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, env={**isolated_env(cluster.home), **env}
+    )
+
+
+def a_day_ahead_at_three(zone: ZoneInfo) -> datetime:
+    """03:00 in ``zone`` on a day about a month ahead: in the future, and never in a DST gap or fold."""
+    return next_local_time(datetime.now(UTC) + timedelta(days=30), zone, time(3, 0))
+
+
+def test_schedule_creates_an_object_the_api_server_accepts_and_its_yaml_applies_with_kubectl(
+    crds: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    cluster = crds
+    local = a_day_ahead_at_three(BERLIN)
+    at = f"{local:%Y-%m-%d %H:%M}"
+    image = "registry.example/api:v42"
+
+    made = via_kubectl(
+        cluster, "schedule", "api", "-n", namespace, "--at", at, "--tz", "Europe/Berlin",
+        "--deployment", f"api={image}",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "time zone Europe/Berlin, from --tz" in made.stdout
+    assert f"runs at {rfc3339(local.astimezone(UTC))} (UTC)" in made.stdout
+    assert f"scheduleddeployment {namespace}/api created" in made.stdout
+    assert "release freezes were not checked" not in made.stdout, "the admin may list freezes"
+    stored = read_sd(cluster, namespace, "api")["spec"]
+    assert (stored["runAt"], stored["timeZone"]) == (f"{local:%Y-%m-%dT%H:%M}", "Europe/Berlin")
+    assert stored["deployment"] == {"name": "api", "container": "api", "image": image}
+
+    # The zone from TZ, a dependency on the object just made, and only printed: nothing is created.
+    printed = plugin_env(
+        cluster, "schedule", "web", "-n", namespace, "--at", at, "--deployment", f"web={image}",
+        "--deployment-name", "frontend", "--depends-on", "api", "--lead", "10m", "-o", "yaml",
+        env={"TZ": ":Europe/Berlin"},
+    )  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    assert "time zone Europe/Berlin, from TZ" in printed.stderr
+    from kubernetes.client.exceptions import ApiException
+
+    with pytest.raises(ApiException) as missing:
+        read_sd(cluster, namespace, "web")
+    assert missing.value.status == 404, "-o yaml creates nothing"
+    document = tmp_path / "web.yaml"
+    document.write_text(printed.stdout)
+    cluster.kubectl("apply", "--server-side", "-f", str(document))
+    web = read_sd(cluster, namespace, "web")["spec"]
+    assert web["dependsOn"] == {"name": "api", "leadTime": "10m", "mustSucceed": True}
+    assert web["deployment"] == {"name": "frontend", "container": "web", "image": image}
+    assert web["runAt"] == f"{local:%Y-%m-%dT%H:%M}"
+
+    again = plugin(
+        cluster, "schedule", "api", "-n", namespace, "--at", at, "--tz", "UTC", "--deployment", "a=b"
+    )
+    assert (again.returncode, again.stderr) == (
+        1,
+        f"error: scheduleddeployment {namespace}/api already exists\n",
+    )
+
+
+def whoami(cluster: Cluster) -> dict[str, Any]:
+    """The test's user as kubectl's own SelfSubjectReview reports it, to compare the plugin's answer to."""
+    answer = cluster.kubectl("auth", "whoami", "-o", "json")
+    return dict(json.loads(answer.stdout)["status"]["userInfo"])
+
+
+def test_approve_records_the_user_the_api_server_authenticated(crds: Cluster, namespace: str) -> None:
+    """The admission policy is not needed here (its own tests install it): the username comes from the API
+    server's SelfSubjectReview, and it is the admin user of the test cluster's kubeconfig."""
+    cluster = crds
+    user = whoami(cluster)
+    local = a_day_ahead_at_three(NEW_YORK)
+    instant = rfc3339(local.astimezone(UTC))
+    spec = {
+        "runAt": f"{local:%Y-%m-%dT%H:%M}",
+        "timeZone": "America/New_York",
+        "approval": {"required": True},
+        "jobTemplate": job_template(),
+    }
+    create_sd(cluster, namespace, "api", spec)
+    create_sd(cluster, namespace, "free", {"runAt": spec["runAt"], "jobTemplate": job_template()})
+
+    given = via_kubectl(
+        cluster, "approve", "api", "-n", namespace, "--run", f"{local:%Y-%m-%d %H:%M}", "--comment", "CAB-1"
+    )
+    assert given.returncode == 0, given.stdout + given.stderr
+    name = f"api-{local.astimezone(UTC):%Y%m%dt%H%M%Sz}"
+    stored = cluster.custom().get_namespaced_custom_object(
+        "sundial.dev", "v1alpha1", namespace, "deploymentapprovals", name
+    )
+    assert stored["spec"] == {
+        "scheduledDeployment": "api",
+        "scheduledTime": instant,
+        "approver": user["username"],
+        "approverGroups": user["groups"],
+        "comment": "CAB-1",
+    }
+    assert user["username"], (
+        "the admin user of the test kubeconfig (sundial-local-admin on hack/local-cluster)"
+    )
+    assert f"approved by {user['username']} (groups: {', '.join(user['groups'])})" in given.stdout
+    assert f"run {instant} (UTC), {local:%a %d %b %Y %H:%M:%S %Z} in America/New_York" in given.stdout
+
+    listed = plugin(cluster, "approvals", "api", "-n", namespace)
+    assert listed.returncode == 0, listed.stderr
+    [_, row] = listed.stdout.splitlines()
+    assert row.split()[:3] == ["api", instant, user["username"]] and row.endswith("CAB-1")
+
+    # Without --run: the next run in status (written here as the operator would, no operator runs).
+    cluster.custom().patch_namespaced_custom_object_status(
+        "sundial.dev",
+        "v1alpha1",
+        namespace,
+        "scheduleddeployments",
+        "api",
+        {"status": {"nextRunTime": instant}},
+    )
+    again = plugin(cluster, "approve", "api", "-n", namespace)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == (
+        f"run {instant} of api is already approved by {user['username']} (deploymentapproval {name})\n"
+    )
+
+    refused = plugin(cluster, "approve", "free", "-n", namespace, "--run", instant)
+    assert refused.returncode == 1
+    assert "approvals only matter with spec.approval.required: true" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    listed = cluster.custom().list_namespaced_custom_object(
+        "sundial.dev", "v1alpha1", namespace, "deploymentapprovals"
+    )
+    assert [item["metadata"]["name"] for item in listed["items"]] == [name]

@@ -42,6 +42,7 @@ PLURALS = {
     "ScheduledDeployment": "scheduleddeployments",
     "ReleaseFreeze": "releasefreezes",
     "ClusterReleaseFreeze": "clusterreleasefreezes",
+    "DeploymentApproval": "deploymentapprovals",
 }
 
 
@@ -576,3 +577,79 @@ def test_a_hostile_freeze_reason_is_printed_escaped() -> None:
     _, out = run(cmd_freezes, fake, "freezes")
     assert_inert(out)
     assert "weekend\\x1b[2J" in out
+
+
+# ---------------------------------------------------------------------------------------------- override
+
+
+ON_NOW = {
+    "reason": "incident 4711",
+    "windows": [{"from": "2026-11-27T08:00:00Z", "to": "2026-11-27T10:00:00Z"}],
+}
+
+
+def test_trigger_with_override_freeze_writes_both_annotations_in_one_patch() -> None:
+    fake = FakeCustomObjects([sd("api", TARGET), release_freeze("incident", ON_NOW, namespace=None)])
+    code, out = run(cmd_trigger, fake, "trigger", "api", "--override-freeze")
+    assert code == 0
+    annotations = {"sundial.dev/trigger": REQUEST, "sundial.dev/override-freeze": REQUEST}
+    assert fake.patches == [("api", {"metadata": {"annotations": annotations}})]
+    assert (
+        "warning: ClusterReleaseFreeze incident (incident 4711) is on until 2026-11-27T10:00:00Z; "
+        "--override-freeze deploys through it" in out
+    )
+
+
+def test_trigger_without_override_never_writes_the_override_annotation() -> None:
+    fake = FakeCustomObjects([sd("api", TARGET)])
+    run(cmd_trigger, fake, "trigger", "api", "--request", "2026-11-27T08:59:00Z")
+    assert fake.patches == [
+        ("api", {"metadata": {"annotations": {"sundial.dev/trigger": "2026-11-27T08:59:00Z"}}})
+    ]
+
+
+def test_trigger_while_a_freeze_is_on_says_it_will_be_refused_and_how_to_override() -> None:
+    fake = FakeCustomObjects([sd("api", TARGET), release_freeze("incident", ON_NOW)])
+    _, out = run(cmd_trigger, fake, "trigger", "api")
+    assert out.splitlines()[-2:] == [
+        "warning: ReleaseFreeze shop/incident (incident 4711) is on until 2026-11-27T10:00:00Z: the operator "
+        "will refuse this run (Skipped, reason Frozen)",
+        "to deploy anyway: kubectl sundial trigger api -n shop --override-freeze",
+    ]
+
+
+def test_override_freeze_without_a_freeze_on_says_so() -> None:
+    _, out = run(cmd_trigger, FakeCustomObjects([sd("api", TARGET)]), "trigger", "api", "--override-freeze")
+    assert "note: no release freeze is on now" in out
+
+
+def test_trigger_wait_on_a_frozen_refusal_prints_the_message_and_the_override(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sundial.cli.kubectl_plugin.time.sleep", lambda seconds: None)
+    message = (
+        f"trigger {REQUEST} refused: ReleaseFreeze shop/incident (incident 4711) is on until "
+        "2026-11-27T10:00:00Z; to deploy anyway, trigger again with kubectl sundial trigger NAME "
+        "--override-freeze (recorded on the run's Job and in an Event)"
+    )
+    refused = {"runs": [{"trigger": REQUEST, "result": "Skipped", "reason": "Frozen", "message": message}]}
+    fake = FakeCustomObjects([sd("api", TARGET)], statuses=[{}, refused])
+    code, out = run(cmd_trigger, fake, "trigger", "api", "--wait", "--timeout", "30s")
+    assert code == 1
+    assert out.splitlines()[-2:] == [
+        f"Skipped: {message}",
+        "refused because a release freeze is on; to deploy anyway (recorded on the Job and in a "
+        "FreezeOverridden Event): kubectl sundial trigger api -n shop --override-freeze",
+    ]
+
+
+def test_a_request_refused_as_frozen_asks_for_a_new_request_to_override() -> None:
+    refused = {"trigger": REQUEST, "result": "Skipped", "reason": "Frozen", "message": "frozen by x"}
+    fake = FakeCustomObjects([sd("api", TARGET, {"lastTrigger": REQUEST, "runs": [refused]})])
+    _, out = run(cmd_trigger, fake, "trigger", "api", "--request", REQUEST, "--override-freeze")
+    assert fake.patches == []
+    assert out.splitlines()[1:] == [
+        "it was refused: frozen by x",
+        "a refused request stays refused; to deploy anyway, make a new one: "
+        "kubectl sundial trigger api -n shop --override-freeze",
+    ]

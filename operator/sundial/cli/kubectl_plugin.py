@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from sundial.api.approvals import APPROVAL_KIND, APPROVAL_PLURAL
 from sundial.api.durations import parse_duration, parse_seconds
 from sundial.api.freezes import (
     CLUSTER_FREEZE_KIND,
@@ -39,16 +40,22 @@ from sundial.api.freezes import (
     FREEZE_PLURAL,
     FreezeAction,
 )
-from sundial.api.keys import ANNOTATION_TRIGGER, GROUP, KIND, PLURAL, VERSION
-from sundial.api.reasons import Invalid
+from sundial.api.keys import ANNOTATION_OVERRIDE_FREEZE, ANNOTATION_TRIGGER, GROUP, KIND, PLURAL, VERSION
+from sundial.api.reasons import Invalid, SpecError
+from sundial.api.timestamps import format_utc
 from sundial.api.trigger import BadTrigger, format_request, parse_request
+from sundial.cli import approve as approve_cli
 from sundial.cli import freezes as freeze_cli
 from sundial.cli import preview
+from sundial.cli import schedule as schedule_cli
 from sundial.cli.terminal import for_terminal
 from sundial.cli.timeline import build_timeline, render_json, render_text
+from sundial.decide.freezes import FROZEN, FreezeVerdict, freeze_verdict
 from sundial.decide.validation import validate_namespace
 from sundial.runtime.apierrors import api_message
 from sundial.timing.names import manual_job_name
+from sundial.timing.occurrences import Occurrence
+from sundial.timing.wallclock import load_zone
 
 PROG = "kubectl sundial"
 REQUEST_TIMEOUT = (5, 30)
@@ -96,6 +103,8 @@ class Resource:
 SCHEDULED_DEPLOYMENTS = Resource(KIND, PLURAL, namespaced=True)
 RELEASE_FREEZES = Resource(FREEZE_KIND, FREEZE_PLURAL, namespaced=True)
 CLUSTER_RELEASE_FREEZES = Resource(CLUSTER_FREEZE_KIND, CLUSTER_FREEZE_PLURAL, namespaced=False)
+DEPLOYMENT_APPROVALS = Resource(APPROVAL_KIND, APPROVAL_PLURAL, namespaced=True)
+SELF_SUBJECT_REVIEW = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
 
 
 @dataclass
@@ -105,6 +114,8 @@ class Api:
     custom: Any
     server: str
     namespace: str
+    authentication: Any = None
+    """An AuthenticationV1Api: asks the API server who the user is (`who_am_i`)."""
 
     def _fail(self, error: Exception, what: str, resource: Resource = SCHEDULED_DEPLOYMENTS) -> NoReturn:
         from kubernetes.client.exceptions import ApiException
@@ -162,6 +173,34 @@ class Api:
         namespace, name = metadata.get("namespace"), metadata["name"]
         fn, location = self._address("create", resource, namespace)
         return dict(self._call(resource.what(namespace, name), fn, *location, dict(body), resource=resource))
+
+    def get_of(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
+        fn, location = self._address("get", resource, namespace)
+        return dict(self._call(resource.what(namespace, name), fn, *location, name, resource=resource))
+
+    def who_am_i(self) -> approve_cli.UserInfo:
+        """The user and groups as the API server authenticated this request (a SelfSubjectReview)."""
+        from kubernetes.client.exceptions import ApiException
+
+        if self.authentication is None:
+            raise PluginError("cannot ask the API server who you are: no authentication client", 2)
+        try:
+            review = self.authentication.create_self_subject_review(
+                dict(SELF_SUBJECT_REVIEW), _request_timeout=REQUEST_TIMEOUT
+            )
+        except ApiException as error:
+            if error.status == 404:
+                raise PluginError(
+                    f"{self.server} does not answer SelfSubjectReview (authentication.k8s.io/v1, Kubernetes "
+                    "1.28 and later), so it cannot say who you are; an approval needs that"
+                ) from None
+            self._fail(error, "selfsubjectreview")
+        except Exception as error:  # transport errors: one friendly line
+            self._fail(error, "selfsubjectreview")
+        try:
+            return approve_cli.user_info(review)
+        except approve_cli.ApproveError as error:
+            raise PluginError(str(error)) from None
 
     def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
         fn, location = self._address("delete", resource, namespace)
@@ -269,7 +308,13 @@ def connect(args: argparse.Namespace, environ: Mapping[str, str]) -> Api:
     chosen = next((c for c in contexts if c.get("name") == args.context), active) if args.context else active
     namespace = args.namespace or ((chosen or {}).get("context") or {}).get("namespace") or "default"
     configuration.retries = 0  # fail fast and say so, rather than retry silently against a dead server
-    return Api(client.CustomObjectsApi(client.ApiClient(configuration)), str(configuration.host), namespace)
+    api_client = client.ApiClient(configuration)
+    return Api(
+        client.CustomObjectsApi(api_client),
+        str(configuration.host),
+        namespace,
+        authentication=client.AuthenticationV1Api(api_client),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -387,10 +432,24 @@ def cmd_trigger(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) 
             for_terminal(f" ({served.get('result')}, Job {served.get('jobName') or job})") if served else ""
         )
         out.write(f"request {request.request} was already served{result}; nothing new runs\n")
+        if served is not None and served.get("reason") == FROZEN:
+            out.write(
+                for_terminal(f"it was refused: {served.get('message') or 'a release freeze was on'}") + "\n"
+            )
+            out.write(
+                "a refused request stays refused; to deploy anyway, make a new one: "
+                + for_terminal(override_command(namespace, name))
+                + "\n"
+            )
         if not args.wait:
             return 0
         return _wait_for_run(api, namespace, name, request.request, args.timeout, out)
-    api.patch(namespace, name, {"metadata": {"annotations": {ANNOTATION_TRIGGER: request.request}}})
+    frozen = _frozen_now(api, namespace, body, now)
+    api.patch(
+        namespace,
+        name,
+        {"metadata": {"annotations": trigger_annotations(request.request, args.override_freeze)}},
+    )
     out.write(for_terminal(f"scheduleddeployment {namespace}/{name} triggered (request {request.request})"))
     out.write("\n")
     out.write(for_terminal(f"the operator runs it now as Job {job}") + "\n")
@@ -400,9 +459,64 @@ def cmd_trigger(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) 
             f"note: a manual run runs only this object's Job; dependency "
             f"{for_terminal(repr(spec['dependsOn']['name']))} is neither run nor waited for\n"
         )
+    for line in freeze_notes(frozen, override=args.override_freeze, namespace=namespace, name=name):
+        out.write(for_terminal(line) + "\n")
     if not args.wait:
         return 0
     return _wait_for_run(api, namespace, name, request.request, args.timeout, out)
+
+
+def trigger_annotations(request: str, override_freeze: bool) -> dict[str, str]:
+    """The annotations a trigger writes, in one merge patch: the request, and with ``--override-freeze``
+    the same value under sundial.dev/override-freeze (the operator lets only that request through)."""
+    annotations = {ANNOTATION_TRIGGER: request}
+    if override_freeze:
+        annotations[ANNOTATION_OVERRIDE_FREEZE] = request
+    return annotations
+
+
+def override_command(namespace: str, name: str) -> str:
+    return f"kubectl sundial trigger {name} -n {namespace} --override-freeze"
+
+
+def _frozen_now(api: Api, namespace: str, body: Mapping[str, Any], now: datetime) -> FreezeVerdict | None:
+    """The freeze that would stop a manual run now, as the operator judges it; None when none is on, or when
+    the freezes cannot be read (the operator still judges; ``--wait`` shows what it decided)."""
+    try:
+        bodies = read_freeze_objects(api, namespace)
+    except PluginError as error:
+        if error.code != 1:
+            raise
+        return None
+    valid, _ = freeze_cli.read_freezes(bodies)
+    try:
+        zone = load_zone(str((body.get("spec") or {}).get("timeZone") or "UTC"))
+    except SpecError:
+        return None
+    run = Occurrence(name=str(body["metadata"]["name"]), instant=now, zone=zone)
+    return freeze_verdict(run, namespace, body, {}, valid, now)
+
+
+def freeze_notes(frozen: FreezeVerdict | None, *, override: bool, namespace: str, name: str) -> list[str]:
+    """What a freeze on now means for the trigger just written."""
+    if frozen is None:
+        if override:
+            return [
+                "note: no release freeze is on now; --override-freeze lets this request through one that "
+                "starts before the operator serves it"
+            ]
+        return []
+    freeze = frozen.freeze
+    on = f"{freeze.ref} ({freeze.reason}) is on until {format_utc(frozen.until)}"
+    if override:
+        return [
+            f"warning: {on}; --override-freeze deploys through it (recorded on the Job and in a "
+            "FreezeOverridden Event)"
+        ]
+    return [
+        f"warning: {on}: the operator will refuse this run (Skipped, reason Frozen)",
+        f"to deploy anyway: {override_command(namespace, name)}",
+    ]
 
 
 def _invalid_verdict(api: Api, namespace: str, body: Mapping[str, Any], now: datetime) -> Invalid | None:
@@ -435,6 +549,11 @@ def _wait_for_run(api: Api, namespace: str, name: str, request: str, timeout: fl
         result = record.get("result") if record else None
         if record is not None and result is not None and result != reported:
             out.write(for_terminal(f"{result}: {record.get('message') or record.get('reason') or ''}") + "\n")
+            if result == "Skipped" and record.get("reason") == FROZEN:
+                out.write(
+                    "refused because a release freeze is on; to deploy anyway (recorded on the Job and in a "
+                    f"FreezeOverridden Event): {for_terminal(override_command(namespace, name))}\n"
+                )
             out.flush()
             reported = result
         if result == "Succeeded":
@@ -481,6 +600,132 @@ def cmd_suspend(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) 
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- approvals
+
+
+def cmd_approve(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) -> int:
+    """A DeploymentApproval for one run of NAME, by the user the API server says is asking."""
+    namespace, name = api.namespace, args.name
+    body = api.get(namespace, name)
+    try:
+        groups = approve_cli.required_groups(body)
+        run = approve_cli.choose_run(body, args.run)
+        user = api.who_am_i()
+        approval = approve_cli.build_approval(body, run, user, args.comment)
+    except approve_cli.ApproveError as error:
+        raise PluginError(str(error)) from None
+    try:
+        created = api.create(DEPLOYMENT_APPROVALS, approval)
+    except PluginError as error:
+        if error.status != 409:
+            raise
+        existing = api.get_of(DEPLOYMENT_APPROVALS, namespace, approval["metadata"]["name"])
+        already = approve_cli.describe_existing(existing, groups)
+        mine = (existing.get("spec") or {}).get("approver") == user.username
+        if mine or approve_cli.counts(groups, (existing.get("spec") or {}).get("approverGroups") or ()):
+            out.write(already + "\n")
+            return 0
+        if not approve_cli.counts(groups, user.groups):
+            raise PluginError(already) from None
+        # The approval there does not count and this user's would: give it a name of its own.
+        distinct = approve_cli.build_approval(body, run, user, args.comment, distinct=True)
+        out.write(already + "\n")
+        created = api.create(DEPLOYMENT_APPROVALS, distinct)
+    for line in approve_cli.describe_approved(created, run, groups):
+        out.write(line + "\n")
+    return 0
+
+
+def cmd_approvals(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) -> int:
+    namespace = api.namespace
+    rows = approve_cli.approval_rows(
+        api.list_of(DEPLOYMENT_APPROVALS, namespace), now, scheduled_deployment=args.name
+    )
+    out.write(approve_cli.render_approvals(rows, namespace, args.name))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- schedule
+
+
+def cmd_schedule(
+    args: argparse.Namespace,
+    api: Api | None,
+    out: TextIO,
+    now: datetime,
+    *,
+    err: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+    localtime: Path = schedule_cli.LOCALTIME,
+) -> int:
+    """A ScheduledDeployment at ``--at`` in the user's zone: created, or with ``-o yaml`` printed.
+
+    ``api`` None: no cluster to ask (``-o yaml`` without a kubeconfig); ``environ`` and ``localtime`` are
+    where the machine's zone is read (this process's by default). With ``-o yaml`` the standard output is
+    the document alone and everything else goes to ``err``."""
+    yaml_only = args.output == "yaml"
+    notes = (err or sys.stderr) if yaml_only else out
+    namespace = api.namespace if api is not None else (args.namespace or "default")
+    try:
+        choice = schedule_cli.detect_zone(args.tz, os.environ if environ is None else environ, localtime)
+        body = schedule_cli.build_scheduled_deployment(
+            args.name,
+            namespace,
+            schedule_cli.parse_at(args.at),
+            choice.name,
+            args.deployment,
+            deployment_name=args.deployment_name,
+            depends_on=args.depends_on,
+            lead=args.lead,
+        )
+    except schedule_cli.ScheduleError as error:
+        raise PluginError(str(error), 2) from None
+    siblings, freezes, unread = _schedule_context(api, namespace, tolerant=yaml_only)
+    try:
+        plan = schedule_cli.plan_schedule(
+            body, choice, now, siblings=siblings, freezes=freezes, freezes_unread=unread
+        )
+    except schedule_cli.ScheduleError as error:
+        raise PluginError(str(error)) from None
+    if yaml_only:
+        for line in schedule_cli.describe_plan(plan, created=False):
+            notes.write(for_terminal(line) + "\n")
+        out.write(schedule_cli.render_yaml(body))
+        return 0
+    assert api is not None, "only -o yaml runs without a cluster"
+    api.create(SCHEDULED_DEPLOYMENTS, body)
+    for line in schedule_cli.describe_plan(plan, created=True):
+        out.write(for_terminal(line) + "\n")
+    return 0
+
+
+def _schedule_context(
+    api: Api | None, namespace: str, *, tolerant: bool
+) -> tuple[list[dict[str, Any]] | None, list[Any] | None, str | None]:
+    """The namespace's ScheduledDeployments and the freezes that concern it, as far as they can be read.
+
+    ``tolerant`` (``-o yaml``): an unreachable API server is not an error, nothing is created there."""
+    if api is None:
+        return None, None, "no cluster to read them from"
+
+    def tolerated(error: PluginError) -> bool:
+        return error.code == 1 or tolerant
+
+    try:
+        siblings: list[dict[str, Any]] | None = api.list(namespace)
+    except PluginError as error:
+        if not tolerated(error):
+            raise
+        siblings = None
+    try:
+        valid, _ = freeze_cli.read_freezes(read_freeze_objects(api, namespace))
+    except PluginError as error:
+        if not tolerated(error):
+            raise
+        return siblings, None, str(error)
+    return siblings, [freeze for freeze in valid if freeze.concerns_namespace(namespace)], None
+
+
 # ---------------------------------------------------------------------------------------------- parser
 
 
@@ -490,6 +735,8 @@ MAIN_EPILOG = """examples:
   kubectl sundial suspend api-v42 -n shop
   kubectl sundial freeze --all --for 2h --reason "incident 4711"
   kubectl sundial freezes -A
+  kubectl sundial approve api-v42 -n shop --run "2027-02-10 03:00"
+  kubectl sundial schedule api-v42 -n shop --at "2027-02-10 03:00" --deployment api=registry.example/api:v42
   kubectl sundial preview -f api-v42.yaml
 
 `kubectl sundial COMMAND --help` shows each command's options and examples.
@@ -511,10 +758,13 @@ TRIGGER_EXAMPLES = """examples:
   kubectl sundial trigger api-v42 -n shop --wait --timeout 10m
   # retry a request safely: the same request never runs twice
   kubectl sundial trigger api-v42 -n shop --request 2026-11-27T08:39:00.123Z
+  # deploy although a release freeze is on (this request only; recorded on the Job and in an Event)
+  kubectl sundial trigger api-v42 -n shop --override-freeze --wait
 
 A manual run is this object's own Job, started now. Its dependsOn is neither run nor waited for;
 spec.suspend does not stop it; unless concurrencyPolicy is Allow it is refused while a Job of this object
-is running. The operator records it in status.runs with its trigger and posts a Triggered Event.
+is running, and while a release freeze is on unless --override-freeze. The operator records it in
+status.runs with its trigger and posts a Triggered Event.
 """
 SUSPEND_EXAMPLES = """examples:
   kubectl sundial suspend api-v42 -n shop
@@ -549,6 +799,29 @@ FREEZES_EXAMPLES = """examples:
 Windows are computed from each freeze's spec with the operator's own engine, and shown in UTC and in the
 freeze's time zone. An invalid freeze is listed with its reason and makes the exit status 1.
 """
+APPROVE_EXAMPLES = """examples:
+  # approve the next run of api-v42 (status.nextRunTime)
+  kubectl sundial approve api-v42 -n shop --comment "CAB-1234"
+  # approve a named run ahead of time: an instant, or a wall-clock time in the object's zone
+  kubectl sundial approve api-v42 -n shop --run 2027-02-10T08:00:00Z
+  kubectl sundial approve api-v42 -n shop --run "2027-02-10 03:00"
+
+The approver and groups are yours as the API server knows you (a SelfSubjectReview); the admission
+policy refuses any other. With spec.approval.groups set, only a member's approval counts.
+"""
+APPROVALS_EXAMPLES = """examples:
+  kubectl sundial approvals -n shop
+  kubectl sundial approvals api-v42 -n shop
+"""
+SCHEDULE_EXAMPLES = """examples:
+  # 03:00 on 10 February where you are (TZ, else /etc/localtime)
+  kubectl sundial schedule api-v42 -n shop --at "2027-02-10 03:00" --deployment api=registry.example/api:v42
+  # in New York time, after db-migration 15 minutes before
+  kubectl sundial schedule api-v42 -n shop --at "2027-02-10 03:00" --tz America/New_York \\
+      --deployment api=registry.example/api:v42 --depends-on db-migration --lead 15m
+  # for a GitOps repository: print it, create nothing
+  kubectl sundial schedule api-v42 --at "2027-02-10 03:00" --deployment api=IMAGE -o yaml >api-v42.yaml
+"""
 PREVIEW_EXAMPLES = """examples:
   kubectl sundial preview -f api-v42.yaml
   kubectl sundial preview -f api-v42.yaml --now 2027-01-01T00:00:00Z --count 10 -o json
@@ -578,7 +851,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="See, run and pause Sundial's ScheduledDeployments; freeze and unfreeze deploys.",
+        description="See, schedule, run, approve and pause Sundial's ScheduledDeployments; freeze and "
+        "unfreeze deploys.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=MAIN_EPILOG,
     )
@@ -619,6 +893,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--request",
         help="the request (an RFC 3339 instant, default now); repeat one to retry without running twice",
     )
+    trigger.add_argument(
+        "--override-freeze",
+        action="store_true",
+        help="run even if a release freeze is on (this request only; recorded on the Job and in an Event)",
+    )
     trigger.set_defaults(handler=cmd_trigger)
 
     for name, text in (("suspend", "stop new runs (spec.suspend=true)"), ("resume", "allow runs again")):
@@ -634,6 +913,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(handler=cmd_suspend)
 
     _add_freeze_parsers(commands, connection)
+    _add_approval_parsers(commands, connection)
+    _add_schedule_parser(commands, connection)
     preview.add_parser(commands)
     preview_parser = commands.choices["preview"]
     preview_parser.epilog = PREVIEW_EXAMPLES
@@ -703,6 +984,78 @@ def _add_freeze_parsers(
     listing.set_defaults(handler=cmd_freezes)
 
 
+def _add_approval_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], connection: argparse.ArgumentParser
+) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    approve = commands.add_parser(
+        "approve",
+        parents=[connection],
+        help="approve one run of a ScheduledDeployment that requires approval",
+        description="Create a DeploymentApproval for one run of NAME (spec.approval.required: true), "
+        "with you as the approver as the API server knows you (asked with a SelfSubjectReview).",
+        epilog=APPROVE_EXAMPLES,
+        formatter_class=raw,
+    )
+    approve.add_argument("name", metavar="NAME")
+    approve.add_argument(
+        "--run",
+        metavar="TIME",
+        help="the run: an RFC 3339 instant, or a local date-time in the object's timeZone "
+        "(default: its status.nextRunTime)",
+    )
+    approve.add_argument("--comment", help="why, for the record (e.g. a change ticket)")
+    approve.set_defaults(handler=cmd_approve)
+
+    approvals = commands.add_parser(
+        "approvals",
+        parents=[connection],
+        help="list the DeploymentApprovals of the namespace (of NAME only, if given)",
+        description="The DeploymentApprovals in the namespace: which run, who approved, their groups, "
+        "age and comment.",
+        epilog=APPROVALS_EXAMPLES,
+        formatter_class=raw,
+    )
+    approvals.add_argument("name", metavar="NAME", nargs="?")
+    approvals.set_defaults(handler=cmd_approvals)
+
+
+def _add_schedule_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], connection: argparse.ArgumentParser
+) -> None:
+    schedule = commands.add_parser(
+        "schedule",
+        parents=[connection],
+        help="deploy an image at a wall-clock time in your own zone (create, or -o yaml)",
+        description="Create a ScheduledDeployment NAME that deploys IMAGE at --at, a wall-clock time in --tz "
+        "(else this machine's zone: TZ, then /etc/localtime). Prints the instant in UTC and local time, and "
+        "warns of DST gaps and folds and of release freezes. With -o yaml, prints the object instead.",
+        epilog=SCHEDULE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    schedule.add_argument("name", metavar="NAME")
+    schedule.add_argument(
+        "--at",
+        required=True,
+        metavar="TIME",
+        help="local date-time, e.g. '2027-02-10 03:00' (seconds optional)",
+    )
+    schedule.add_argument("--tz", metavar="ZONE", help="IANA time zone of --at (default: this machine's)")
+    schedule.add_argument(
+        "--deployment", required=True, metavar="CONTAINER=IMAGE", help="the container and the image it gets"
+    )
+    schedule.add_argument(
+        "--deployment-name", metavar="DEPLOYMENT", help="the Deployment (default: the container's name)"
+    )
+    schedule.add_argument("--depends-on", metavar="NAME", help="a ScheduledDeployment to run first")
+    schedule.add_argument("--lead", metavar="DURATION", help="how long before it the dependency runs (15m)")
+    schedule.add_argument(
+        "-o", "--output", choices=("yaml",), help="print the object for a GitOps repository; create nothing"
+    )
+    schedule.add_argument("--now", type=preview._instant, help=argparse.SUPPRESS)
+    schedule.set_defaults(handler=cmd_schedule)
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -715,8 +1068,11 @@ def main(
     args = build_parser().parse_args(argv)
     if args.command == "preview":
         return int(preview.run(args, stdout=out, stderr=err, clock=clock))
+    env = os.environ if environ is None else environ
     try:
-        api = connect(args, os.environ if environ is None else environ)
+        if args.command == "schedule":
+            return _main_schedule(args, out, err, env, getattr(args, "now", None) or clock())
+        api = connect(args, env)
         now = getattr(args, "now", None) or clock()
         return int(args.handler(args, api, out, now))
     except PluginError as error:
@@ -724,6 +1080,19 @@ def main(
         return error.code
     except KeyboardInterrupt:
         return 130
+
+
+def _main_schedule(
+    args: argparse.Namespace, out: TextIO, err: TextIO, environ: Mapping[str, str], now: datetime
+) -> int:
+    """``schedule`` reads the machine's zone, and with ``-o yaml`` needs no cluster at all."""
+    try:
+        api: Api | None = connect(args, environ)
+    except PluginError:
+        if args.output != "yaml":
+            raise
+        api = None
+    return cmd_schedule(args, api, out, now, err=err, environ=environ)
 
 
 if __name__ == "__main__":
