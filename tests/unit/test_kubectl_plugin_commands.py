@@ -653,3 +653,36 @@ def test_a_request_refused_as_frozen_asks_for_a_new_request_to_override() -> Non
         "a refused request stays refused; to deploy anyway, make a new one: "
         "kubectl sundial trigger api -n shop --override-freeze",
     ]
+
+
+class FakeConfigMaps:
+    """CoreV1Api's read of a ConfigMap: one that exists, every other one missing."""
+
+    def __init__(self, data: dict[tuple[str, str], dict[str, str]]) -> None:
+        self.data = data
+
+    def read_namespaced_config_map(self, name: str, namespace: str, **_: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        if (namespace, name) not in self.data:
+            raise ApiException(status=404, reason="Not Found")
+        return argparse.Namespace(data=self.data[(namespace, name)])
+
+
+HOLIDAY_ICS = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:1\r\nDTSTAMP:20260101T000000Z\r\n"
+    "SUMMARY:Friday off\r\nDTSTART;VALUE=DATE:20270326\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def test_freezes_reads_a_holiday_calendar_from_its_configmap_and_says_when_it_cannot() -> None:
+    calendar = {"reason": "holidays", "timeZone": "Europe/Berlin", "calendar": {"configMapName": "days"}}
+    fake = FakeCustomObjects([release_freeze("holidays", calendar)])
+    out = io.StringIO()
+    core = FakeConfigMaps({("shop", "days"): {"calendar.ics": HOLIDAY_ICS}})
+    assert cmd_freezes(args_for("freezes"), Api(fake, "s", "shop", core=core), out, FRIDAY) == 0
+    assert "ON NOW" in out.getvalue() and "'Friday off' in the calendar, all day 2027-03-26" in out.getvalue()
+    out = io.StringIO()
+    missing = Api(fake, "s", "shop", core=FakeConfigMaps({}))
+    assert cmd_freezes(args_for("freezes"), missing, out, FRIDAY) == 1
+    assert "CalendarNotFound" in out.getvalue()

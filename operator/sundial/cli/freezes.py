@@ -183,13 +183,16 @@ def read_one(
 
 
 def read_freezes(
-    bodies: Iterable[Mapping[str, Any]], *, default_namespace: str | None = None
+    bodies: Iterable[Mapping[str, Any]],
+    *,
+    default_namespace: str | None = None,
+    calendars: Mapping[CalendarRef, str] | None = None,
 ) -> tuple[list[Freeze], list[InvalidFreeze]]:
     """`read_one` for each of ``bodies``: the valid and the invalid, cluster ones first, then by name."""
     valid: list[Freeze] = []
     invalid: list[InvalidFreeze] = []
     for body in bodies:
-        compiled = read_one(body, default_namespace=default_namespace)
+        compiled = read_one(body, default_namespace=default_namespace, calendars=calendars)
         if isinstance(compiled, InvalidFreeze):
             invalid.append(compiled)
         else:

@@ -25,7 +25,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -50,7 +50,7 @@ from sundial.cli import preview
 from sundial.cli import schedule as schedule_cli
 from sundial.cli.terminal import for_terminal
 from sundial.cli.timeline import build_timeline, render_json, render_text
-from sundial.decide.freezes import FROZEN, FreezeVerdict, freeze_verdict
+from sundial.decide.freezes import FROZEN, CalendarRef, FreezeVerdict, calendar_ref, freeze_verdict
 from sundial.decide.validation import validate_namespace
 from sundial.runtime.apierrors import api_message
 from sundial.timing.names import manual_job_name
@@ -116,6 +116,8 @@ class Api:
     namespace: str
     authentication: Any = None
     """An AuthenticationV1Api: asks the API server who the user is (`who_am_i`)."""
+    core: Any = None
+    """A CoreV1Api: reads the ConfigMaps that freezes name as holiday calendars (`calendars`)."""
 
     def _fail(self, error: Exception, what: str, resource: Resource = SCHEDULED_DEPLOYMENTS) -> NoReturn:
         from kubernetes.client.exceptions import ApiException
@@ -201,6 +203,25 @@ class Api:
             return approve_cli.user_info(review)
         except approve_cli.ApproveError as error:
             raise PluginError(str(error)) from None
+
+    def calendars(self, bodies: Iterable[Mapping[str, Any]]) -> dict[CalendarRef, str]:
+        """The holiday calendars ``bodies`` name, as far as they can be read (a freeze whose calendar is
+        missing or unreadable here is then shown invalid, as the operator would have it, CalendarNotFound)."""
+        found: dict[CalendarRef, str] = {}
+        if self.core is None:
+            return found
+        for ref in {ref for body in bodies if (ref := calendar_ref(body)) is not None}:
+            namespace, name, key = ref
+            try:
+                config_map = self.core.read_namespaced_config_map(
+                    name, namespace, _request_timeout=REQUEST_TIMEOUT
+                )
+            except Exception:  # missing, forbidden or unreachable: the freeze says CalendarNotFound
+                continue
+            text = (config_map.data or {}).get(key)
+            if isinstance(text, str):
+                found[ref] = text
+        return found
 
     def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
         fn, location = self._address("delete", resource, namespace)
@@ -314,6 +335,7 @@ def connect(args: argparse.Namespace, environ: Mapping[str, str]) -> Api:
         str(configuration.host),
         namespace,
         authentication=client.AuthenticationV1Api(api_client),
+        core=client.CoreV1Api(api_client),
     )
 
 
@@ -331,7 +353,7 @@ def cmd_timeline(args: argparse.Namespace, api: Api, out: TextIO, now: datetime)
         if error.code != 1:
             raise
         bodies, unread = [], str(error)
-    valid, invalid = freeze_cli.read_freezes(bodies)
+    valid, invalid = freeze_cli.read_freezes(bodies, calendars=api.calendars(bodies))
     if namespace is not None:
         valid = [freeze for freeze in valid if freeze.concerns_namespace(namespace)]
     timeline = build_timeline(
@@ -405,7 +427,8 @@ def cmd_unfreeze(args: argparse.Namespace, api: Api, out: TextIO, now: datetime)
 
 def cmd_freezes(args: argparse.Namespace, api: Api, out: TextIO, now: datetime) -> int:
     namespace = None if args.all_namespaces else api.namespace
-    valid, invalid = freeze_cli.read_freezes(read_freeze_objects(api, namespace))
+    bodies = read_freeze_objects(api, namespace)
+    valid, invalid = freeze_cli.read_freezes(bodies, calendars=api.calendars(bodies))
     listing = freeze_cli.list_freezes(valid, invalid, now, within=args.within)
     out.write(freeze_cli.render_json(listing) if args.output == "json" else freeze_cli.render_text(listing))
     return 1 if listing.invalid else 0
@@ -488,7 +511,7 @@ def _frozen_now(api: Api, namespace: str, body: Mapping[str, Any], now: datetime
         if error.code != 1:
             raise
         return None
-    valid, _ = freeze_cli.read_freezes(bodies)
+    valid, _ = freeze_cli.read_freezes(bodies, calendars=api.calendars(bodies))
     try:
         zone = load_zone(str((body.get("spec") or {}).get("timeZone") or "UTC"))
     except SpecError:
@@ -718,7 +741,8 @@ def _schedule_context(
             raise
         siblings = None
     try:
-        valid, _ = freeze_cli.read_freezes(read_freeze_objects(api, namespace))
+        bodies = read_freeze_objects(api, namespace)
+        valid, _ = freeze_cli.read_freezes(bodies, calendars=api.calendars(bodies))
     except PluginError as error:
         if not tolerated(error):
             raise

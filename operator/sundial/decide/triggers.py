@@ -122,7 +122,8 @@ def serve_trigger(world: World, me: Valid, own_jobs: Sequence[JobState], draft: 
         message = (
             f"{refused}: {frozen.freeze.ref} ({frozen.freeze.reason}) is on until "
             f"{format_utc(frozen.until)}; to deploy anyway, trigger again with "
-            "kubectl sundial trigger NAME --override-freeze (recorded on the run's Job and in an Event)"
+            f"kubectl sundial trigger {me.name} -n {world.body['metadata']['namespace']} --override-freeze "
+            "(recorded on the run's Job and in an Event)"
         )
         draft.record_manual(request, instant, RunResult.SKIPPED, FROZEN, message)
         return
